@@ -1,0 +1,638 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * loopstall: measure each event-loop iteration of traced threads and report the ones that ran
+ * too long, split into on-CPU, off-CPU and runqueue time, with the stacks where the time went.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "loopstall.h"
+#include "syscall_args.h"
+
+/* Set by userspace before load. */
+const volatile __u64 threshold_ns = 100000000;
+/* The on-CPU sampler only records stacks once an iteration has run this long. */
+const volatile __u64 sample_after_ns = 50000000;
+/* Time one on-CPU sample stands for. */
+const volatile __u64 sample_period_ns = 10101010;
+
+/* Sentinel loop_fd: the thread's loop fd is not known yet, or any poll call is a boundary. */
+#define LOOP_FD_UNKNOWN ((__u32)-1)
+#define LOOP_FD_ANY ((__u32)-2)
+#define NO_SLOT MAX_STACK_SLOTS
+
+#define TASK_RUNNING 0
+#define TASK_UNINTERRUPTIBLE 0x2
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024); /* resized by userspace */
+	__type(key, __u32);        /* pid */
+	__type(value, __u8);
+} traced_pids SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384); /* resized by userspace */
+	__type(key, __u32);         /* tid */
+	__type(value, struct loop_thread);
+} loop_threads SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024); /* resized by userspace */
+	__type(key, __u32);        /* pid */
+	__type(value, struct process_stats);
+} process_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, 16384); /* resized by userspace */
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, MAX_STACK_DEPTH * sizeof(__u64));
+} stacks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024); /* resized by userspace */
+} events SEC(".maps");
+
+/* Zeroed templates: the values are too big to build on the 512-byte BPF stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct loop_thread);
+} thread_template SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct process_stats);
+} stats_template SEC(".maps");
+
+/* What was dropped, so nothing is lost silently; userspace reports these. */
+__u64 lost_events = 0;
+__u64 stack_errors = 0;
+__u64 thread_table_full = 0;
+
+static __always_inline bool is_traced(__u32 pid)
+{
+	return bpf_map_lookup_elem(&traced_pids, &pid) != NULL;
+}
+
+static struct loop_thread *thread__create(__u32 tid, __u32 pid, __u32 loop_fd)
+{
+	__u32 zero = 0;
+	struct loop_thread *template, *thread;
+
+	template = bpf_map_lookup_elem(&thread_template, &zero);
+	if (!template)
+		return NULL;
+	if (bpf_map_update_elem(&loop_threads, &tid, template, BPF_NOEXIST) &&
+	    !bpf_map_lookup_elem(&loop_threads, &tid)) {
+		__sync_fetch_and_add(&thread_table_full, 1);
+		return NULL;
+	}
+	thread = bpf_map_lookup_elem(&loop_threads, &tid);
+	if (!thread)
+		return NULL;
+	thread->pid = pid;
+	thread->loop_fd = loop_fd;
+	thread->pending_poll_fd = -1;
+	thread->current_slot = NO_SLOT;
+	return thread;
+}
+
+static struct process_stats *stats__get(__u32 pid)
+{
+	__u32 zero = 0;
+	struct process_stats *stats, *template;
+
+	stats = bpf_map_lookup_elem(&process_stats, &pid);
+	if (stats)
+		return stats;
+	template = bpf_map_lookup_elem(&stats_template, &zero);
+	if (!template)
+		return NULL;
+	bpf_map_update_elem(&process_stats, &pid, template, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&process_stats, &pid);
+}
+
+static __always_inline __u32 log2_u64(__u64 v)
+{
+	__u32 shift, r;
+
+	r = (v > 0xFFFFFFFF) << 5; v >>= r;
+	shift = (v > 0xFFFF) << 4; v >>= shift; r |= shift;
+	shift = (v > 0xFF) << 3; v >>= shift; r |= shift;
+	shift = (v > 0xF) << 2; v >>= shift; r |= shift;
+	shift = (v > 0x3) << 1; v >>= shift; r |= shift;
+	r |= (v >> 1);
+	return r;
+}
+
+/* Log-linear bucket: HIST_SUB_BUCKETS steps inside each power of two (see hist__bucket_low()). */
+static __always_inline __u32 hist_bucket(__u64 ns)
+{
+	__u32 log2, sub;
+
+	if (ns < HIST_SUB_BUCKETS)
+		return ns;
+	log2 = log2_u64(ns);
+	if (log2 >= HIST_MAX_LOG2)
+		return HIST_BUCKETS - 1;
+	sub = (ns >> (log2 - HIST_SUB_BITS)) & (HIST_SUB_BUCKETS - 1);
+	return (log2 - HIST_SUB_BITS + 1) * HIST_SUB_BUCKETS + sub;
+}
+
+/* Charge the time since the thread's last state change to the state it was in. */
+static __always_inline void thread__account(struct loop_thread *thread, __u64 now)
+{
+	__u64 delta = now - thread->last_change_ns;
+	__u32 slot = thread->current_slot;
+
+	thread->last_change_ns = now;
+	if (thread->run_state == RUN_ON_CPU) {
+		thread->on_cpu_ns += delta;
+	} else if (thread->run_state == RUN_RUNNABLE) {
+		thread->runqueue_ns += delta;
+	} else {
+		thread->off_cpu_ns += delta;
+		if (slot < MAX_STACK_SLOTS)
+			thread->slots[slot].ns += delta;
+		else
+			thread->untracked_stack_ns += delta;
+	}
+}
+
+static __always_inline void iteration__begin(struct loop_thread *thread, __u64 now)
+{
+	thread->busy_start_ns = now;
+	thread->last_change_ns = now;
+	thread->run_state = RUN_ON_CPU;
+	thread->on_cpu_ns = 0;
+	thread->off_cpu_ns = 0;
+	thread->runqueue_ns = 0;
+	thread->untracked_stack_ns = 0;
+	thread->nr_slots = 0;
+	thread->current_slot = NO_SLOT;
+}
+
+static void stall__emit(struct loop_thread *thread, __u32 tid, __u64 start_ns, __u64 duration_ns,
+			struct process_stats *stats)
+{
+	struct stall_record *record;
+
+	record = bpf_ringbuf_reserve(&events, sizeof(*record), 0);
+	if (!record) {
+		__sync_fetch_and_add(&lost_events, 1);
+		if (stats)
+			__sync_fetch_and_add(&stats->lost_events, 1);
+		return;
+	}
+	record->type = RECORD_STALL;
+	record->pid = thread->pid;
+	record->tid = tid;
+	record->nr_slots = thread->nr_slots;
+	bpf_get_current_comm(record->comm, sizeof(record->comm));
+	record->start_ns = start_ns;
+	record->duration_ns = duration_ns;
+	record->on_cpu_ns = thread->on_cpu_ns;
+	record->off_cpu_ns = thread->off_cpu_ns;
+	record->runqueue_ns = thread->runqueue_ns;
+	record->untracked_stack_ns = thread->untracked_stack_ns;
+	__builtin_memcpy(record->slots, thread->slots, sizeof(record->slots));
+	bpf_ringbuf_submit(record, 0);
+}
+
+static void iteration__end(struct loop_thread *thread, __u32 tid, __u64 now)
+{
+	__u64 start_ns = thread->busy_start_ns, duration_ns = now - start_ns;
+	struct process_stats *stats;
+	__u32 bucket;
+
+	thread__account(thread, now);
+	thread->busy_start_ns = 0;
+	stats = stats__get(thread->pid);
+	if (stats) {
+		__sync_fetch_and_add(&stats->iterations, 1);
+		bucket = hist_bucket(duration_ns);
+		if (bucket < HIST_BUCKETS)
+			__sync_fetch_and_add(&stats->busy_hist[bucket], 1);
+		if (duration_ns > stats->max_busy_ns)
+			stats->max_busy_ns = duration_ns;
+	}
+	if (duration_ns < threshold_ns)
+		return;
+	if (stats)
+		__sync_fetch_and_add(&stats->stalls, 1);
+	stall__emit(thread, tid, start_ns, duration_ns, stats);
+}
+
+/* The thread enters a poll call: if it is its loop's poll, the busy period ends here. */
+static int poll__enter(__u32 fd)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 pid = pid_tgid >> 32, tid = (__u32)pid_tgid;
+	struct loop_thread *thread;
+
+	if (!is_traced(pid))
+		return 0;
+	thread = bpf_map_lookup_elem(&loop_threads, &tid);
+	if (!thread) {
+		thread = thread__create(tid, pid, fd);
+		if (!thread)
+			return 0;
+	}
+	if (thread->loop_fd == LOOP_FD_UNKNOWN)
+		thread->loop_fd = fd;
+	/* Another epoll fd polled inside a callback (a sync client's own loop) is part of the
+	 * busy period, not its end. */
+	if (fd != thread->loop_fd && fd != LOOP_FD_ANY)
+		return 0;
+	thread->pending_poll_fd = fd;
+	if (thread->busy_start_ns)
+		iteration__end(thread, tid, bpf_ktime_get_ns());
+	return 0;
+}
+
+/* The thread returns from a poll call: if it was its loop's poll, a busy period begins. */
+static int poll__exit(void)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 pid = pid_tgid >> 32, tid = (__u32)pid_tgid;
+	struct loop_thread *thread;
+
+	if (!is_traced(pid))
+		return 0;
+	thread = bpf_map_lookup_elem(&loop_threads, &tid);
+	if (!thread) {
+		/* Attached while the thread waited in its poll: which fd it was is learnt at its
+		 * next poll entry. */
+		thread = thread__create(tid, pid, LOOP_FD_UNKNOWN);
+		if (!thread)
+			return 0;
+	} else if (thread->pending_poll_fd < 0) {
+		return 0;
+	}
+	thread->pending_poll_fd = -1;
+	iteration__begin(thread, bpf_ktime_get_ns());
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_epoll_wait")
+int epoll_wait_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return poll__enter((__u32)ctx->args[0]);
+}
+
+SEC("tracepoint/syscalls/sys_enter_epoll_pwait")
+int epoll_pwait_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return poll__enter((__u32)ctx->args[0]);
+}
+
+SEC("tracepoint/syscalls/sys_enter_epoll_pwait2")
+int epoll_pwait2_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return poll__enter((__u32)ctx->args[0]);
+}
+
+SEC("tracepoint/syscalls/sys_exit_epoll_wait")
+int epoll_wait_exit(void *ctx)
+{
+	return poll__exit();
+}
+
+SEC("tracepoint/syscalls/sys_exit_epoll_pwait")
+int epoll_pwait_exit(void *ctx)
+{
+	return poll__exit();
+}
+
+SEC("tracepoint/syscalls/sys_exit_epoll_pwait2")
+int epoll_pwait2_exit(void *ctx)
+{
+	return poll__exit();
+}
+
+/* Opt-in boundaries (--poll-syscalls) for loops built on poll/select, e.g. GLib. */
+SEC("tracepoint/syscalls/sys_enter_poll")
+int poll_enter(void *ctx)
+{
+	return poll__enter(LOOP_FD_ANY);
+}
+
+SEC("tracepoint/syscalls/sys_enter_ppoll")
+int ppoll_enter(void *ctx)
+{
+	return poll__enter(LOOP_FD_ANY);
+}
+
+SEC("tracepoint/syscalls/sys_enter_select")
+int select_enter(void *ctx)
+{
+	return poll__enter(LOOP_FD_ANY);
+}
+
+SEC("tracepoint/syscalls/sys_enter_pselect6")
+int pselect6_enter(void *ctx)
+{
+	return poll__enter(LOOP_FD_ANY);
+}
+
+SEC("tracepoint/syscalls/sys_exit_poll")
+int poll_exit(void *ctx)
+{
+	return poll__exit();
+}
+
+SEC("tracepoint/syscalls/sys_exit_ppoll")
+int ppoll_exit(void *ctx)
+{
+	return poll__exit();
+}
+
+SEC("tracepoint/syscalls/sys_exit_select")
+int select_exit(void *ctx)
+{
+	return poll__exit();
+}
+
+SEC("tracepoint/syscalls/sys_exit_pselect6")
+int pselect6_exit(void *ctx)
+{
+	return poll__exit();
+}
+
+/* --loop-func: a uprobe pair on a user-chosen poll function replaces the syscall boundary
+ * (libbpf 1.1 has no BPF_UPROBE yet; BPF_KPROBE is the same for uprobes). */
+SEC("uprobe")
+int BPF_KPROBE(loop_func_enter)
+{
+	return poll__enter(LOOP_FD_ANY);
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(loop_func_exit)
+{
+	return poll__exit();
+}
+
+/* Find the slot for this stack in the iteration, or start one; NO_SLOT when all are taken. */
+static __u32 thread__slot(struct loop_thread *thread, __s32 kernel_stack_id, __s32 user_stack_id,
+			  __u32 kind, __u32 reason, __s32 syscall)
+{
+	struct stack_slot *slot;
+	__u32 i;
+
+	for (i = 0; i < MAX_STACK_SLOTS; i++) {
+		if (i >= thread->nr_slots)
+			break;
+		slot = &thread->slots[i];
+		if (slot->kernel_stack_id == kernel_stack_id && slot->user_stack_id == user_stack_id &&
+		    slot->kind == kind && slot->reason == reason && slot->syscall == syscall)
+			return i;
+	}
+	if (i >= MAX_STACK_SLOTS)
+		return NO_SLOT;
+	slot = &thread->slots[i];
+	slot->kernel_stack_id = kernel_stack_id;
+	slot->user_stack_id = user_stack_id;
+	slot->kind = kind;
+	slot->reason = reason;
+	slot->syscall = syscall;
+	slot->ns = 0;
+	slot->samples = 0;
+	thread->nr_slots = i + 1;
+	return i;
+}
+
+static __always_inline __s32 stack__capture(void *ctx, __u64 flags)
+{
+	__s32 id = bpf_get_stackid(ctx, &stacks, flags);
+
+	if (id < 0)
+		__sync_fetch_and_add(&stack_errors, 1);
+	return id;
+}
+
+/* Older kernels named task_struct's state field `state` (renamed `__state` in 5.14). */
+struct task_struct___pre514 {
+	long state;
+} __attribute__((preserve_access_index));
+
+static __always_inline unsigned int task__state(struct task_struct *task)
+{
+	if (bpf_core_field_exists(task->__state))
+		return BPF_CORE_READ(task, __state);
+	return BPF_CORE_READ((struct task_struct___pre514 *)task, state);
+}
+
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+#define S_IFIFO 0010000
+#define S_IFREG 0100000
+#define S_IFBLK 0060000
+
+static __u32 fd__reason(struct task_struct *task, __s64 fd)
+{
+	struct file **fds;
+	struct file *file;
+	unsigned int max_fds;
+	umode_t mode;
+
+	if (fd < 0)
+		return REASON_OTHER;
+	max_fds = BPF_CORE_READ(task, files, fdt, max_fds);
+	if (fd >= max_fds)
+		return REASON_OTHER;
+	fds = BPF_CORE_READ(task, files, fdt, fd);
+	if (bpf_core_read(&file, sizeof(file), &fds[fd]) || !file)
+		return REASON_OTHER;
+	mode = BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT;
+	if (mode == S_IFSOCK || mode == S_IFIFO)
+		return REASON_NET;
+	if (mode == S_IFREG || mode == S_IFBLK)
+		return REASON_DISK;
+	return REASON_OTHER;
+}
+
+/* The first fd set in a select() fd_set, -1 when the set is empty or unreadable. */
+static __s64 fdset__first(__u64 set_addr, __u64 nfds)
+{
+	__u64 bits = 0;
+
+	if (!set_addr || bpf_probe_read_user(&bits, sizeof(bits), (void *)set_addr))
+		return -1;
+	if (nfds < 64)
+		bits &= (1ULL << nfds) - 1;
+	if (!bits)
+		return -1;
+	return log2_u64(bits & -bits);
+}
+
+/*
+ * Why a thread went off-CPU, from the syscall it blocked in and its arguments. The switching-out
+ * task is current, so its user memory (poll's pollfd array, select's fd_set) is readable.
+ */
+static __u32 offcpu__reason(struct task_struct *task, struct pt_regs *regs, __s32 syscall,
+			    unsigned int state)
+{
+	__u64 arg0 = SYSCALL_ARG0(regs), arg1 = SYSCALL_ARG1(regs);
+	struct pollfd first = {};
+	__s64 fd;
+
+	switch (syscall) {
+	case SYS_NANOSLEEP:
+	case SYS_CLOCK_NANOSLEEP:
+	case SYS_PAUSE:
+		return REASON_SLEEP;
+	case SYS_FUTEX:
+	case SYS_FUTEX_WAITV:
+	case SYS_FLOCK:
+	case SYS_FCNTL:
+		return REASON_LOCK;
+	case SYS_FSYNC:
+	case SYS_FDATASYNC:
+	case SYS_SYNC:
+	case SYS_SYNCFS:
+	case SYS_SYNC_FILE_RANGE:
+	case SYS_MSYNC:
+		return REASON_DISK;
+	case SYS_POLL:
+	case SYS_PPOLL:
+		/* CPython waits in poll() on a socket with a timeout before recv(); poll() on no
+		 * fds is a sleep. */
+		if (arg1 == 0)
+			return REASON_SLEEP;
+		if (bpf_probe_read_user(&first, sizeof(first), (void *)arg0))
+			return REASON_OTHER;
+		return fd__reason(task, first.fd);
+	case SYS_SELECT:
+	case SYS_PSELECT6:
+		/* CPython <= 3.10 implements time.sleep() as select() on no fds. */
+		fd = fdset__first(arg1, arg0);
+		if (fd < 0)
+			fd = fdset__first(SYSCALL_ARG2(regs), arg0);
+		if (fd < 0)
+			return arg0 == 0 || (!arg1 && !SYSCALL_ARG2(regs)) ? REASON_SLEEP : REASON_OTHER;
+		return fd__reason(task, fd);
+	}
+	if (state & TASK_UNINTERRUPTIBLE)
+		return REASON_DISK;
+	if (syscall < 0 || !syscall__takes_fd(syscall))
+		return REASON_OTHER;
+	return fd__reason(task, (__s32)arg0);
+}
+
+static void thread__switch_out(void *ctx, struct loop_thread *thread, struct task_struct *prev,
+			       bool preempt, __u64 now)
+{
+	struct pt_regs *regs;
+	unsigned int state;
+	__s32 syscall, kernel_stack_id, user_stack_id;
+	__u32 reason;
+
+	thread__account(thread, now);
+	state = task__state(prev);
+	/* A preempted task may already have set a sleeping state before schedule(): it is still
+	 * runnable. */
+	if (preempt || state == TASK_RUNNING) {
+		thread->run_state = RUN_RUNNABLE;
+		thread->current_slot = NO_SLOT;
+		return;
+	}
+	regs = (struct pt_regs *)bpf_task_pt_regs(prev);
+	syscall = syscall__current(regs);
+	reason = offcpu__reason(prev, regs, syscall, state);
+	kernel_stack_id = stack__capture(ctx, 0);
+	user_stack_id = stack__capture(ctx, BPF_F_USER_STACK);
+	thread->run_state = RUN_BLOCKED;
+	thread->current_slot =
+		thread__slot(thread, kernel_stack_id, user_stack_id, STACK_OFF_CPU, reason, syscall);
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	struct loop_thread *thread;
+	__u32 prev_tid = prev->pid, next_tid = next->pid;
+	__u64 now = bpf_ktime_get_ns();
+
+	thread = bpf_map_lookup_elem(&loop_threads, &prev_tid);
+	if (thread && thread->busy_start_ns)
+		thread__switch_out(ctx, thread, prev, preempt, now);
+
+	thread = bpf_map_lookup_elem(&loop_threads, &next_tid);
+	if (thread && thread->busy_start_ns) {
+		thread__account(thread, now);
+		thread->run_state = RUN_ON_CPU;
+		thread->current_slot = NO_SLOT;
+	}
+	return 0;
+}
+
+/* From the wakeup on, a blocked thread waits for a CPU: that is runqueue time, not off-CPU. */
+SEC("tp_btf/sched_waking")
+int BPF_PROG(sched_waking, struct task_struct *task)
+{
+	struct loop_thread *thread;
+	__u32 tid = task->pid;
+
+	thread = bpf_map_lookup_elem(&loop_threads, &tid);
+	if (!thread || !thread->busy_start_ns || thread->run_state != RUN_BLOCKED)
+		return 0;
+	thread__account(thread, bpf_ktime_get_ns());
+	thread->run_state = RUN_RUNNABLE;
+	thread->current_slot = NO_SLOT;
+	thread->waker_tid = (__u32)bpf_get_current_pid_tgid();
+	return 0;
+}
+
+SEC("perf_event")
+int on_cpu_sample(struct bpf_perf_event_data *ctx)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct loop_thread *thread;
+	__s32 kernel_stack_id, user_stack_id;
+	__u32 slot;
+
+	thread = bpf_map_lookup_elem(&loop_threads, &tid);
+	if (!thread || !thread->busy_start_ns ||
+	    bpf_ktime_get_ns() - thread->busy_start_ns < sample_after_ns)
+		return 0;
+	kernel_stack_id = stack__capture(ctx, 0);
+	user_stack_id = stack__capture(ctx, BPF_F_USER_STACK);
+	slot = thread__slot(thread, kernel_stack_id, user_stack_id, STACK_ON_CPU, REASON_NONE, -1);
+	if (slot >= MAX_STACK_SLOTS)
+		return 0;
+	thread->slots[slot].ns += sample_period_ns;
+	thread->slots[slot].samples++;
+	return 0;
+}
+
+/* A thread that exits or execs is no longer the loop thread it was. */
+static __always_inline void thread__forget(__u32 tid)
+{
+	bpf_map_delete_elem(&loop_threads, &tid);
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(sched_process_exit, struct task_struct *task)
+{
+	thread__forget(task->pid);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(sched_process_exec, struct task_struct *task, pid_t old_pid)
+{
+	thread__forget(task->pid);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Types shared by the BPF programs and the userspace loader: plain __u32/__u64 only. */
+#ifndef LOOPSTALL_H
+#define LOOPSTALL_H
+
+/* BPF code gets the kernel types from vmlinux.h; userspace from the uapi header. */
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define TASK_COMM_LEN 16
+
+/* Distinct stacks kept per loop iteration; the heaviest few are what a reader acts on. */
+#define MAX_STACK_SLOTS 8
+/* Frames kept per stack: deep enough for a CPython eval loop under a framework. */
+#define MAX_STACK_DEPTH 127
+
+/* Busy-time histogram: HIST_SUB_BUCKETS linear sub-buckets per power of two of nanoseconds. */
+#define HIST_SUB_BITS 2
+#define HIST_SUB_BUCKETS (1 << HIST_SUB_BITS)
+#define HIST_MAX_LOG2 40 /* 2^40 ns ~ 18 min: longer iterations land in the last bucket */
+#define HIST_BUCKETS (HIST_MAX_LOG2 * HIST_SUB_BUCKETS)
+
+/* Every ring-buffer record starts with its type, so a new kind never breaks the reader. */
+enum record_type {
+	RECORD_STALL = 1,
+};
+
+/* Which syscalls mark the boundary of a loop iteration (--poll-syscalls). */
+enum boundary_kind {
+	BOUNDARY_EPOLL = 1 << 0,
+	BOUNDARY_POLL = 1 << 1,
+	BOUNDARY_SELECT = 1 << 2,
+};
+
+enum stack_kind {
+	STACK_OFF_CPU = 0,
+	STACK_ON_CPU = 1,
+};
+
+/* Why a thread was off-CPU, decided in BPF at switch-out from the syscall and its arguments. */
+enum offcpu_reason {
+	REASON_NONE = 0, /* on-CPU stack */
+	REASON_SLEEP,
+	REASON_NET,
+	REASON_DISK,
+	REASON_LOCK,
+	REASON_OTHER,
+};
+
+/* Where the loop thread is between scheduler events. */
+enum thread_run_state {
+	RUN_ON_CPU = 0,
+	RUN_BLOCKED,  /* switched out in a sleep/wait */
+	RUN_RUNNABLE, /* preempted, or woken and waiting for a CPU */
+};
+
+struct stack_slot {
+	__s32 kernel_stack_id; /* negative: capture failed */
+	__s32 user_stack_id;
+	__u64 ns;
+	__u32 kind;    /* enum stack_kind */
+	__u32 reason;  /* enum offcpu_reason */
+	__s32 syscall; /* syscall number the thread blocked in, -1 if none */
+	__u32 samples; /* on-CPU samples */
+};
+
+/*
+ * Per loop thread, keyed by tid. Written by the thread's own syscall and sampling events and by
+ * the scheduler events that switch it; userspace reads it to report loops stuck in one iteration.
+ */
+struct loop_thread {
+	__u32 pid;
+	__u32 loop_fd;         /* the epoll fd whose waits bracket an iteration */
+	__s32 pending_poll_fd; /* fd of the poll call in progress, -1 when none */
+	__u32 run_state;       /* enum thread_run_state */
+	__u64 busy_start_ns;   /* 0 while the thread waits in its loop's poll */
+	__u64 last_change_ns;  /* last switch-in, switch-out or wakeup */
+	__u64 on_cpu_ns;
+	__u64 off_cpu_ns;
+	__u64 runqueue_ns;
+	__u32 current_slot;    /* slot of the stack the thread blocked with, MAX_STACK_SLOTS if none */
+	__u32 nr_slots;
+	__u64 untracked_stack_ns; /* off-CPU or sampled time beyond MAX_STACK_SLOTS distinct stacks */
+	__u32 waker_tid;          /* who last woke the thread (sched_waking) */
+	__u32 pad;
+	struct stack_slot slots[MAX_STACK_SLOTS];
+};
+
+struct stall_record {
+	__u32 type; /* enum record_type */
+	__u32 pid;
+	__u32 tid;
+	__u32 nr_slots;
+	char comm[TASK_COMM_LEN];
+	__u64 start_ns; /* CLOCK_MONOTONIC */
+	__u64 duration_ns;
+	__u64 on_cpu_ns;
+	__u64 off_cpu_ns;
+	__u64 runqueue_ns;
+	__u64 untracked_stack_ns;
+	struct stack_slot slots[MAX_STACK_SLOTS];
+};
+
+/* Per traced process, keyed by pid: aggregated in the kernel so healthy loops cost no events. */
+struct process_stats {
+	__u64 iterations;
+	__u64 stalls;
+	__u64 lost_events;
+	__u64 max_busy_ns;
+	__u64 busy_hist[HIST_BUCKETS];
+};
+
+#endif /* LOOPSTALL_H */

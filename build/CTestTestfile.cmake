@@ -1,0 +1,8 @@
+# CMake generated Testfile for 
+# Source directory: /work/main
+# Build directory: /work/main/build
+# 
+# This file includes the relevant testing commands required for 
+# testing this directory and lists subdirectories to be tested as well.
+add_test(end_to_end "/usr/bin/python3" "-m" "pytest" "-v" "/work/main/tests")
+set_tests_properties(end_to_end PROPERTIES  ENVIRONMENT "LOOPSTALL=/work/main/build/loopstall" TIMEOUT "3000" WORKING_DIRECTORY "/work/main" _BACKTRACE_TRIPLES "/work/main/CMakeLists.txt;69;add_test;/work/main/CMakeLists.txt;0;")

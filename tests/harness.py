@@ -1,0 +1,309 @@
+"""Plumbing for the end-to-end tests: start targets and loopstall, read what they say.
+
+Every wait here is bounded (TIMEOUT_S by default) so a broken binary fails a test, never hangs
+the suite. Times are CLOCK_MONOTONIC (time.monotonic()), the clock the targets report in too.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+TARGETS = Path(__file__).resolve().parent / "targets"
+LOOPSTALL = os.environ.get("LOOPSTALL", str(REPO / "build" / "loopstall"))
+DEBIAN_PYTHON = "/usr/bin/python3"
+
+TIMEOUT_S = 60.0  # attach, target start, exit: generous for a loaded 2-core machine
+STOP_TIMEOUT_S = 30.0
+
+
+class LineReader(threading.Thread):
+    """Reads a pipe line by line in the background, stamping each line's arrival time."""
+
+    def __init__(self, stream, name):
+        super().__init__(name=name, daemon=True)
+        self.stream = stream
+        self.lines = []  # [(monotonic arrival, text)]
+        self.eof = False
+        self.cond = threading.Condition()
+        self.start()
+
+    def run(self):
+        for raw in iter(self.stream.readline, b""):
+            with self.cond:
+                self.lines.append((time.monotonic(), raw.decode(errors="replace").rstrip("\n")))
+                self.cond.notify_all()
+        with self.cond:
+            self.eof = True
+            self.cond.notify_all()
+
+    def wait_for(self, pred, timeout):
+        """The first line (text) for which pred(text) is true, or None on timeout/EOF."""
+        deadline = time.monotonic() + timeout
+        seen = 0
+        with self.cond:
+            while True:
+                for _, text in self.lines[seen:]:
+                    if pred(text):
+                        return text
+                seen = len(self.lines)
+                left = deadline - time.monotonic()
+                if self.eof or left <= 0:
+                    return None
+                self.cond.wait(min(left, 0.5))
+
+    def text(self):
+        with self.cond:
+            return "\n".join(t for _, t in self.lines)
+
+    def join_eof(self, timeout):
+        self.join(timeout)
+
+
+def wait_until(pred, timeout, what, interval=0.02):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.0f s waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+def proc_cmdline(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return None
+
+
+class Target:
+    """One target program from tests/targets/, driven through its control directory.
+
+    In attach mode the test starts it (start()); in launch mode loopstall starts it and the test
+    only uses the control directory (ctl_only()).
+    """
+
+    def __init__(self, ctl_dir, python, script, args):
+        self.ctl = Path(ctl_dir)
+        self.ctl.mkdir(parents=True, exist_ok=True)
+        self.argv = [python, str(TARGETS / script), "--ctl", str(self.ctl)] + [str(a) for a in args]
+        self.proc = None
+        self.info = None
+
+    def start(self):
+        self.out = open(self.ctl / "target.out", "wb")
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=self.out,
+                                     stderr=subprocess.STDOUT)
+        return self
+
+    def output(self):
+        try:
+            return (self.ctl / "target.out").read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def wait_ready(self, timeout=TIMEOUT_S):
+        def ready():
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError("target exited (%s) before it was ready:\n%s"
+                                     % (self.proc.returncode, self.output()))
+            try:
+                return json.loads((self.ctl / "ready").read_text())
+            except (OSError, ValueError):
+                return None
+        self.info = wait_until(ready, timeout, "target %s to be ready" % self.argv[1])
+        return self.info
+
+    @property
+    def pid(self):
+        return self.info["pid"]
+
+    def reports(self):
+        try:
+            text = (self.ctl / "report.jsonl").read_text()
+        except OSError:
+            return []
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+    def trigger(self, timeout=TIMEOUT_S):
+        """Ask for one action and wait until the target reports it done; returns the report."""
+        n = len(self.reports()) + 1
+        (self.ctl / "go").touch()
+
+        def done():
+            if self.proc is not None and self.proc.poll() is not None and len(self.reports()) < n:
+                raise AssertionError("target exited (%s) during action %d:\n%s"
+                                     % (self.proc.returncode, n, self.output()))
+            reports = self.reports()
+            return reports[n - 1] if len(reports) >= n else None
+        return wait_until(done, timeout, "target to report action %d" % n)
+
+    def wait_exit(self, timeout=TIMEOUT_S):
+        if self.proc is not None:
+            try:
+                return self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                raise AssertionError("target %s did not exit within %.0f s"
+                                     % (self.argv[1], timeout))
+        wait_until(lambda: not self.alive(), timeout, "target pid %d to exit" % self.pid)
+        return None
+
+    def alive(self):
+        if self.info is None:
+            return False
+        cmdline = proc_cmdline(self.pid)
+        return cmdline is not None and str(self.ctl) in cmdline
+
+    def kill(self):
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait(10)
+        elif self.alive():  # started by loopstall (launch mode) and left behind
+            os.kill(self.pid, signal.SIGKILL)
+
+
+class Loopstall:
+    """One run of the loopstall binary."""
+
+    def __init__(self, args, output=None, prefix=()):
+        self.argv = list(prefix) + [LOOPSTALL] + [str(a) for a in args]
+        self.output = Path(output) if output else None
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.stdout = LineReader(self.proc.stdout, "loopstall-stdout")
+        self.stderr = LineReader(self.proc.stderr, "loopstall-stderr")
+        self.returncode = None
+
+    def describe(self):
+        return ("command: %s\nexit: %s\nstderr:\n%s\nstdout (last 20 lines):\n%s"
+                % (" ".join(self.argv), self.proc.poll(), self.stderr.text(),
+                   "\n".join(self.stdout.text().splitlines()[-20:])))
+
+    def wait_tracing(self, timeout=TIMEOUT_S):
+        line = self.stderr.wait_for(lambda t: t.startswith("loopstall: tracing"), timeout)
+        if line is None:
+            raise AssertionError("no 'loopstall: tracing' line within %.0f s\n%s"
+                                 % (timeout, self.describe()))
+        return line
+
+    def wait_exit(self, timeout=STOP_TIMEOUT_S):
+        try:
+            self.returncode = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+            raise AssertionError("loopstall did not exit within %.0f s\n%s"
+                                 % (timeout, self.describe()))
+        self.stdout.join_eof(10)
+        self.stderr.join_eof(10)
+        return self.returncode
+
+    def stop(self, timeout=STOP_TIMEOUT_S):
+        """SIGINT, as a user's Ctrl-C; loopstall must print its summaries and exit 0."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        return self.wait_exit(timeout)
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def events(self):
+        """Parsed JSON events, each with '_arrival' (monotonic) when read from stdout."""
+        if self.output is not None:
+            text = self.output.read_text() if self.output.exists() else ""
+            stamped = [(None, t) for t in text.splitlines()]
+        else:
+            with self.stdout.cond:
+                stamped = list(self.stdout.lines)
+        events = []
+        for arrival, text in stamped:
+            if not text.strip():
+                continue
+            try:
+                event = json.loads(text)
+            except ValueError:
+                raise AssertionError("not a JSON line in loopstall output: %r\n%s"
+                                     % (text, self.describe()))
+            assert isinstance(event, dict) and "event" in event, text
+            event["_arrival"] = arrival
+            events.append(event)
+        return events
+
+    def of_kind(self, kind, pid=None):
+        return [e for e in self.events()
+                if e["event"] == kind and (pid is None or e.get("pid") == pid)]
+
+
+def run_loopstall(args, timeout=STOP_TIMEOUT_S, prefix=()):
+    """Run loopstall to completion (error cases); returns CompletedProcess with text output."""
+    try:
+        return subprocess.run(list(prefix) + [LOOPSTALL] + [str(a) for a in args],
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("loopstall %s did not exit within %.0f s" % (args, timeout))
+
+
+# --- checks on event values --------------------------------------------------------------
+
+STALL_FIELDS = {"time": str, "pid": int, "tid": int, "comm": str, "duration_ms": (int, float),
+                "on_cpu_ms": (int, float), "off_cpu_ms": (int, float),
+                "runqueue_ms": (int, float), "stacks": list}
+
+
+def check_stall_shape(ev):
+    """The docs/json.md contract for one stall / stall_progress event."""
+    for field, typ in STALL_FIELDS.items():
+        assert field in ev, "%s event without %r: %s" % (ev["event"], field, ev)
+        assert isinstance(ev[field], typ) and not isinstance(ev[field], bool), (field, ev)
+    assert ev["time"].endswith("Z") and "T" in ev["time"], ev["time"]
+    parts = ev["on_cpu_ms"] + ev["off_cpu_ms"] + ev["runqueue_ms"]
+    assert abs(parts - ev["duration_ms"]) <= max(1.0, 0.02 * ev["duration_ms"]), (
+        "on_cpu_ms + off_cpu_ms + runqueue_ms = %.3f != duration_ms %.3f" % (
+            parts, ev["duration_ms"]))
+    ms = [s["ms"] for s in ev["stacks"]]
+    assert ms == sorted(ms, reverse=True), "stacks not sorted by ms descending: %s" % ms
+    for s in ev["stacks"]:
+        assert s["kind"] in ("off_cpu", "on_cpu"), s
+        assert isinstance(s.get("kernel"), list) and isinstance(s.get("user"), list), s
+        if s["kind"] == "off_cpu":
+            assert s.get("reason") in ("sleep", "net", "disk", "lock", "other"), s
+
+
+def kernel_symbols(stack):
+    return [f.get("symbol") or "" for f in stack["kernel"]]
+
+
+def brief(ev):
+    """A one-event summary for assertion messages (stacks trimmed)."""
+    stacks = [{k: (v[:8] if k in ("kernel", "user") else v) for k, v in s.items()}
+              for s in ev.get("stacks", [])[:3]]
+    short = {k: v for k, v in ev.items() if k not in ("stacks", "_arrival")}
+    short["stacks"] = stacks
+    return json.dumps(short)
+
+
+def python_version(python):
+    out = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                         capture_output=True, text=True, timeout=30, check=True).stdout
+    return tuple(int(x) for x in out.strip().split("."))
+
+
+def fs_type(path):
+    return subprocess.run(["stat", "-f", "-c", "%T", str(path)], capture_output=True, text=True,
+                          timeout=10, check=True).stdout.strip()
+
+
+if sys.version_info < (3, 7):
+    raise SystemExit("the tests need Python 3.7+ (run them with /usr/bin/python3 -m pytest)")

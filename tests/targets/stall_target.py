@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""An event loop that stalls on demand, in one known way.
+
+    stall_target.py --ctl DIR [--loop asyncio|uvloop|trio] [--action ACTION] [--ms N]
+                    [--count N] [--mb N] [--dir PATH]
+
+Starts the loop, writes DIR/ready, then `--count` times: waits for DIR/go, runs ACTION inside a
+coroutine (blocking the whole loop), appends a line to DIR/report.jsonl. After the last action it
+keeps the loop running for --linger-ms (so the stalled iteration ends with a return to the
+loop's poll call, as in a real program) and exits 0.
+
+Actions (all block the loop thread):
+  sleep   time.sleep(ms)            -> off-CPU, reason sleep (clock_nanosleep, select on <=3.10)
+  busy    pure-Python loop for ms   -> on-CPU
+  recv    socket.recv() from a local TCP server that answers after ms -> off-CPU, reason net
+  fsync   write --mb MB into a file under --dir, os.fsync, unlink     -> disk
+
+Try it by hand:
+    python3 stall_target.py --ctl /tmp/c --action sleep --count 2 &
+    touch /tmp/c/go; sleep 1; touch /tmp/c/go; cat /tmp/c/report.jsonl
+"""
+
+import argparse
+import os
+import socket
+import threading
+import time
+
+from ctl import POLL_S, Ctl, add_ctl_argument, timed
+
+
+def act_sleep(args):
+    time.sleep(args.ms / 1000.0)
+
+
+def act_busy(args):
+    deadline = time.monotonic() + args.ms / 1000.0
+    x = 0
+    rounds = 0
+    while time.monotonic() < deadline:
+        for i in range(1000):
+            x = (x * 31 + i) % 1000003
+        rounds += 1
+    return {"rounds": rounds}
+
+
+class SlowServer:
+    """A local TCP server that answers each one-byte request after a delay.
+
+    It runs in a plain thread of the target (blocking accept/recv, no event loop), so the only
+    event loop in the process is the one we stall.
+    """
+
+    def __init__(self, delay_s):
+        self.delay_s = delay_s
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(1)
+        threading.Thread(target=self._serve, name="slow-server", daemon=True).start()
+        self.client = socket.create_connection(self.listener.getsockname())
+        self.client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def _serve(self):
+        conn, _ = self.listener.accept()
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        while conn.recv(1):
+            time.sleep(self.delay_s)
+            conn.sendall(b"!")
+
+
+def act_recv(args):
+    sock = args.server.client
+    sock.sendall(b"?")
+    data = sock.recv(1)  # blocks for --ms: the server answers late
+    assert data == b"!", data
+
+
+def act_fsync(args):
+    path = os.path.join(args.dir, "stall_target.%d.tmp" % os.getpid())
+    chunk = b"\xa5" * (1 << 20)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for _ in range(args.mb):
+            os.write(fd, chunk)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    return {"bytes": args.mb << 20, "path": path}
+
+
+ACTIONS = {"sleep": act_sleep, "busy": act_busy, "recv": act_recv, "fsync": act_fsync}
+
+
+def run_asyncio(args, ctl):
+    import asyncio
+    import threading
+
+    async def main():
+        ctl.ready(loop=args.loop, loop_tids=[threading.get_native_id()])
+        for n in range(1, args.count + 1):
+            while not ctl.take_go():
+                await asyncio.sleep(POLL_S)
+            ctl.report(**timed(n, args.action, lambda: ACTIONS[args.action](args)))
+        await asyncio.sleep(args.linger_ms / 1000.0)
+
+    if args.loop == "uvloop":
+        import uvloop
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    asyncio.run(main())
+
+
+def run_trio(args, ctl):
+    import trio
+
+    async def main():
+        ctl.ready(loop=args.loop, loop_tids=[threading.get_native_id()])
+        for n in range(1, args.count + 1):
+            while not ctl.take_go():
+                await trio.sleep(POLL_S)
+            ctl.report(**timed(n, args.action, lambda: ACTIONS[args.action](args)))
+        await trio.sleep(args.linger_ms / 1000.0)
+
+    trio.run(main)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_ctl_argument(parser)
+    parser.add_argument("--loop", choices=["asyncio", "uvloop", "trio"], default="asyncio")
+    parser.add_argument("--action", choices=sorted(ACTIONS), default="sleep")
+    parser.add_argument("--ms", type=float, default=300.0, help="how long each action blocks")
+    parser.add_argument("--count", type=int, default=1, help="actions (triggers) before exiting")
+    parser.add_argument("--mb", type=int, default=32, help="fsync: megabytes written per action")
+    parser.add_argument("--dir", default="/var/tmp", help="fsync: where to write (a real disk)")
+    parser.add_argument("--linger-ms", type=float, default=300.0,
+                        help="keep the loop running this long after the last action")
+    args = parser.parse_args()
+    ctl = Ctl(args.ctl)
+    if args.action == "recv":
+        args.server = SlowServer(args.ms / 1000.0)
+    if args.loop == "trio":
+        run_trio(args, ctl)
+    else:
+        run_asyncio(args, ctl)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+"""The command line: launch and attach modes, -d, signals, several pids, and every error case.
+
+Errors must be one line on stderr starting `loopstall: `, exit 2 for a bad command line and 1 for
+a runtime error, never a crash (negative exit code) or a libbpf dump.
+"""
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from harness import DEBIAN_PYTHON, LOOPSTALL, brief, run_loopstall
+
+
+def idle_target(lab, count=1):
+    """A target idling in its asyncio loop (polls every 20 ms) until triggered `count` times."""
+    target = lab.target("stall_target.py", "--count", count)
+    target.wait_ready()
+    return target
+
+
+def one_summary(run, pid):
+    summaries = run.of_kind("summary", pid)
+    assert len(summaries) == 1, "want one summary for pid %d:\n%s" % (pid, run.describe())
+    return summaries[0]
+
+
+def test_launch_mode(lab):
+    """loopstall -- CMD: starts CMD, traces it, exits 0 with its summary when CMD exits."""
+    out = lab.tmp_path / "out.jsonl"
+    target = lab.target("stall_target.py", "--action", "sleep", "--ms", 300, "--count", 1,
+                        start=False)
+    run = lab.loopstall("--json", "-o", out, "--", *target.argv, output=out)
+    run.wait_tracing()
+    target.wait_ready()
+    target.trigger()
+    rc = run.wait_exit(30)
+    assert rc == 0, run.describe()
+    stalls = run.of_kind("stall")
+    assert len(stalls) == 1, "\n".join(map(brief, stalls)) or "no stall"
+    assert stalls[0]["pid"] == target.pid, brief(stalls[0])
+    assert 255 <= stalls[0]["duration_ms"] <= 345, brief(stalls[0])
+    summary = one_summary(run, target.pid)
+    assert summary["stalls"] == 1, summary
+    assert [e["event"] for e in run.events()][-1] == "summary"
+
+
+def test_attach_target_exits_mid_trace(lab):
+    """-p PID and the target exits: loopstall prints the summary and exits 0 by itself."""
+    target = lab.target("stall_target.py", "--action", "sleep", "--ms", 300, "--count", 1)
+    target.wait_ready()
+    run = lab.loopstall("--json", "-p", target.pid)
+    run.wait_tracing()
+    target.trigger()
+    assert target.wait_exit(30) == 0, target.output()
+    rc = run.wait_exit(10)  # "within a few seconds" of the target's exit
+    assert rc == 0, run.describe()
+    stalls = run.of_kind("stall", target.pid)
+    assert len(stalls) == 1 and 255 <= stalls[0]["duration_ms"] <= 345, \
+        "\n".join(map(brief, stalls)) or "no stall"
+    assert one_summary(run, target.pid)["stalls"] == 1
+
+
+def test_duration_exits_by_itself(lab):
+    """-d 2: traces for 2 s, then prints the summary and exits 0."""
+    target = idle_target(lab)
+    started = time.monotonic()
+    run = lab.loopstall("--json", "-d", 2, "-p", target.pid)
+    run.wait_tracing()
+    tracing_at = time.monotonic()
+    rc = run.wait_exit(30)
+    ended = time.monotonic()
+    assert rc == 0, run.describe()
+    assert ended - started >= 1.9, "exited after %.2f s with -d 2" % (ended - started)
+    assert ended - tracing_at <= 12, "exited %.1f s after tracing began, with -d 2" % (
+        ended - tracing_at)
+    summary = one_summary(run, target.pid)
+    # The idle loop polls every 20 ms: ~100 iterations in 2 s.
+    assert summary["iterations"] >= 25 and summary["stalls"] == 0, summary
+    assert target.proc.poll() is None, "the target did not survive the detach"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_detaches_with_summary(lab, sig):
+    target = idle_target(lab)
+    run = lab.loopstall("--json", "-p", target.pid)
+    run.wait_tracing()
+    time.sleep(0.5)
+    run.proc.send_signal(sig)
+    assert run.wait_exit(30) == 0, run.describe()
+    assert one_summary(run, target.pid)["iterations"] >= 5
+    # Detached, not killed: the target's loop still runs and finishes its action.
+    target.trigger()
+    assert target.wait_exit(30) == 0
+
+
+def test_several_pids(lab):
+    """-p A -p B: one summary per traced process."""
+    a, b = idle_target(lab, count=2), idle_target(lab)
+    run = lab.loopstall("--json", "-p", a.pid, "-p", b.pid)
+    run.wait_tracing()
+    a.trigger()  # a 300 ms sleep in A only
+    time.sleep(0.5)
+    assert run.stop() == 0, run.describe()
+    assert sorted(s["pid"] for s in run.of_kind("summary")) == sorted([a.pid, b.pid])
+    assert one_summary(run, a.pid)["stalls"] == 1
+    assert one_summary(run, b.pid)["stalls"] == 0
+    assert [ev["pid"] for ev in run.of_kind("stall")] == [a.pid]
+
+
+def test_fractional_threshold_accepted(lab):
+    target = idle_target(lab)
+    run = lab.loopstall("--json", "-t", 0.5, "-d", 1, "-p", target.pid)
+    assert run.wait_exit(30) == 0, run.describe()
+    one_summary(run, target.pid)
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+def free_pid():
+    with open("/proc/sys/kernel/pid_max") as f:
+        pid = int(f.read()) - 1
+    while os.path.exists("/proc/%d" % pid):
+        pid -= 1
+    return pid
+
+
+def check_error(result, code, words):
+    err = result.stderr
+    lines = err.strip().splitlines()
+    assert result.returncode == code, "exit %d, want %d; stderr:\n%s" % (
+        result.returncode, code, err)
+    assert len(lines) == 1, "stderr is not one line:\n%s" % err
+    assert lines[0].startswith("loopstall: "), lines[0]
+    if words:
+        assert words.lower() in lines[0].lower(), "%r does not mention %r" % (lines[0], words)
+
+
+ERRORS = [
+    # id, arguments ({pid} = an idle asyncio target), exit code, words in the message
+    ("no-such-pid", ["-p", "{free}"], 1, "no such process"),
+    ("kernel-thread", ["-p", "2"], 1, "kernel thread"),
+    ("threshold-abc", ["-t", "abc", "-p", "{pid}"], 2, "threshold"),
+    ("threshold-zero", ["-t", "0", "-p", "{pid}"], 2, "threshold"),
+    ("threshold-negative", ["-t", "-5", "-p", "{pid}"], 2, "threshold"),
+    ("loop-func-no-file", ["--loop-func", "/nonexistent:foo", "-p", "{pid}"], 1, "/nonexistent"),
+    ("loop-func-no-symbol", ["--loop-func", "/usr/bin/python3.11:no_such_symbol_xyz",
+                             "-p", "{pid}"], 1, "no_such_symbol_xyz"),
+    ("no-target", ["--json"], 2, ""),
+]
+
+
+@pytest.mark.parametrize("args,code,words", [e[1:] for e in ERRORS], ids=[e[0] for e in ERRORS])
+def test_error(lab, args, code, words):
+    if "no_such_symbol_xyz" in words and not os.path.exists("/usr/bin/python3.11"):
+        pytest.skip("/usr/bin/python3.11 missing")
+    pid = idle_target(lab).pid if any("{pid}" in a for a in args) else None
+    args = [a.format(pid=pid, free=free_pid()) for a in args]
+    check_error(run_loopstall(args), code, words)
+
+
+def test_error_without_privileges(lab):
+    """As user nobody (no capabilities): a one-line error naming CAP_BPF."""
+    drop = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+    # The target belongs to nobody too, so the missing capability is the only problem.
+    victim = subprocess.Popen(drop + [DEBIAN_PYTHON, "-c", "import time; time.sleep(120)"],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)
+    try:
+        time.sleep(0.3)
+        if victim.poll() is not None:
+            pytest.skip("cannot run a process as nobody: %s" % victim.stderr.read())
+        result = run_loopstall(["-p", victim.pid], prefix=drop)
+        if "setpriv" in result.stderr and "Permission denied" in result.stderr:
+            pytest.skip("user nobody cannot execute %s: %s" % (LOOPSTALL, result.stderr.strip()))
+        check_error(result, 1, "CAP_BPF")
+    finally:
+        victim.kill()
+        victim.wait(10)

@@ -1,0 +1,33 @@
+"""A healthy loop, traced for its whole life (launch mode): no stalls, every iteration counted."""
+
+from harness import brief
+
+
+def test_healthy_loop_counts_iterations(lab):
+    """5. 20000 x `await asyncio.sleep(0)`: zero stalls, iterations within 5% of the target's."""
+    out = lab.tmp_path / "loopstall.jsonl"
+    target = lab.target("healthy_loop.py", "--iterations", 20000, start=False)
+    run = lab.loopstall("--json", "--output", out, "--", *target.argv, output=out)
+    rc = run.wait_exit(60)
+    assert rc == 0, "loopstall exited %s once its command was done\n%s" % (rc, run.describe())
+    assert any(t.startswith("loopstall: tracing") for t in run.stderr.text().splitlines()), \
+        run.describe()
+    target.wait_ready(5)  # written by the target long ago; gives its pid
+    report = target.reports()
+    assert len(report) == 1, "target did not finish: %s" % report
+    selects = report[0]["selects"]
+    assert selects >= 20000, report
+
+    stalls = run.of_kind("stall")
+    assert stalls == [], "a healthy loop stalled:\n" + "\n".join(map(brief, stalls))
+    summaries = run.of_kind("summary")
+    assert [s["pid"] for s in summaries] == [target.pid], summaries
+    s = summaries[0]
+    # The target counts its selector polls; loopstall counts iterations (poll return to next
+    # poll), one fewer than the polls, which is far inside the 5%.
+    assert abs(s["iterations"] - selects) <= 0.05 * selects, (
+        "loopstall counted %d iterations, the target polled %d times" % (s["iterations"], selects))
+    assert s["stalls"] == 0 and s["lost_events"] == 0, s
+    assert s["busy_ms"]["max"] < 100, s
+    assert s["busy_ms"]["p50"] <= s["busy_ms"]["p99"] <= s["busy_ms"]["max"], s
+    assert run.stdout.text().strip() == "", "JSON went to stdout despite --output"

@@ -1,0 +1,255 @@
+"""Stall detection, end to end: a real Python loop blocks in one known way, loopstall must say so.
+
+Each test attaches (-p) to a target that is already idling in its event loop, waits for
+`loopstall: tracing`, triggers a known number of known stalls, stops loopstall with SIGINT and
+checks the values of the JSON events. Timing tolerances are wide on purpose (2 noisy cores).
+"""
+
+import collections
+import glob
+import os
+import re
+import subprocess
+import time
+
+import pytest
+
+from harness import (DEBIAN_PYTHON, brief, check_stall_shape, fs_type, kernel_symbols,
+                     python_version)
+
+SETTLE_S = 10.0  # how long a stall event may take to arrive after the loop polls again
+
+
+def pyenv_root():
+    root = os.environ.get("PYENV_ROOT")
+    if not root:
+        try:
+            root = subprocess.run(["pyenv", "root"], capture_output=True, text=True,
+                                  timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            root = ""
+    return root or os.path.expanduser("~/.pyenv")
+
+
+def pyenv_python(minor):
+    """The newest pyenv CPython 3.<minor>.*, or None."""
+    pattern = os.path.join(pyenv_root(), "versions", "3.%d.*" % minor, "bin", "python3.%d" % minor)
+    found = [p for p in glob.glob(pattern) if os.access(p, os.X_OK)]
+    version = lambda p: [int(x) for x in re.findall(r"\d+", p.split("/versions/")[1])[:3]]
+    return max(found, key=version) if found else None
+
+
+def interpreters():
+    params = []
+    for minor in range(8, 14):
+        python = pyenv_python(minor)
+        marks = () if python else pytest.mark.skip(
+            reason="no pyenv CPython 3.%d under %s/versions" % (minor, pyenv_root()))
+        params.append(pytest.param(python, id="pyenv-3.%d" % minor, marks=marks))
+    marks = () if os.access(DEBIAN_PYTHON, os.X_OK) else pytest.mark.skip(
+        reason="%s missing" % DEBIAN_PYTHON)
+    params.append(pytest.param(DEBIAN_PYTHON, id="debian-python3", marks=marks))
+    return params
+
+
+def sleep_expectations(python):
+    """What a time.sleep() stall looks like from the kernel, per CPython version.
+
+    CPython 3.11 made time.sleep() use clock_nanosleep(); before, it used select(), which glibc
+    2.35+ issues as the pselect6 system call (both end in core_sys_select/do_select).
+    """
+    if python_version(python) >= (3, 11):
+        return {"clock_nanosleep"}, {"do_nanosleep", "hrtimer_nanosleep", "common_nsleep"}
+    return {"select", "pselect6"}, {"do_select", "core_sys_select"}
+
+
+def attach_and_trigger(lab, target, triggers, *loopstall_args):
+    """Attach to a ready target, trigger `triggers` actions, stop loopstall.
+
+    Returns (loopstall run, target reports). The target is started with one action more than
+    triggered, so it is still alive, idling in its loop, when loopstall is stopped.
+    """
+    info = target.wait_ready()
+    run = lab.loopstall("--json", "-p", info["pid"], *loopstall_args)
+    run.wait_tracing()
+    reports = [target.trigger() for _ in range(triggers)]
+    # The stall event is due when the loop is back in its poll call; give it time to arrive.
+    deadline = time.monotonic() + SETTLE_S
+    while (len(run.of_kind("stall", info["pid"])) < triggers and time.monotonic() < deadline
+           and run.proc.poll() is None):
+        time.sleep(0.05)
+    time.sleep(0.3)  # room for a wrong extra event to show up
+    rc = run.stop()
+    assert rc == 0, "loopstall exited %s after SIGINT\n%s" % (rc, run.describe())
+    assert target.proc.poll() is None, "target died while traced:\n" + target.output()
+    return run, reports
+
+
+def check_summary(run, pid, stalls):
+    summaries = run.of_kind("summary", pid)
+    assert len(summaries) == 1, "want one summary for pid %d, got %s" % (pid, summaries)
+    s = summaries[0]
+    assert s["stalls"] == stalls, s
+    assert s["iterations"] > 0, s
+    assert s["lost_events"] == 0, s
+    return s
+
+
+def check_sleep_stall(ev, pid, tid, want_ms, syscalls, kernel_names):
+    check_stall_shape(ev)
+    assert ev["pid"] == pid and ev["tid"] == tid, brief(ev)
+    assert 0.85 * want_ms <= ev["duration_ms"] <= 1.15 * want_ms, (
+        "duration_ms %.1f not within 15%% of %d\n%s" % (ev["duration_ms"], want_ms, brief(ev)))
+    assert ev["off_cpu_ms"] > 0.8 * ev["duration_ms"], brief(ev)
+    assert ev["stacks"], "stall without stacks: " + brief(ev)
+    top = ev["stacks"][0]
+    assert top["kind"] == "off_cpu", brief(ev)
+    assert top["reason"] == "sleep", brief(ev)
+    assert top["syscall"] in syscalls, "syscall %r, want one of %s\n%s" % (
+        top["syscall"], sorted(syscalls), brief(ev))
+    frames = kernel_symbols(top)
+    assert kernel_names & set(frames), "kernel frames %s show none of %s" % (
+        frames, sorted(kernel_names))
+
+
+@pytest.mark.parametrize("python", interpreters())
+def test_time_sleep_in_coroutine(lab, python):
+    """1. time.sleep(0.3) in a coroutine: one 300 ms off-CPU 'sleep' stall per sleep."""
+    syscalls, kernel_names = sleep_expectations(python)
+    target = lab.target("stall_target.py", "--action", "sleep", "--ms", 300, "--count", 3,
+                        python=python)
+    run, reports = attach_and_trigger(lab, target, 2)
+    pid, tid = target.pid, target.info["loop_tids"][0]
+    stalls = run.of_kind("stall", pid)
+    assert len(stalls) == 2, "2 sleeps triggered, got %d stalls:\n%s" % (
+        len(stalls), "\n".join(map(brief, stalls)))
+    for ev in stalls:
+        check_sleep_stall(ev, pid, tid, 300, syscalls, kernel_names)
+    check_summary(run, pid, 2)
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "trio"])
+def test_time_sleep_other_loops(lab, loop):
+    """8. The same time.sleep(0.3) stall on uvloop (libuv) and trio loops (Debian python3)."""
+    if subprocess.run([DEBIAN_PYTHON, "-c", "import " + loop], capture_output=True).returncode:
+        pytest.skip("%s has no %s module (Debian package python3-%s)" % (DEBIAN_PYTHON, loop, loop))
+    syscalls, kernel_names = sleep_expectations(DEBIAN_PYTHON)
+    target = lab.target("stall_target.py", "--loop", loop, "--action", "sleep", "--ms", 300,
+                        "--count", 3)
+    run, reports = attach_and_trigger(lab, target, 2)
+    assert target.info["loop"] == loop
+    pid, tid = target.pid, target.info["loop_tids"][0]
+    stalls = run.of_kind("stall", pid)
+    assert len(stalls) == 2, "2 sleeps triggered on %s, got %d stalls:\n%s" % (
+        loop, len(stalls), "\n".join(map(brief, stalls)))
+    for ev in stalls:
+        check_sleep_stall(ev, pid, tid, 300, syscalls, kernel_names)
+    check_summary(run, pid, 2)
+
+
+def test_cpu_bound_coroutine(lab):
+    """2. A 300 ms pure-Python busy loop: an on-CPU stall with on-CPU stacks."""
+    target = lab.target("stall_target.py", "--action", "busy", "--ms", 300, "--count", 2)
+    run, reports = attach_and_trigger(lab, target, 1)
+    stalls = run.of_kind("stall", target.pid)
+    assert len(stalls) == 1, "\n".join(map(brief, stalls)) or "no stall"
+    ev = stalls[0]
+    check_stall_shape(ev)
+    assert ev["tid"] == target.info["loop_tids"][0], brief(ev)
+    # The target spins for 300 ms of wall time; preemption on a busy machine only adds.
+    assert 255 <= ev["duration_ms"] <= 600, brief(ev)
+    assert ev["on_cpu_ms"] > 0.6 * ev["duration_ms"], brief(ev)
+    on_cpu = [s for s in ev["stacks"] if s["kind"] == "on_cpu"]
+    assert on_cpu, "no on_cpu stack: " + brief(ev)
+    assert all(s["samples"] > 0 for s in on_cpu), brief(ev)
+    check_summary(run, target.pid, 1)
+
+
+def test_blocking_socket_recv(lab):
+    """3. socket.recv() on a TCP peer that answers after 200 ms: a ~200 ms 'net' stall."""
+    target = lab.target("stall_target.py", "--action", "recv", "--ms", 200, "--count", 3)
+    run, reports = attach_and_trigger(lab, target, 2)
+    stalls = run.of_kind("stall", target.pid)
+    assert len(stalls) == 2, "\n".join(map(brief, stalls)) or "no stall"
+    for ev in stalls:
+        check_stall_shape(ev)
+        assert ev["tid"] == target.info["loop_tids"][0], brief(ev)
+        assert 170 <= ev["duration_ms"] <= 260, brief(ev)
+        by_reason = collections.Counter()
+        for s in ev["stacks"]:
+            if s["kind"] == "off_cpu":
+                by_reason[s["reason"]] += s["ms"]
+        assert by_reason and by_reason.most_common(1)[0][0] == "net", (
+            "off-CPU ms by reason %s\n%s" % (dict(by_reason), brief(ev)))
+        top = ev["stacks"][0]
+        assert top["kind"] == "off_cpu" and top["reason"] == "net", brief(ev)
+        assert (top["syscall"] or "").startswith("recv"), brief(ev)
+    check_summary(run, target.pid, 2)
+
+
+def test_fsync_in_coroutine(lab):
+    """4. Writing 32 MB and fsync() in a coroutine (-t 1): a stall blocked on the disk."""
+    work = "/var/tmp"
+    if fs_type(work) in ("tmpfs", "ramfs"):
+        pytest.skip("%s is %s, not a disk: fsync would not wait" % (work, fs_type(work)))
+    target = lab.target("stall_target.py", "--action", "fsync", "--mb", 32, "--dir", work,
+                        "--count", 2)
+    run, reports = attach_and_trigger(lab, target, 1, "-t", 1)
+    stalls = run.of_kind("stall", target.pid)
+    assert stalls, "no stall at -t 1 for a %.0f ms write+fsync" % reports[0]["ms"]
+    for ev in stalls:
+        check_stall_shape(ev)
+        assert ev["tid"] == target.info["loop_tids"][0], brief(ev)
+    disk = [ev for ev in stalls
+            if any(s.get("reason") == "disk" or s.get("syscall") == "fsync" for s in ev["stacks"])]
+    assert disk, "no stall with a 'disk' or 'fsync' stack among:\n" + "\n".join(map(brief, stalls))
+    # The action took reports[0]["ms"] in the target; the stall that holds it is at least
+    # about as long as the fsync part, and no longer than the action plus noise.
+    longest = max(ev["duration_ms"] for ev in disk)
+    assert longest <= reports[0]["ms"] * 1.15 + 50, (longest, reports[0])
+
+
+def test_stall_progress_before_stall_ends(lab):
+    """6. A 3 s time.sleep: stall_progress arrives while the loop is still stuck."""
+    target = lab.target("stall_target.py", "--action", "sleep", "--ms", 3000, "--count", 2)
+    run, reports = attach_and_trigger(lab, target, 1, "-t", 100)
+    pid = target.pid
+    ended = reports[0]["end"]  # CLOCK_MONOTONIC, like the arrival stamps
+    progress = run.of_kind("stall_progress", pid)
+    early = [ev for ev in progress if ev["_arrival"] < ended]
+    assert early, "no stall_progress read before the sleep ended (%d progress events, " \
+        "arrivals %s, sleep ended at %.3f)" % (len(progress), [e["_arrival"] for e in progress],
+                                               ended)
+    for ev in progress:
+        check_stall_shape(ev)
+        assert ev["tid"] == target.info["loop_tids"][0], brief(ev)
+        assert 100 <= ev["duration_ms"] <= 3000, brief(ev)
+    # At most one per threshold interval (3000 ms / 100 ms), plus rounding.
+    assert len(progress) <= 32, len(progress)
+    stalls = run.of_kind("stall", pid)
+    assert len(stalls) == 1, "\n".join(map(brief, stalls)) or "no final stall"
+    final = stalls[0]
+    check_stall_shape(final)
+    assert 2550 <= final["duration_ms"] <= 3450, brief(final)
+    assert final["stacks"][0]["reason"] == "sleep", brief(final)
+    assert all(ev["_arrival"] <= final["_arrival"] for ev in progress)
+    assert all(ev["duration_ms"] <= final["duration_ms"] for ev in progress)
+
+
+def test_two_loops_only_blocking_thread(lab):
+    """7. Two asyncio loops in two threads, one blocks: stalls name only the blocking tid."""
+    target = lab.target("two_loops.py", "--ms", 300, "--count", 3)
+    run, reports = attach_and_trigger(lab, target, 2)
+    blocking, healthy = target.info["blocking_tid"], target.info["healthy_tid"]
+    assert blocking != healthy
+    stalls = run.of_kind("stall", target.pid)
+    tids = [ev["tid"] for ev in stalls]
+    assert healthy not in tids, "a stall names the healthy loop thread %d: %s" % (healthy, tids)
+    assert tids == [blocking, blocking], "want 2 stalls of tid %d, got tids %s" % (blocking, tids)
+    for ev in stalls:
+        check_stall_shape(ev)
+        assert 255 <= ev["duration_ms"] <= 345, brief(ev)
+        assert ev["stacks"][0]["reason"] == "sleep", brief(ev)
+    summary = check_summary(run, target.pid, 2)
+    # Both loops iterate: the healthy one every 10 ms, the blocker's poll every 20 ms.
+    assert summary["iterations"] >= 50, summary

@@ -1,0 +1,201 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <argp.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cli.h"
+#include "loopstall.h"
+
+#define EXIT_USAGE 2
+#define DEFAULT_THRESHOLD_MS 100.0
+#define DEFAULT_SAMPLE_HZ 99
+#define MAX_SAMPLE_HZ 10000
+#define MAX_THRESHOLD_MS (3600.0 * 1000)
+#define MAX_DURATION_S (365.0 * 86400)
+
+const char *argp_program_version = "loopstall " LOOPSTALL_VERSION;
+const char *argp_program_bug_address = "https://github.com/loopstall/loopstall/issues";
+
+static const char doc[] =
+	"Find event-loop stalls in live processes: every loop iteration that ran longer than the "
+	"threshold, split into on-CPU, off-CPU and runqueue time, with the stacks where it went.\n"
+	"\n"
+	"USAGE: loopstall [OPTIONS] -p PID [-p PID ...]\n"
+	"       loopstall [OPTIONS] -- COMMAND [ARGS...]\n"
+	"\n"
+	"EXAMPLES:\n"
+	"  loopstall -p 4242                 report stalls of 100 ms or more in process 4242\n"
+	"  loopstall -t 20 --json -p 4242    stalls of 20 ms or more, as JSON Lines\n"
+	"  loopstall -- python3 app.py       start app.py and trace it from its first instruction\n"
+	"  loopstall --loop-func /usr/lib/libuv.so.1:uv__io_poll -p 4242\n";
+
+enum {
+	OPT_SAMPLE_HZ = 0x100,
+	OPT_POLL_SYSCALLS,
+	OPT_LOOP_FUNC,
+	OPT_JSON,
+};
+
+static const struct argp_option options[] = {
+	{ "pid", 'p', "PID", 0, "Trace process PID (repeatable)", 0 },
+	{ "threshold", 't', "MS", 0, "Report iterations busy for at least MS milliseconds (default 100)", 0 },
+	{ "duration", 'd', "SECONDS", 0, "Stop after SECONDS", 0 },
+	{ "sample-hz", OPT_SAMPLE_HZ, "HZ", 0, "On-CPU stack sampling frequency (default 99)", 0 },
+	{ "poll-syscalls", OPT_POLL_SYSCALLS, "LIST", 0,
+	  "Syscalls that bound an iteration: comma-separated epoll,poll,select (default epoll)", 0 },
+	{ "loop-func", OPT_LOOP_FUNC, "BINARY:SYMBOL", 0,
+	  "Bound iterations by a uprobe on this poll function instead of syscalls", 0 },
+	{ "json", OPT_JSON, NULL, 0, "Write JSON Lines (see docs/json.md)", 0 },
+	{ "output", 'o', "FILE", 0, "Write reports to FILE instead of stdout", 0 },
+	{ "verbose", 'v', NULL, 0, "Show libbpf's messages", 0 },
+	{},
+};
+
+/* One line and exit 2: argp_error() would add a "Try --help" line under every message. */
+static void __attribute__((noreturn, format(printf, 1, 2))) usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "loopstall: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(EXIT_USAGE);
+}
+
+static double parse_positive(const char *what, const char *arg,
+			     double max)
+{
+	char *end;
+	double value;
+
+	errno = 0;
+	value = strtod(arg, &end);
+	if (errno || end == arg || *end || !isfinite(value) || value <= 0 || value > max)
+		usage_error("invalid %s '%s': expected a number > 0 and <= %g", what, arg, max);
+	return value;
+}
+
+static unsigned int parse_boundaries(const char *arg)
+{
+	unsigned int kinds = 0;
+	char *list = strdup(arg), *save = NULL, *name;
+
+	if (!list)
+		usage_error("--poll-syscalls: out of memory");
+	for (name = strtok_r(list, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
+		if (!strcmp(name, "epoll"))
+			kinds |= BOUNDARY_EPOLL;
+		else if (!strcmp(name, "poll"))
+			kinds |= BOUNDARY_POLL;
+		else if (!strcmp(name, "select"))
+			kinds |= BOUNDARY_SELECT;
+		else {
+			free(list);
+			usage_error("invalid --poll-syscalls '%s': expected epoll, poll or select",
+				   arg);
+		}
+	}
+	free(list);
+	if (!kinds)
+		usage_error("invalid --poll-syscalls '%s': empty list", arg);
+	return kinds;
+}
+
+static void parse_loop_func(struct config *config, char *arg)
+{
+	char *colon = strrchr(arg, ':');
+
+	if (!colon || colon == arg || !colon[1])
+		usage_error("invalid --loop-func '%s': expected BINARY:SYMBOL", arg);
+	*colon = '\0';
+	config->loop_func_binary = arg;
+	config->loop_func_symbol = colon + 1;
+}
+
+static pid_t parse_pid(const char *arg)
+{
+	char *end;
+	long pid;
+
+	errno = 0;
+	pid = strtol(arg, &end, 10);
+	if (errno || end == arg || *end || pid <= 0 || pid > INT_MAX)
+		usage_error("invalid pid '%s'", arg);
+	return (pid_t)pid;
+}
+
+static error_t parse_arg(int key, char *arg, struct argp_state *state)
+{
+	struct config *config = state->input;
+
+	switch (key) {
+	case 'p':
+		if (config->nr_pids >= MAX_TARGET_PIDS)
+			usage_error("too many -p (at most %d)", MAX_TARGET_PIDS);
+		config->pids[config->nr_pids++] = parse_pid(arg);
+		break;
+	case 't':
+		config->threshold_ms = parse_positive("threshold", arg, MAX_THRESHOLD_MS);
+		break;
+	case 'd':
+		config->duration_s = parse_positive("duration", arg, MAX_DURATION_S);
+		break;
+	case OPT_SAMPLE_HZ:
+		config->sample_hz = (unsigned int)parse_positive("sample rate", arg, MAX_SAMPLE_HZ);
+		if (!config->sample_hz)
+			usage_error("invalid sample rate '%s': expected at least 1 Hz", arg);
+		break;
+	case OPT_POLL_SYSCALLS:
+		config->boundary_kinds = parse_boundaries(arg);
+		break;
+	case OPT_LOOP_FUNC:
+		parse_loop_func(config, arg);
+		break;
+	case OPT_JSON:
+		config->json = true;
+		break;
+	case 'o':
+		config->output_path = arg;
+		break;
+	case 'v':
+		config->verbose = true;
+		break;
+	case ARGP_KEY_ARGS:
+		config->command = state->argv + state->next;
+		break;
+	case ARGP_KEY_ARG:
+		return ARGP_ERR_UNKNOWN;
+	case ARGP_KEY_END:
+		if (!config->nr_pids && !config->command)
+			usage_error("nothing to trace: give -p PID or -- COMMAND");
+		if (config->nr_pids && config->command)
+			usage_error("give either -p PID or -- COMMAND, not both");
+		break;
+	default:
+		return ARGP_ERR_UNKNOWN;
+	}
+	return 0;
+}
+
+void cli__parse(int argc, char **argv, struct config *config)
+{
+	static const struct argp argp = {
+		.options = options,
+		.parser = parse_arg,
+		.args_doc = NULL,
+		.doc = doc,
+	};
+
+	memset(config, 0, sizeof(*config));
+	config->threshold_ms = DEFAULT_THRESHOLD_MS;
+	config->sample_hz = DEFAULT_SAMPLE_HZ;
+	config->boundary_kinds = BOUNDARY_EPOLL;
+	argp_err_exit_status = EXIT_USAGE;
+	argp_parse(&argp, argc, argv, 0, NULL, config);
+}

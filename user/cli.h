@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+#ifndef CLI_H
+#define CLI_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#define MAX_TARGET_PIDS 1024
+
+struct config {
+	pid_t pids[MAX_TARGET_PIDS];
+	int nr_pids;
+	char **command; /* argv of the command to launch, NULL when attaching */
+	double threshold_ms;
+	double duration_s;   /* 0: until interrupted or all targets exit */
+	unsigned int sample_hz;
+	unsigned int boundary_kinds; /* enum boundary_kind bits */
+	const char *loop_func_binary; /* --loop-func BINARY:SYMBOL, NULL when unused */
+	const char *loop_func_symbol;
+	bool json;
+	const char *output_path; /* NULL: stdout */
+	bool verbose;
+};
+
+/* Parse the command line into config; on a bad argument print one line and exit(2). */
+void cli__parse(int argc, char **argv, struct config *config);
+
+#endif

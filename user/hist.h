@@ -1,0 +1,15 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+#ifndef HIST_H
+#define HIST_H
+
+#include <linux/types.h>
+#include "loopstall.h"
+
+/* Lower and upper bound (ns) of busy-time bucket i, the inverse of the BPF side's hist_bucket(). */
+__u64 hist__bucket_low(unsigned int bucket);
+__u64 hist__bucket_high(unsigned int bucket);
+/* The q-quantile (0..1) of the iterations' busy time in ns, interpolated inside its bucket and
+ * never above the exact maximum; 0 when there are no iterations. */
+double hist__quantile_ns(const struct process_stats *stats, double q);
+
+#endif

@@ -1,0 +1,495 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* loopstall: find event-loop stalls in live processes. Lifecycle: check, load, attach, stream. */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/perf_event.h>
+#include <sys/mount.h>
+#include <sys/syscall.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "cli.h"
+#include "loopstall.h"
+#include "loopstall.skel.h"
+#include "output.h"
+#include "progress.h"
+#include "stall.h"
+#include "symbolize.h"
+#include "targets.h"
+
+#define NS_PER_MS 1000000ULL
+#define NS_PER_SEC 1000000000ULL
+/* The stuck-loop scan runs at half the threshold, but not busier than every 10 ms nor lazier
+ * than every 100 ms. */
+#define PROGRESS_SCAN_MIN_MS 10
+#define PROGRESS_SCAN_MAX_MS 100
+/* The on-CPU sampler records stacks once an iteration has run this fraction of the threshold. */
+#define SAMPLE_AFTER_FRACTION 0.5
+
+#define RINGBUF_BYTES (1024 * 1024)
+#define MAX_LOOP_THREADS 16384
+#define MAX_STACKS 16384
+#define MAX_TRACED_PROCESSES 4096
+
+#define CAP_SYS_ADMIN 21
+#define CAP_PERFMON 38
+#define CAP_BPF 39
+
+static const char *const tracefs_dirs[] = { "/sys/kernel/tracing", "/sys/kernel/debug/tracing" };
+
+static volatile sig_atomic_t stopping;
+
+static void on_signal(int sig)
+{
+	/* A second Ctrl-C means "now": do not wait for the drain and summaries. */
+	if (stopping)
+		_exit(128 + sig);
+	stopping = 1;
+}
+
+static int libbpf_print_quiet(enum libbpf_print_level level, const char *fmt, va_list args)
+{
+	return 0;
+}
+
+static int libbpf_print_verbose(enum libbpf_print_level level, const char *fmt, va_list args)
+{
+	return vfprintf(stderr, fmt, args);
+}
+
+static bool has_capability(unsigned long long caps, int cap)
+{
+	return caps & (1ULL << cap);
+}
+
+static int check_privileges(void)
+{
+	unsigned long long caps = 0;
+	char line[256];
+	FILE *status = fopen("/proc/self/status", "r");
+
+	while (status && fgets(line, sizeof(line), status))
+		if (sscanf(line, "CapEff: %llx", &caps) == 1)
+			break;
+	if (status)
+		fclose(status);
+	if (has_capability(caps, CAP_SYS_ADMIN) ||
+	    (has_capability(caps, CAP_BPF) && has_capability(caps, CAP_PERFMON)))
+		return 0;
+	fprintf(stderr, "loopstall: needs root, or CAP_BPF and CAP_PERFMON (plus CAP_SYS_PTRACE to "
+			"read other users' processes)\n");
+	return -EPERM;
+}
+
+static int check_btf(void)
+{
+	if (access("/sys/kernel/btf/vmlinux", R_OK) == 0)
+		return 0;
+	fprintf(stderr, "loopstall: this kernel has no BTF (/sys/kernel/btf/vmlinux); loopstall "
+			"needs a kernel built with CONFIG_DEBUG_INFO_BTF=y\n");
+	return -ENOTSUP;
+}
+
+static int check_loop_func(const struct config *config)
+{
+	if (!config->loop_func_binary || access(config->loop_func_binary, R_OK) == 0)
+		return 0;
+	fprintf(stderr, "loopstall: --loop-func %s:%s: %s: %s\n", config->loop_func_binary,
+		config->loop_func_symbol, config->loop_func_binary, strerror(errno));
+	return -errno;
+}
+
+/* Syscall tracepoints are found through tracefs; mount it where a minimal system has not. */
+static const char *tracefs__find(void)
+{
+	char path[128];
+	size_t i;
+
+	for (i = 0; i < sizeof(tracefs_dirs) / sizeof(tracefs_dirs[0]); i++) {
+		snprintf(path, sizeof(path), "%s/events", tracefs_dirs[i]);
+		if (access(path, F_OK) == 0)
+			return tracefs_dirs[i];
+	}
+	if (mount("nodev", tracefs_dirs[0], "tracefs", 0, NULL) == 0)
+		return tracefs_dirs[0];
+	return NULL;
+}
+
+static bool tracepoint__exists(const char *tracefs, const char *name)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/events/syscalls/%s", tracefs, name);
+	return access(path, F_OK) == 0;
+}
+
+/* Load only the boundary programs the configuration asks for and the kernel has. */
+static int boundaries__select(struct loopstall_bpf *skel, const struct config *config)
+{
+	struct {
+		struct bpf_program *prog;
+		unsigned int kind;
+		const char *tracepoint;
+	} programs[] = {
+		{ skel->progs.epoll_wait_enter, BOUNDARY_EPOLL, "sys_enter_epoll_wait" },
+		{ skel->progs.epoll_wait_exit, BOUNDARY_EPOLL, "sys_exit_epoll_wait" },
+		{ skel->progs.epoll_pwait_enter, BOUNDARY_EPOLL, "sys_enter_epoll_pwait" },
+		{ skel->progs.epoll_pwait_exit, BOUNDARY_EPOLL, "sys_exit_epoll_pwait" },
+		{ skel->progs.epoll_pwait2_enter, BOUNDARY_EPOLL, "sys_enter_epoll_pwait2" },
+		{ skel->progs.epoll_pwait2_exit, BOUNDARY_EPOLL, "sys_exit_epoll_pwait2" },
+		{ skel->progs.poll_enter, BOUNDARY_POLL, "sys_enter_poll" },
+		{ skel->progs.poll_exit, BOUNDARY_POLL, "sys_exit_poll" },
+		{ skel->progs.ppoll_enter, BOUNDARY_POLL, "sys_enter_ppoll" },
+		{ skel->progs.ppoll_exit, BOUNDARY_POLL, "sys_exit_ppoll" },
+		{ skel->progs.select_enter, BOUNDARY_SELECT, "sys_enter_select" },
+		{ skel->progs.select_exit, BOUNDARY_SELECT, "sys_exit_select" },
+		{ skel->progs.pselect6_enter, BOUNDARY_SELECT, "sys_enter_pselect6" },
+		{ skel->progs.pselect6_exit, BOUNDARY_SELECT, "sys_exit_pselect6" },
+	};
+	bool use_syscalls = !config->loop_func_binary;
+	const char *tracefs = NULL;
+	int loaded = 0;
+	size_t i;
+
+	if (use_syscalls) {
+		tracefs = tracefs__find();
+		if (!tracefs) {
+			fprintf(stderr, "loopstall: syscall tracepoints need tracefs, which is not "
+					"mounted (mount -t tracefs nodev /sys/kernel/tracing)\n");
+			return -ENOENT;
+		}
+	}
+	for (i = 0; i < sizeof(programs) / sizeof(programs[0]); i++) {
+		/* epoll_pwait2 arrived in Linux 5.11: older kernels lack its tracepoints. */
+		bool load = use_syscalls && (config->boundary_kinds & programs[i].kind) &&
+			    tracepoint__exists(tracefs, programs[i].tracepoint);
+
+		bpf_program__set_autoload(programs[i].prog, load);
+		loaded += load;
+	}
+	bpf_program__set_autoload(skel->progs.loop_func_enter, !use_syscalls);
+	bpf_program__set_autoload(skel->progs.loop_func_exit, !use_syscalls);
+	if (use_syscalls && !loaded) {
+		fprintf(stderr, "loopstall: this kernel has no syscall tracepoints for the chosen poll "
+				"calls (CONFIG_FTRACE_SYSCALLS); use --loop-func instead\n");
+		return -ENOENT;
+	}
+	return 0;
+}
+
+static void configure(struct loopstall_bpf *skel, const struct config *config)
+{
+	__u64 threshold_ns = (__u64)(config->threshold_ms * NS_PER_MS);
+
+	skel->rodata->threshold_ns = threshold_ns;
+	skel->rodata->sample_after_ns = (__u64)(threshold_ns * SAMPLE_AFTER_FRACTION);
+	skel->rodata->sample_period_ns = NS_PER_SEC / config->sample_hz;
+	bpf_map__set_max_entries(skel->maps.traced_pids, MAX_TRACED_PROCESSES);
+	bpf_map__set_max_entries(skel->maps.process_stats, MAX_TRACED_PROCESSES);
+	bpf_map__set_max_entries(skel->maps.loop_threads, MAX_LOOP_THREADS);
+	bpf_map__set_max_entries(skel->maps.stacks, MAX_STACKS);
+	bpf_map__set_max_entries(skel->maps.events, RINGBUF_BYTES);
+}
+
+static int sampler__attach(struct bpf_program *prog, unsigned int hz, struct bpf_link **links,
+			   int nr_cpus)
+{
+	struct perf_event_attr attr = {
+		.type = PERF_TYPE_SOFTWARE,
+		.config = PERF_COUNT_SW_CPU_CLOCK,
+		.size = sizeof(attr),
+		.freq = 1,
+		.sample_freq = hz,
+	};
+	int cpu, fd, attached = 0;
+
+	for (cpu = 0; cpu < nr_cpus; cpu++) {
+		fd = (int)syscall(SYS_perf_event_open, &attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+		if (fd < 0)
+			continue; /* an offline CPU */
+		links[cpu] = bpf_program__attach_perf_event(prog, fd);
+		if (!links[cpu]) {
+			close(fd);
+			continue;
+		}
+		attached++;
+	}
+	if (!attached) {
+		fprintf(stderr, "loopstall: cannot start the on-CPU sampler (perf_event_open: %s)\n",
+			strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+static int loop_func__attach(struct loopstall_bpf *skel, const struct config *config, pid_t pid,
+			     struct bpf_link **enter, struct bpf_link **exit)
+{
+	LIBBPF_OPTS(bpf_uprobe_opts, opts, .func_name = config->loop_func_symbol);
+
+	opts.retprobe = false;
+	*enter = bpf_program__attach_uprobe_opts(skel->progs.loop_func_enter, pid,
+						 config->loop_func_binary, 0, &opts);
+	if (*enter) {
+		opts.retprobe = true;
+		*exit = bpf_program__attach_uprobe_opts(skel->progs.loop_func_exit, pid,
+							config->loop_func_binary, 0, &opts);
+	}
+	if (*enter && *exit)
+		return 0;
+	if (errno == ENOENT || errno == ESRCH)
+		fprintf(stderr, "loopstall: --loop-func: symbol '%s' not found in %s\n",
+			config->loop_func_symbol, config->loop_func_binary);
+	else
+		fprintf(stderr, "loopstall: --loop-func %s:%s: cannot attach a uprobe: %s\n",
+			config->loop_func_binary, config->loop_func_symbol, strerror(errno));
+	return -errno;
+}
+
+struct session {
+	struct config config;
+	struct targets targets;
+	struct output output;
+	struct stall_resolver resolver;
+	struct progress progress;
+	struct stall_report report; /* scratch: too big for the stack */
+	struct loopstall_bpf *skel;
+	struct bpf_link **sampler_links;
+	struct bpf_link *loop_func_links[2 * MAX_TARGET_PIDS];
+	int nr_cpus;
+};
+
+static int on_record(void *ctx, void *data, size_t size)
+{
+	struct session *session = ctx;
+	const struct stall_record *record = data;
+
+	if (size < sizeof(record->type))
+		return 0;
+	if (record->type == RECORD_STALL && size >= sizeof(*record)) {
+		stall__from_record(&session->resolver, record, &session->report);
+		output__stall(&session->output, &session->report);
+	}
+	return 0;
+}
+
+static int targets__trace(struct session *session)
+{
+	int map_fd = bpf_map__fd(session->skel->maps.traced_pids);
+	__u8 traced = 1;
+	int i, err;
+
+	for (i = 0; i < session->targets.nr; i++) {
+		pid_t pid = session->targets.list[i].pid;
+
+		if (bpf_map_update_elem(map_fd, &pid, &traced, BPF_ANY)) {
+			err = -errno;
+			fprintf(stderr, "loopstall: pid %d: cannot add to the traced set: %s\n", pid,
+				strerror(errno));
+			return err;
+		}
+		if (session->config.loop_func_binary) {
+			err = loop_func__attach(session->skel, &session->config, pid,
+						&session->loop_func_links[2 * i],
+						&session->loop_func_links[2 * i + 1]);
+			if (err)
+				return err;
+		}
+	}
+	return 0;
+}
+
+static void print_tracing(const struct session *session)
+{
+	const struct targets *targets = &session->targets;
+
+	if (targets->nr == 1)
+		fprintf(stderr, "loopstall: tracing pid %d (%s), threshold %g ms; Ctrl-C to stop\n",
+			targets->list[0].pid, targets->list[0].comm, session->config.threshold_ms);
+	else
+		fprintf(stderr, "loopstall: tracing %d processes, threshold %g ms; Ctrl-C to stop\n",
+			targets->nr, session->config.threshold_ms);
+}
+
+static void print_summaries(struct session *session)
+{
+	int stats_fd = bpf_map__fd(session->skel->maps.process_stats);
+	struct process_stats stats;
+	int i;
+
+	for (i = 0; i < session->targets.nr; i++) {
+		const struct target *target = &session->targets.list[i];
+
+		if (bpf_map_lookup_elem(stats_fd, &target->pid, &stats))
+			memset(&stats, 0, sizeof(stats));
+		output__summary(&session->output, target->pid, target->comm, &stats);
+	}
+	if (session->skel->bss->lost_events)
+		fprintf(stderr, "loopstall: %llu events lost: the ring buffer was full\n",
+			(unsigned long long)session->skel->bss->lost_events);
+	if (session->skel->bss->thread_table_full)
+		fprintf(stderr, "loopstall: %llu loop threads not tracked: the thread table (%d) was "
+				"full\n", (unsigned long long)session->skel->bss->thread_table_full,
+			MAX_LOOP_THREADS);
+}
+
+static __u64 monotonic_ms(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (__u64)now.tv_sec * 1000 + (__u64)now.tv_nsec / NS_PER_MS;
+}
+
+static int stream(struct session *session, struct ring_buffer *ring)
+{
+	int loop_threads_fd = bpf_map__fd(session->skel->maps.loop_threads);
+	double scan_ms = session->config.threshold_ms / 2;
+	__u64 deadline_ms = 0;
+	int err;
+
+	if (scan_ms < PROGRESS_SCAN_MIN_MS)
+		scan_ms = PROGRESS_SCAN_MIN_MS;
+	if (scan_ms > PROGRESS_SCAN_MAX_MS)
+		scan_ms = PROGRESS_SCAN_MAX_MS;
+	if (session->config.duration_s)
+		deadline_ms = monotonic_ms() + (__u64)(session->config.duration_s * 1000);
+	while (!stopping) {
+		err = ring_buffer__poll(ring, (int)scan_ms);
+		if (err < 0 && err != -EINTR) {
+			fprintf(stderr, "loopstall: reading events: %s\n", strerror(-err));
+			return err;
+		}
+		progress__scan(&session->progress, loop_threads_fd, &session->resolver,
+			       &session->output, &session->report);
+		if (targets__all_exited(&session->targets))
+			break;
+		if (deadline_ms && monotonic_ms() >= deadline_ms)
+			break;
+	}
+	/* Whatever the kernel produced before we stopped is still reported. */
+	ring_buffer__consume(ring);
+	return 0;
+}
+
+static int launch_or_attach(struct session *session)
+{
+	const struct config *config = &session->config;
+	int i, err;
+
+	if (config->command)
+		return targets__spawn(&session->targets, config->command);
+	for (i = 0; i < config->nr_pids; i++) {
+		err = targets__add_pid(&session->targets, config->pids[i]);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static int run(struct session *session)
+{
+	struct config *config = &session->config;
+	struct ring_buffer *ring = NULL;
+	int i, err;
+
+	err = check_btf();
+	if (!err)
+		err = check_privileges();
+	if (!err)
+		err = check_loop_func(config);
+	if (err)
+		return err;
+	err = output__init(&session->output, config->output_path, config->json);
+	if (err) {
+		fprintf(stderr, "loopstall: %s: %s\n", config->output_path, strerror(-err));
+		return err;
+	}
+	err = launch_or_attach(session);
+	if (err)
+		goto cleanup;
+
+	session->skel = loopstall_bpf__open();
+	if (!session->skel) {
+		err = -errno;
+		fprintf(stderr, "loopstall: cannot open the BPF object: %s\n", strerror(errno));
+		goto cleanup;
+	}
+	configure(session->skel, config);
+	err = boundaries__select(session->skel, config);
+	if (err)
+		goto cleanup;
+	err = loopstall_bpf__load(session->skel);
+	if (err) {
+		fprintf(stderr, "loopstall: cannot load the BPF programs: %s (run with -v for the "
+				"verifier's log)\n", strerror(-err));
+		goto cleanup;
+	}
+	err = targets__trace(session);
+	if (err)
+		goto cleanup;
+	err = loopstall_bpf__attach(session->skel);
+	if (err) {
+		fprintf(stderr, "loopstall: cannot attach the BPF programs: %s\n", strerror(-err));
+		goto cleanup;
+	}
+	session->nr_cpus = libbpf_num_possible_cpus();
+	session->sampler_links = calloc(session->nr_cpus, sizeof(*session->sampler_links));
+	if (!session->sampler_links) {
+		err = -ENOMEM;
+		goto cleanup;
+	}
+	err = sampler__attach(session->skel->progs.on_cpu_sample, config->sample_hz,
+			      session->sampler_links, session->nr_cpus);
+	if (err)
+		goto cleanup;
+
+	session->resolver.syms = syms__new();
+	session->resolver.stacks_map_fd = bpf_map__fd(session->skel->maps.stacks);
+	session->progress.threshold_ns = (__u64)(config->threshold_ms * NS_PER_MS);
+	ring = ring_buffer__new(bpf_map__fd(session->skel->maps.events), on_record, session, NULL);
+	if (!session->resolver.syms || !ring) {
+		err = -ENOMEM;
+		fprintf(stderr, "loopstall: out of memory\n");
+		goto cleanup;
+	}
+	if (config->command) {
+		err = targets__release(&session->targets);
+		if (err)
+			goto cleanup;
+	}
+	print_tracing(session);
+	err = stream(session, ring);
+	print_summaries(session);
+
+cleanup:
+	targets__close(&session->targets);
+	ring_buffer__free(ring);
+	for (i = 0; session->sampler_links && i < session->nr_cpus; i++)
+		bpf_link__destroy(session->sampler_links[i]);
+	free(session->sampler_links);
+	for (i = 0; i < 2 * MAX_TARGET_PIDS; i++)
+		bpf_link__destroy(session->loop_func_links[i]);
+	loopstall_bpf__destroy(session->skel);
+	if (session->resolver.syms)
+		syms__free(session->resolver.syms);
+	output__close(&session->output);
+	return err;
+}
+
+int main(int argc, char **argv)
+{
+	static struct session session;
+	struct sigaction action = { .sa_handler = on_signal };
+
+	cli__parse(argc, argv, &session.config);
+	libbpf_set_print(session.config.verbose ? libbpf_print_verbose : libbpf_print_quiet);
+	sigaction(SIGINT, &action, NULL);
+	sigaction(SIGTERM, &action, NULL);
+	return run(&session) ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,236 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+#include "hist.h"
+#include "output.h"
+#include "syscall_names.h"
+
+#define NS_PER_MS 1e6
+#define NS_PER_SEC 1000000000LL
+/* A person reads the top of a stack: the text output keeps this many frames and stacks. */
+#define TEXT_MAX_FRAMES 24
+#define TEXT_MAX_STACKS 3
+
+static const char *const reason_names[] = {
+	[REASON_NONE] = NULL,	  [REASON_SLEEP] = "sleep", [REASON_NET] = "net",
+	[REASON_DISK] = "disk",	  [REASON_LOCK] = "lock",   [REASON_OTHER] = "other",
+};
+
+static const char *reason__name(__u32 reason)
+{
+	return reason < sizeof(reason_names) / sizeof(reason_names[0]) ? reason_names[reason] : NULL;
+}
+
+static double ms(__u64 ns)
+{
+	return (double)ns / NS_PER_MS;
+}
+
+int output__init(struct output *output, const char *path, bool json)
+{
+	struct timespec mono, real;
+
+	output->json = json;
+	output->file = path ? fopen(path, "w") : stdout;
+	if (!output->file)
+		return -errno;
+	/* Line-buffered: each event reaches a reader (a pipe, a log shipper) as it happens. */
+	setvbuf(output->file, NULL, _IOLBF, 0);
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	clock_gettime(CLOCK_REALTIME, &real);
+	output->monotonic_to_realtime_ns = (real.tv_sec - mono.tv_sec) * NS_PER_SEC +
+					   (real.tv_nsec - mono.tv_nsec);
+	return 0;
+}
+
+void output__close(struct output *output)
+{
+	if (output->file && output->file != stdout)
+		fclose(output->file);
+	output->file = NULL;
+}
+
+/* RFC 8259 string: the target controls comm and symbol names, so escape everything needed. */
+static void json__string(FILE *file, const char *text)
+{
+	const unsigned char *c;
+
+	if (!text) {
+		fputs("null", file);
+		return;
+	}
+	fputc('"', file);
+	for (c = (const unsigned char *)text; *c; c++) {
+		switch (*c) {
+		case '"': fputs("\\\"", file); break;
+		case '\\': fputs("\\\\", file); break;
+		case '\n': fputs("\\n", file); break;
+		case '\r': fputs("\\r", file); break;
+		case '\t': fputs("\\t", file); break;
+		default:
+			if (*c < 0x20 || *c == 0x7f)
+				fprintf(file, "\\u%04x", *c);
+			else
+				fputc(*c, file);
+		}
+	}
+	fputc('"', file);
+}
+
+static void format_time(const struct output *output, __u64 monotonic_ns, char *buf, size_t size,
+			bool iso)
+{
+	__s64 wall_ns = (__s64)monotonic_ns + output->monotonic_to_realtime_ns;
+	time_t seconds = wall_ns / NS_PER_SEC;
+	long micros = (wall_ns % NS_PER_SEC) / 1000;
+	struct tm tm;
+	size_t len;
+
+	if (iso) {
+		gmtime_r(&seconds, &tm);
+		len = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
+		snprintf(buf + len, size - len, ".%06ldZ", micros);
+	} else {
+		localtime_r(&seconds, &tm);
+		len = strftime(buf, size, "%H:%M:%S", &tm);
+		snprintf(buf + len, size - len, ".%03ld", micros / 1000);
+	}
+}
+
+static void json__stack(FILE *file, const struct stack_report *stack)
+{
+	int i;
+
+	fprintf(file, "{\"kind\":\"%s\",\"ms\":%.3f,\"samples\":%u,\"reason\":",
+		stack->kind == STACK_ON_CPU ? "on_cpu" : "off_cpu", ms(stack->ns), stack->samples);
+	json__string(file, reason__name(stack->reason));
+	fputs(",\"syscall\":", file);
+	json__string(file, syscall__name(stack->syscall));
+	fputs(",\"kernel\":[", file);
+	for (i = 0; i < stack->nr_kernel; i++) {
+		fputs(i ? ",{\"symbol\":" : "{\"symbol\":", file);
+		json__string(file, stack->kernel[i].symbol);
+		fputc('}', file);
+	}
+	fputs("],\"user\":[", file);
+	for (i = 0; i < stack->nr_user; i++) {
+		const struct user_frame *frame = &stack->user[i];
+
+		fputs(i ? ",{\"symbol\":" : "{\"symbol\":", file);
+		json__string(file, frame->symbol);
+		fputs(",\"module\":", file);
+		json__string(file, frame->module);
+		if (frame->resolved)
+			fprintf(file, ",\"offset\":%llu", (unsigned long long)frame->offset);
+		else
+			fputs(",\"offset\":null", file);
+		fprintf(file, ",\"address\":\"0x%llx\"}", (unsigned long long)frame->address);
+	}
+	fputs("]}", file);
+}
+
+static void json__stall(const struct output *output, const struct stall_report *report)
+{
+	FILE *file = output->file;
+	char when[64];
+	int i;
+
+	format_time(output, report->start_ns, when, sizeof(when), true);
+	fprintf(file, "{\"event\":\"%s\",\"time\":\"%s\",\"pid\":%u,\"tid\":%u,\"comm\":",
+		report->in_progress ? "stall_progress" : "stall", when, report->pid, report->tid);
+	json__string(file, report->comm);
+	fprintf(file, ",\"duration_ms\":%.3f,\"on_cpu_ms\":%.3f,\"off_cpu_ms\":%.3f,\"runqueue_ms\":%.3f,"
+		      "\"stacks\":[",
+		ms(report->duration_ns), ms(report->on_cpu_ns), ms(report->off_cpu_ns),
+		ms(report->runqueue_ns));
+	for (i = 0; i < report->nr_stacks; i++) {
+		if (i)
+			fputc(',', file);
+		json__stack(file, &report->stacks[i]);
+	}
+	fputs("]}\n", file);
+}
+
+static void text__stack(FILE *file, const struct stack_report *stack)
+{
+	const char *syscall = syscall__name(stack->syscall);
+	int i;
+
+	if (stack->kind == STACK_ON_CPU)
+		fprintf(file, "  on-CPU %.1f ms (%u samples)\n", ms(stack->ns), stack->samples);
+	else
+		fprintf(file, "  off-CPU %.1f ms: %s%s%s\n", ms(stack->ns), reason__name(stack->reason),
+			syscall ? " in " : "", syscall ? syscall : "");
+	for (i = 0; i < stack->nr_user && i < TEXT_MAX_FRAMES; i++) {
+		const struct user_frame *frame = &stack->user[i];
+
+		if (frame->symbol)
+			fprintf(file, "    %s+0x%llx (%s)\n", frame->symbol,
+				(unsigned long long)frame->offset, frame->module);
+		else if (frame->module)
+			fprintf(file, "    0x%llx (%s+0x%llx)\n", (unsigned long long)frame->address,
+				frame->module, (unsigned long long)frame->offset);
+		else
+			fprintf(file, "    0x%llx\n", (unsigned long long)frame->address);
+	}
+	if (stack->nr_user > TEXT_MAX_FRAMES)
+		fprintf(file, "    ... %d more\n", stack->nr_user - TEXT_MAX_FRAMES);
+	for (i = 0; i < stack->nr_kernel && i < TEXT_MAX_FRAMES; i++) {
+		const struct kernel_frame *frame = &stack->kernel[i];
+
+		if (frame->symbol)
+			fprintf(file, "    [k] %s+0x%llx\n", frame->symbol,
+				(unsigned long long)frame->offset);
+		else
+			fprintf(file, "    [k] 0x%llx\n", (unsigned long long)frame->address);
+	}
+}
+
+static void text__stall(const struct output *output, const struct stall_report *report)
+{
+	FILE *file = output->file;
+	char when[32];
+	int i;
+
+	format_time(output, report->start_ns, when, sizeof(when), false);
+	fprintf(file, "%s %s pid %u tid %u (%s): %.1f ms: on-CPU %.1f ms, off-CPU %.1f ms, "
+		      "runqueue %.1f ms\n",
+		when, report->in_progress ? "STALL (still busy)" : "STALL", report->pid,
+		report->tid, report->comm, ms(report->duration_ns), ms(report->on_cpu_ns),
+		ms(report->off_cpu_ns), ms(report->runqueue_ns));
+	for (i = 0; i < report->nr_stacks && i < TEXT_MAX_STACKS; i++)
+		text__stack(file, &report->stacks[i]);
+	fputc('\n', file);
+}
+
+void output__stall(const struct output *output, const struct stall_report *report)
+{
+	if (output->json)
+		json__stall(output, report);
+	else
+		text__stall(output, report);
+}
+
+void output__summary(const struct output *output, __u32 pid, const char *comm,
+		     const struct process_stats *stats)
+{
+	double p50 = hist__quantile_ns(stats, 0.50), p99 = hist__quantile_ns(stats, 0.99);
+	FILE *file = output->file;
+
+	if (output->json) {
+		fprintf(file, "{\"event\":\"summary\",\"pid\":%u,\"comm\":", pid);
+		json__string(file, comm);
+		fprintf(file, ",\"iterations\":%llu,\"stalls\":%llu,\"lost_events\":%llu,"
+			      "\"busy_ms\":{\"p50\":%.4f,\"p99\":%.4f,\"max\":%.3f}}\n",
+			(unsigned long long)stats->iterations, (unsigned long long)stats->stalls,
+			(unsigned long long)stats->lost_events, p50 / NS_PER_MS, p99 / NS_PER_MS,
+			ms(stats->max_busy_ns));
+		return;
+	}
+	fprintf(file, "pid %u (%s): %llu iterations, %llu stalls, %llu lost events; busy time "
+		      "p50 %.3f ms, p99 %.3f ms, max %.1f ms\n",
+		pid, comm, (unsigned long long)stats->iterations, (unsigned long long)stats->stalls,
+		(unsigned long long)stats->lost_events, p50 / NS_PER_MS, p99 / NS_PER_MS,
+		ms(stats->max_busy_ns));
+}

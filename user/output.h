@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+#ifndef OUTPUT_H
+#define OUTPUT_H
+
+#include <stdbool.h>
+#include <stdio.h>
+#include "stall.h"
+
+struct output {
+	FILE *file;
+	bool json;
+	__s64 monotonic_to_realtime_ns; /* add to a CLOCK_MONOTONIC time to get wall time */
+};
+
+int output__init(struct output *output, const char *path, bool json);
+void output__close(struct output *output);
+void output__stall(const struct output *output, const struct stall_report *report);
+void output__summary(const struct output *output, __u32 pid, const char *comm,
+		     const struct process_stats *stats);
+
+#endif

@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <time.h>
+#include <bpf/bpf.h>
+#include "progress.h"
+
+static __u64 monotonic_ns(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (__u64)now.tv_sec * 1000000000ULL + (__u64)now.tv_nsec;
+}
+
+/* The entry of this thread's current iteration; a new iteration resets it. */
+static struct progress_entry *progress__entry(struct progress *progress, __u32 tid,
+					      __u64 busy_start_ns)
+{
+	struct progress_entry *entry = NULL;
+	int i;
+
+	for (i = 0; i < progress->nr; i++) {
+		if (progress->entries[i].tid == tid) {
+			entry = &progress->entries[i];
+			break;
+		}
+	}
+	if (!entry) {
+		if (progress->nr >= PROGRESS_MAX_THREADS)
+			return NULL;
+		entry = &progress->entries[progress->nr++];
+		entry->tid = tid;
+		entry->busy_start_ns = 0;
+	}
+	if (entry->busy_start_ns != busy_start_ns) {
+		entry->busy_start_ns = busy_start_ns;
+		entry->reported_ns = busy_start_ns;
+	}
+	return entry;
+}
+
+/* Forget threads whose iteration was not seen stuck in this scan. */
+static void progress__prune(struct progress *progress, const __u8 *seen)
+{
+	int i, kept = 0;
+
+	for (i = 0; i < progress->nr; i++)
+		if (seen[i])
+			progress->entries[kept++] = progress->entries[i];
+	progress->nr = kept;
+}
+
+void progress__scan(struct progress *progress, int loop_threads_fd,
+		    const struct stall_resolver *resolver, const struct output *output,
+		    struct stall_report *scratch)
+{
+	__u8 seen[PROGRESS_MAX_THREADS] = {};
+	struct loop_thread thread;
+	struct progress_entry *entry;
+	__u32 tid, next_tid, *key = NULL;
+	__u64 now = monotonic_ns();
+
+	while (bpf_map_get_next_key(loop_threads_fd, key, &next_tid) == 0) {
+		tid = next_tid;
+		key = &tid;
+		if (bpf_map_lookup_elem(loop_threads_fd, &tid, &thread) || !thread.busy_start_ns ||
+		    now < thread.busy_start_ns || now - thread.busy_start_ns < progress->threshold_ns)
+			continue;
+		entry = progress__entry(progress, tid, thread.busy_start_ns);
+		if (!entry)
+			continue;
+		seen[entry - progress->entries] = 1;
+		if (now - entry->reported_ns < progress->threshold_ns)
+			continue;
+		entry->reported_ns = now;
+		stall__from_thread(resolver, tid, &thread, now, scratch);
+		output__stall(output, scratch);
+	}
+	progress__prune(progress, seen);
+}

@@ -1,0 +1,162 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <bpf/bpf.h>
+#include "stall.h"
+
+static int stack__read(int map_fd, __s32 id, __u64 ips[MAX_STACK_DEPTH])
+{
+	int depth;
+
+	if (id < 0 || bpf_map_lookup_elem(map_fd, &id, ips))
+		return 0;
+	for (depth = 0; depth < MAX_STACK_DEPTH && ips[depth]; depth++)
+		;
+	return depth;
+}
+
+/* The innermost kernel frames of a captured stack are the BPF program and the tracepoint glue
+ * that ran it: not where the loop thread was. */
+static bool kernel_frame__is_tracing(const char *symbol)
+{
+	return symbol && (!strncmp(symbol, "bpf_", 4) || !strncmp(symbol, "__bpf_", 6) ||
+			  !strncmp(symbol, "perf_trace_", 11));
+}
+
+static void stack__resolve_kernel(const struct stall_resolver *resolver, __s32 id,
+				  struct stack_report *stack)
+{
+	__u64 ips[MAX_STACK_DEPTH], offset;
+	int i, depth = stack__read(resolver->stacks_map_fd, id, ips);
+	const char *symbol;
+
+	stack->nr_kernel = 0;
+	for (i = 0; i < depth; i++) {
+		struct kernel_frame *frame = &stack->kernel[stack->nr_kernel];
+
+		symbol = syms__kernel(resolver->syms, ips[i], &offset);
+		if (!stack->nr_kernel && kernel_frame__is_tracing(symbol))
+			continue;
+		frame->address = ips[i];
+		frame->symbol = symbol;
+		frame->offset = offset;
+		stack->nr_kernel++;
+	}
+}
+
+static void stack__resolve_user(const struct stall_resolver *resolver, __u32 pid, __s32 id,
+				struct stack_report *stack)
+{
+	__u64 ips[MAX_STACK_DEPTH];
+	int i, depth = stack__read(resolver->stacks_map_fd, id, ips);
+
+	for (i = 0; i < depth; i++) {
+		struct user_frame *frame = &stack->user[i];
+		struct user_sym sym = {};
+		/* Callers' addresses are return addresses: the call is the byte before. */
+		__u64 lookup = i ? ips[i] - 1 : ips[i];
+
+		frame->address = ips[i];
+		frame->resolved = syms__user(resolver->syms, pid, lookup, &sym) == 0;
+		frame->symbol = sym.symbol;
+		frame->module = sym.module;
+		frame->offset = sym.offset + (lookup != ips[i]);
+	}
+	stack->nr_user = depth;
+}
+
+static int stack__cmp_heaviest(const void *a, const void *b)
+{
+	const struct stack_report *left = a, *right = b;
+
+	return left->ns < right->ns ? 1 : left->ns > right->ns ? -1 : 0;
+}
+
+static void stacks__resolve(const struct stall_resolver *resolver, __u32 pid,
+			    const struct stack_slot *slots, __u32 nr_slots,
+			    struct stall_report *report)
+{
+	__u32 i;
+
+	report->nr_stacks = 0;
+	for (i = 0; i < nr_slots && i < MAX_STACK_SLOTS; i++) {
+		struct stack_report *stack = &report->stacks[report->nr_stacks];
+
+		if (!slots[i].ns)
+			continue;
+		stack->kind = slots[i].kind;
+		stack->reason = slots[i].reason;
+		stack->syscall = slots[i].syscall;
+		stack->samples = slots[i].samples;
+		stack->ns = slots[i].ns;
+		stack__resolve_kernel(resolver, slots[i].kernel_stack_id, stack);
+		stack__resolve_user(resolver, pid, slots[i].user_stack_id, stack);
+		report->nr_stacks++;
+	}
+	qsort(report->stacks, report->nr_stacks, sizeof(report->stacks[0]), stack__cmp_heaviest);
+}
+
+void stall__from_record(const struct stall_resolver *resolver, const struct stall_record *record,
+			struct stall_report *report)
+{
+	report->in_progress = false;
+	report->pid = record->pid;
+	report->tid = record->tid;
+	memcpy(report->comm, record->comm, sizeof(report->comm));
+	report->comm[sizeof(report->comm) - 1] = '\0';
+	report->start_ns = record->start_ns;
+	report->duration_ns = record->duration_ns;
+	report->on_cpu_ns = record->on_cpu_ns;
+	report->off_cpu_ns = record->off_cpu_ns;
+	report->runqueue_ns = record->runqueue_ns;
+	stacks__resolve(resolver, record->pid, record->slots, record->nr_slots, report);
+}
+
+static void thread__comm(__u32 pid, __u32 tid, char comm[TASK_COMM_LEN])
+{
+	char path[64];
+	FILE *file;
+
+	comm[0] = '\0';
+	snprintf(path, sizeof(path), "/proc/%u/task/%u/comm", pid, tid);
+	file = fopen(path, "r");
+	if (!file)
+		return;
+	if (fgets(comm, TASK_COMM_LEN, file))
+		comm[strcspn(comm, "\n")] = '\0';
+	fclose(file);
+}
+
+void stall__from_thread(const struct stall_resolver *resolver, __u32 tid,
+			const struct loop_thread *thread, __u64 now, struct stall_report *report)
+{
+	struct stack_slot slots[MAX_STACK_SLOTS];
+	__u64 since_change = now > thread->last_change_ns ? now - thread->last_change_ns : 0;
+
+	memcpy(slots, thread->slots, sizeof(slots));
+	report->in_progress = true;
+	report->pid = thread->pid;
+	report->tid = tid;
+	thread__comm(thread->pid, tid, report->comm);
+	report->start_ns = thread->busy_start_ns;
+	report->duration_ns = now - thread->busy_start_ns;
+	report->on_cpu_ns = thread->on_cpu_ns;
+	report->off_cpu_ns = thread->off_cpu_ns;
+	report->runqueue_ns = thread->runqueue_ns;
+	/* The BPF side charges time at state changes; a thread blocked since then has the
+	 * interval up to now still to charge. */
+	switch (thread->run_state) {
+	case RUN_ON_CPU:
+		report->on_cpu_ns += since_change;
+		break;
+	case RUN_RUNNABLE:
+		report->runqueue_ns += since_change;
+		break;
+	default:
+		report->off_cpu_ns += since_change;
+		if (thread->current_slot < MAX_STACK_SLOTS)
+			slots[thread->current_slot].ns += since_change;
+	}
+	stacks__resolve(resolver, thread->pid, slots, thread->nr_slots, report);
+}

@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+#ifndef STALL_H
+#define STALL_H
+
+#include <stdbool.h>
+#include <linux/types.h>
+#include "loopstall.h"
+#include "symbolize.h"
+
+struct kernel_frame {
+	__u64 address;
+	const char *symbol; /* NULL when not in kallsyms */
+	__u64 offset;
+};
+
+struct user_frame {
+	__u64 address;
+	const char *symbol; /* NULL when unknown */
+	const char *module; /* NULL when the address is in no known mapping */
+	__u64 offset;
+	bool resolved; /* module known */
+};
+
+struct stack_report {
+	__u32 kind;   /* enum stack_kind */
+	__u32 reason; /* enum offcpu_reason */
+	__s32 syscall;
+	__u32 samples;
+	__u64 ns;
+	int nr_kernel;
+	int nr_user;
+	struct kernel_frame kernel[MAX_STACK_DEPTH];
+	struct user_frame user[MAX_STACK_DEPTH];
+};
+
+/* A stall, finished (from a ring-buffer record) or still going on (from the live thread state). */
+struct stall_report {
+	bool in_progress;
+	__u32 pid;
+	__u32 tid;
+	char comm[TASK_COMM_LEN];
+	__u64 start_ns; /* CLOCK_MONOTONIC */
+	__u64 duration_ns;
+	__u64 on_cpu_ns;
+	__u64 off_cpu_ns;
+	__u64 runqueue_ns;
+	int nr_stacks;
+	struct stack_report stacks[MAX_STACK_SLOTS]; /* heaviest first */
+};
+
+struct stall_resolver {
+	struct syms *syms;
+	int stacks_map_fd;
+};
+
+void stall__from_record(const struct stall_resolver *resolver, const struct stall_record *record,
+			struct stall_report *report);
+/* A loop thread still inside one iteration at `now`: its totals so far. */
+void stall__from_thread(const struct stall_resolver *resolver, __u32 tid,
+			const struct loop_thread *thread, __u64 now, struct stall_report *report);
+
+#endif

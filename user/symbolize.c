@@ -1,0 +1,458 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <search.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <elfutils/libdwfl.h>
+#include "symbolize.h"
+
+/* Bounds how often a process running code outside any module (JIT, anonymous executable memory)
+ * makes us re-read its /proc/PID/maps; it is also how long code dlopen'ed right after a report
+ * stays unresolved. */
+#define REPORT_INTERVAL_NS 1000000000ULL
+
+#define DELETED_SUFFIX " (deleted)"
+
+struct ksym {
+	__u64 addr;
+	size_t name; /* offset in syms->kstrs: the arena moves while it grows */
+};
+
+struct pid_syms {
+	pid_t pid;
+	int root_fd; /* the process's "/": its maps paths are relative to it */
+	Dwfl *dwfl;  /* NULL after libdwfl failed mid-report, until the next report */
+	__u64 reported_ns;
+	/* Every string handed out, copied: a re-report frees the Dwfl_Module of a dlclose'd
+	 * library and its strings with it, while callers hold names until syms__forget_pid. */
+	void *names;
+};
+
+struct syms {
+	struct ksym *ksyms;
+	size_t nr_ksyms;
+	char *kstrs;
+	bool ksyms_loaded;
+	void *pids; /* tsearch tree of struct pid_syms */
+};
+
+static __u64 time__now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+}
+
+static bool str__has_suffix(const char *str, const char *suffix)
+{
+	size_t len = strlen(str), suffix_len = strlen(suffix);
+
+	return len >= suffix_len && !strcmp(str + len - suffix_len, suffix);
+}
+
+static int str__cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+static int ksym__cmp(const void *a, const void *b)
+{
+	const struct ksym *left = a, *right = b;
+
+	if (left->addr != right->addr)
+		return left->addr < right->addr ? -1 : 1;
+	/* Names are appended in file order: among aliases, the one kallsyms lists first wins. */
+	return left->name < right->name ? -1 : left->name > right->name;
+}
+
+static bool ksym__is_text(char type)
+{
+	return type == 't' || type == 'T' || type == 'w' || type == 'W';
+}
+
+static int syms__load_kernel(struct syms *syms)
+{
+	size_t nr = 0, cap = 0, strs_len = 0, strs_cap = 0, line_cap = 0, i, kept;
+	struct ksym *ksyms = NULL, *new_ksyms;
+	char *strs = NULL, *line = NULL, *new_strs, *end, *name;
+	size_t name_len;
+	__u64 addr;
+	FILE *file;
+	int err = 0;
+
+	file = fopen("/proc/kallsyms", "re");
+	if (!file)
+		return -errno;
+	/* "ADDR TYPE NAME" with an optional "\t[MODULE]" after it */
+	while (getline(&line, &line_cap, file) > 0) {
+		addr = strtoull(line, &end, 16);
+		if (end == line || end[0] != ' ' || !end[1] || end[2] != ' ')
+			continue;
+		/* Without CAP_SYSLOG every address reads as 0. */
+		if (!addr || !ksym__is_text(end[1]))
+			continue;
+		name = end + 3;
+		name_len = strcspn(name, " \t\n");
+		if (!name_len)
+			continue;
+		if (nr == cap) {
+			cap = cap ? cap * 2 : 65536;
+			new_ksyms = realloc(ksyms, cap * sizeof(*ksyms));
+			if (!new_ksyms) {
+				err = -ENOMEM;
+				goto cleanup;
+			}
+			ksyms = new_ksyms;
+		}
+		if (strs_len + name_len + 1 > strs_cap) {
+			strs_cap = strs_cap ? strs_cap * 2 : 1 << 20;
+			if (strs_cap < strs_len + name_len + 1)
+				strs_cap = strs_len + name_len + 1;
+			new_strs = realloc(strs, strs_cap);
+			if (!new_strs) {
+				err = -ENOMEM;
+				goto cleanup;
+			}
+			strs = new_strs;
+		}
+		ksyms[nr].addr = addr;
+		ksyms[nr].name = strs_len;
+		memcpy(strs + strs_len, name, name_len);
+		strs[strs_len + name_len] = '\0';
+		strs_len += name_len + 1;
+		nr++;
+	}
+	if (ferror(file)) {
+		err = -EIO;
+		goto cleanup;
+	}
+
+	qsort(ksyms, nr, sizeof(*ksyms), ksym__cmp);
+	/* One name per address keeps the lookup a plain binary search. */
+	for (i = 0, kept = 0; i < nr; i++)
+		if (!kept || ksyms[i].addr != ksyms[kept - 1].addr)
+			ksyms[kept++] = ksyms[i];
+	syms->ksyms = ksyms;
+	syms->nr_ksyms = kept;
+	syms->kstrs = strs;
+	ksyms = NULL;
+	strs = NULL;
+
+cleanup:
+	free(line);
+	free(ksyms);
+	free(strs);
+	fclose(file);
+	return err;
+}
+
+const char *syms__kernel(struct syms *syms, __u64 addr, __u64 *offset)
+{
+	size_t lo = 0, hi, mid;
+	const struct ksym *ksym;
+
+	if (!syms->ksyms_loaded) {
+		syms->ksyms_loaded = true;
+		/* On failure there is simply no kernel symbol; the caller checks privileges. */
+		syms__load_kernel(syms);
+	}
+	/* lo ends as the number of symbols starting at or below addr */
+	hi = syms->nr_ksyms;
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (syms->ksyms[mid].addr <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (!lo)
+		return NULL;
+	ksym = &syms->ksyms[lo - 1];
+	if (offset)
+		*offset = addr - ksym->addr;
+	return syms->kstrs + ksym->name;
+}
+
+/* A file replaced or removed since it was mapped (a package upgrade under a running service) is
+ * still reachable through /proc/PID/map_files/START-END, which needs CAP_SYS_ADMIN. */
+static int pid_syms__open_deleted(const struct pid_syms *ps, Dwarf_Addr base, char **file_name)
+{
+	char dir_path[64], prefix[32];
+	struct dirent *ent;
+	struct stat st;
+	int fd = -1, prefix_len;
+	DIR *dir;
+
+	snprintf(dir_path, sizeof(dir_path), "/proc/%d/map_files", ps->pid);
+	prefix_len = snprintf(prefix, sizeof(prefix), "%" PRIx64 "-", base);
+	dir = opendir(dir_path);
+	if (!dir)
+		return -1;
+	while ((ent = readdir(dir))) {
+		if (strncmp(ent->d_name, prefix, prefix_len))
+			continue;
+		if (!fstatat(dirfd(dir), ent->d_name, &st, 0) && S_ISREG(st.st_mode))
+			fd = openat(dirfd(dir), ent->d_name, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0 && asprintf(file_name, "%s/%s", dir_path, ent->d_name) < 0)
+			*file_name = NULL;
+		break;
+	}
+	closedir(dir);
+	return fd;
+}
+
+/* libdwfl 0.188's dwfl_linux_proc_find_elf opens the maps path in our own mount namespace: for a
+ * process in a container that is another file, or the host's copy of the same path, silently
+ * giving wrong symbols. Open it under the process's root instead. */
+static int module__find_elf(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_Addr base,
+			    char **file_name, Elf **elfp)
+{
+	const struct pid_syms *ps = *userdata;
+	struct stat st;
+	int fd;
+
+	/* "[vdso: PID]": libdwfl reads the image from /proc/PID/mem. */
+	if (name[0] != '/')
+		return dwfl_linux_proc_find_elf(mod, userdata, name, base, file_name, elfp);
+	if (str__has_suffix(name, DELETED_SUFFIX))
+		return pid_syms__open_deleted(ps, base, file_name);
+	/* Devices get mapped too; opening one can block or have side effects. */
+	if (fstatat(ps->root_fd, name + 1, &st, 0) || !S_ISREG(st.st_mode))
+		return -1;
+	fd = openat(ps->root_fd, name + 1, O_RDONLY | O_CLOEXEC);
+	/* The name only serves libdwfl's .gnu_debuglink search, next to the file. */
+	if (fd >= 0 && asprintf(file_name, "/proc/%d/root%s", ps->pid, name) < 0)
+		*file_name = NULL;
+	return fd;
+}
+
+static const Dwfl_Callbacks proc_callbacks = {
+	.find_elf = module__find_elf,
+	.find_debuginfo = dwfl_standard_find_debuginfo,
+};
+
+static int module__set_owner(Dwfl_Module *mod, void **userdata, const char *name,
+			     Dwarf_Addr base, void *arg)
+{
+	(void)mod, (void)name, (void)base;
+	*userdata = arg;
+	return DWARF_CB_OK;
+}
+
+static int module__keep(Dwfl_Module *mod, void *userdata, const char *name, Dwarf_Addr base,
+			void *arg)
+{
+	Dwarf_Addr end;
+
+	(void)userdata;
+	dwfl_module_info(mod, NULL, NULL, &end, NULL, NULL, NULL, NULL);
+	/* Reporting a module again while it is being removed keeps it. */
+	return dwfl_report_module(arg, name, base, end) ? 0 : -1;
+}
+
+/* An exited process, zombie included, has no mappings left: reading its maps succeeds, empty. */
+static bool pid__has_mappings(pid_t pid)
+{
+	char path[64], c;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, &c, 1);
+	close(fd);
+	return n == 1;
+}
+
+static int pid_syms__report(struct pid_syms *ps)
+{
+	int err;
+
+	ps->reported_ns = time__now_ns();
+	if (!ps->dwfl) {
+		ps->dwfl = dwfl_begin(&proc_callbacks);
+		if (!ps->dwfl)
+			return -ENOMEM;
+	}
+	dwfl_report_begin(ps->dwfl);
+	/* Returns an errno, or -1 for a libdwfl error (an unparsable maps line, no memory). */
+	err = dwfl_linux_proc_report(ps->dwfl, ps->pid);
+	if (!err && !pid__has_mappings(ps->pid))
+		err = ESRCH;
+	/* Stacks are often symbolized after the process exited: a failed re-report keeps what
+	 * was known rather than dropping every module. */
+	if (dwfl_report_end(ps->dwfl, err ? module__keep : NULL, ps->dwfl)) {
+		/* libdwfl forbids using a Dwfl after a failed report_end. */
+		dwfl_end(ps->dwfl);
+		ps->dwfl = NULL;
+		return -ENOMEM;
+	}
+	/* find_elf gets the module's userdata, not the Dwfl: this is how it finds the pid. */
+	dwfl_getmodules(ps->dwfl, module__set_owner, ps, 0);
+	if (err == ENOENT)
+		return -ESRCH;
+	return err > 0 ? -err : err < 0 ? -EIO : 0;
+}
+
+static int pid_syms__cmp(const void *a, const void *b)
+{
+	const struct pid_syms *left = a, *right = b;
+
+	return left->pid < right->pid ? -1 : left->pid > right->pid;
+}
+
+static void pid_syms__free(void *ptr)
+{
+	struct pid_syms *ps = ptr;
+
+	dwfl_end(ps->dwfl);
+	if (ps->root_fd >= 0)
+		close(ps->root_fd);
+	tdestroy(ps->names, free);
+	free(ps);
+}
+
+static int pid_syms__new(pid_t pid, struct pid_syms **out)
+{
+	struct pid_syms *ps;
+	char path[64];
+	int err;
+
+	ps = calloc(1, sizeof(*ps));
+	if (!ps)
+		return -ENOMEM;
+	ps->pid = pid;
+	/* Held open so a process that exits after its first report still has its files read
+	 * from its own root (libdwfl opens them lazily, at the first lookup in each). */
+	snprintf(path, sizeof(path), "/proc/%d/root", pid);
+	ps->root_fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (ps->root_fd < 0) {
+		err = errno == ENOENT ? -ESRCH : -errno;
+		goto err_out;
+	}
+	err = pid_syms__report(ps);
+	if (err)
+		goto err_out;
+	*out = ps;
+	return 0;
+
+err_out:
+	pid_syms__free(ps);
+	return err;
+}
+
+static const char *pid_syms__intern(struct pid_syms *ps, const char *str)
+{
+	char **node, *copy;
+
+	node = tfind(str, &ps->names, str__cmp);
+	if (node)
+		return *node;
+	copy = strdup(str);
+	if (!copy)
+		return NULL;
+	node = tsearch(copy, &ps->names, str__cmp);
+	if (!node) {
+		free(copy);
+		return NULL;
+	}
+	return *node;
+}
+
+static Dwfl_Module *pid_syms__module(struct pid_syms *ps, __u64 addr)
+{
+	Dwfl_Module *mod = ps->dwfl ? dwfl_addrmodule(ps->dwfl, addr) : NULL;
+
+	/* A dlopen since the last report maps code we don't know about yet. */
+	if (!mod && time__now_ns() - ps->reported_ns >= REPORT_INTERVAL_NS) {
+		pid_syms__report(ps);
+		mod = ps->dwfl ? dwfl_addrmodule(ps->dwfl, addr) : NULL;
+	}
+	return mod;
+}
+
+int syms__user(struct syms *syms, pid_t pid, __u64 addr, struct user_sym *out)
+{
+	struct pid_syms key = { .pid = pid }, *ps, **node;
+	const char *module, *symbol;
+	Dwarf_Addr start, bias;
+	Dwfl_Module *mod;
+	GElf_Off offset;
+	GElf_Sym sym;
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	node = tfind(&key, &syms->pids, pid_syms__cmp);
+	if (node) {
+		ps = *node;
+	} else {
+		err = pid_syms__new(pid, &ps);
+		if (err)
+			return err;
+		if (!tsearch(ps, &syms->pids, pid_syms__cmp)) {
+			pid_syms__free(ps);
+			return -ENOMEM;
+		}
+	}
+
+	mod = pid_syms__module(ps, addr);
+	if (!mod)
+		return -ENOENT;
+	module = dwfl_module_info(mod, NULL, &start, NULL, NULL, NULL, NULL, NULL);
+	/* libdwfl names it "[vdso: PID]"; maps says "[vdso]". */
+	module = module[0] == '[' ? "[vdso]" : pid_syms__intern(ps, module);
+	if (!module)
+		return -ENOMEM;
+
+	symbol = dwfl_module_addrinfo(mod, addr, &offset, &sym, NULL, NULL, NULL);
+	if (symbol && symbol[0]) {
+		symbol = pid_syms__intern(ps, symbol);
+		if (!symbol)
+			return -ENOMEM;
+		out->symbol = symbol;
+		out->offset = offset;
+	} else {
+		out->offset = addr - (dwfl_module_getelf(mod, &bias) ? bias : start);
+	}
+	out->module = module;
+	return 0;
+}
+
+void syms__forget_pid(struct syms *syms, pid_t pid)
+{
+	struct pid_syms key = { .pid = pid }, **node, *ps;
+
+	node = tfind(&key, &syms->pids, pid_syms__cmp);
+	if (!node)
+		return;
+	ps = *node;
+	tdelete(ps, &syms->pids, pid_syms__cmp);
+	pid_syms__free(ps);
+}
+
+struct syms *syms__new(void)
+{
+	return calloc(1, sizeof(struct syms));
+}
+
+void syms__free(struct syms *syms)
+{
+	if (!syms)
+		return;
+	tdestroy(syms->pids, pid_syms__free);
+	free(syms->ksyms);
+	free(syms->kstrs);
+	free(syms);
+}

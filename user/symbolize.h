@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+#ifndef SYMBOLIZE_H
+#define SYMBOLIZE_H
+
+#include <sys/types.h>
+#include <linux/types.h>
+
+/* Kernel symbols from /proc/kallsyms and user symbols through elfutils libdwfl, one Dwfl per
+ * process. Not thread-safe: one thread owns a struct syms. */
+struct syms;
+
+/* NULL + errno on failure. */
+struct syms *syms__new(void);
+void syms__free(struct syms *syms);
+
+/* Kernel symbol containing addr; NULL if none. *offset set to addr - symbol start.
+ * /proc/kallsyms is read on the first call and never again: modules and BPF programs loaded
+ * later are not found. Without CAP_SYSLOG every address in kallsyms is 0 and this returns NULL. */
+const char *syms__kernel(struct syms *syms, __u64 addr, __u64 *offset);
+
+struct user_sym {
+	const char *symbol; /* function name or NULL; owned by syms, valid until syms__forget_pid/free */
+	const char *module; /* module path (e.g. /usr/lib/x86_64-linux-gnu/libc.so.6) or NULL */
+	__u64 offset;       /* addr - symbol start when symbol != NULL, else addr - module load base */
+};
+
+/* Resolve a user address of process pid. Returns 0 when at least the module is known, -ENOENT if
+ * the address is in no known module. Never crashes on a process that has exited: returns an error.
+ *
+ * module is the path as the process sees it (what /proc/PID/maps shows), "[vdso]", or the path
+ * followed by " (deleted)" when the file was replaced or removed since it was mapped. When symbol
+ * is NULL, offset is the address in the ELF file's own address space (what `addr2line -e module`
+ * takes), or addr - start of the module's first mapping if the file could not be read (the same
+ * number for shared libraries and PIEs).
+ * Errors: -ESRCH when the process is gone before anything was cached for it, -ENOMEM, or another
+ * -errno from reading /proc/PID. */
+int syms__user(struct syms *syms, pid_t pid, __u64 addr, struct user_sym *out);
+
+/* Drop what is cached for pid (process exited or exec'd). After an exec the cached modules are
+ * those of the old program: the caller must call this, nothing here notices. */
+void syms__forget_pid(struct syms *syms, pid_t pid);
+
+#endif

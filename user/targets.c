@@ -1,0 +1,236 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include "targets.h"
+
+/* include/linux/sched.h: the task is a kernel thread. */
+#define PF_KTHREAD 0x00200000
+/* Field 9 of /proc/PID/stat, counting after the ")" that ends the comm. */
+#define STAT_FLAGS_FIELD 7
+
+static int proc__flags(pid_t pid, unsigned long *flags)
+{
+	char path[64], buf[1024], *after_comm, *field;
+	ssize_t len;
+	int fd, i;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	len = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (len <= 0)
+		return -ESRCH;
+	buf[len] = '\0';
+	/* comm may itself contain spaces and parentheses: skip to the last ')'. */
+	after_comm = strrchr(buf, ')');
+	if (!after_comm)
+		return -EINVAL;
+	field = after_comm + 1;
+	for (i = 0; i < STAT_FLAGS_FIELD && field; i++)
+		field = strchr(field + 1, ' ');
+	if (!field)
+		return -EINVAL;
+	*flags = strtoul(field + 1, NULL, 10);
+	return 0;
+}
+
+static void proc__comm(pid_t pid, char comm[TASK_COMM_LEN])
+{
+	char path[64];
+	FILE *file;
+
+	snprintf(comm, TASK_COMM_LEN, "?");
+	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+	file = fopen(path, "r");
+	if (!file)
+		return;
+	if (fgets(comm, TASK_COMM_LEN, file))
+		comm[strcspn(comm, "\n")] = '\0';
+	fclose(file);
+}
+
+static int pidfd__open(pid_t pid)
+{
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+static int targets__remember(struct targets *targets, pid_t pid)
+{
+	struct target *target;
+
+	if (targets->nr >= MAX_TARGET_PIDS) {
+		fprintf(stderr, "loopstall: too many target processes (at most %d)\n", MAX_TARGET_PIDS);
+		return -E2BIG;
+	}
+	target = &targets->list[targets->nr];
+	target->pid = pid;
+	target->exited = false;
+	target->pidfd = pidfd__open(pid);
+	if (target->pidfd < 0) {
+		fprintf(stderr, "loopstall: pid %d: %s\n", pid,
+			errno == ESRCH ? "no such process" : strerror(errno));
+		return -errno;
+	}
+	proc__comm(pid, target->comm);
+	targets->nr++;
+	return 0;
+}
+
+int targets__add_pid(struct targets *targets, pid_t pid)
+{
+	unsigned long flags;
+	char path[64];
+	int i, err;
+
+	for (i = 0; i < targets->nr; i++)
+		if (targets->list[i].pid == pid)
+			return 0;
+	err = proc__flags(pid, &flags);
+	if (err == -ENOENT || err == -ESRCH) {
+		fprintf(stderr, "loopstall: pid %d: no such process\n", pid);
+		return err;
+	}
+	if (err) {
+		fprintf(stderr, "loopstall: pid %d: cannot read /proc/%d/stat: %s\n", pid, pid,
+			strerror(-err));
+		return err;
+	}
+	if (flags & PF_KTHREAD) {
+		fprintf(stderr, "loopstall: pid %d: is a kernel thread, it runs no event loop\n", pid);
+		return -EINVAL;
+	}
+	/* A thread id is visible as /proc/TID too, but tracing works per process. */
+	snprintf(path, sizeof(path), "/proc/%d/task/%d", pid, pid);
+	if (access(path, F_OK)) {
+		fprintf(stderr, "loopstall: pid %d: is a thread, not a process; give its process "
+				"id (Tgid in /proc/%d/status)\n", pid, pid);
+		return -EINVAL;
+	}
+	return targets__remember(targets, pid);
+}
+
+static void __attribute__((noreturn)) child__exec(int release_fd, int status_fd, char **argv)
+{
+	char go;
+	int err;
+
+	if (read(release_fd, &go, 1) != 1)
+		_exit(127); /* loopstall gave up before releasing us */
+	close(release_fd);
+	execvp(argv[0], argv);
+	err = errno;
+	if (write(status_fd, &err, sizeof(err)) < 0)
+		_exit(127);
+	_exit(127);
+}
+
+int targets__spawn(struct targets *targets, char **argv)
+{
+	int release[2], status[2];
+	pid_t pid;
+
+	if (pipe2(release, O_CLOEXEC) || pipe2(status, O_CLOEXEC)) {
+		fprintf(stderr, "loopstall: pipe: %s\n", strerror(errno));
+		return -errno;
+	}
+	pid = fork();
+	if (pid < 0) {
+		fprintf(stderr, "loopstall: fork: %s\n", strerror(errno));
+		return -errno;
+	}
+	if (pid == 0) {
+		close(release[1]);
+		close(status[0]);
+		child__exec(release[0], status[1], argv);
+	}
+	close(release[0]);
+	close(status[1]);
+	targets->child = pid;
+	targets->release_fd = release[1];
+	targets->exec_status_fd = status[0];
+	return targets__remember(targets, pid);
+}
+
+int targets__release(struct targets *targets)
+{
+	ssize_t len;
+	int err = 0;
+
+	if (write(targets->release_fd, "x", 1) != 1)
+		err = errno;
+	close(targets->release_fd);
+	targets->release_fd = -1;
+	if (!err) {
+		len = read(targets->exec_status_fd, &err, sizeof(err));
+		if (len != sizeof(err))
+			err = 0;
+	}
+	close(targets->exec_status_fd);
+	targets->exec_status_fd = -1;
+	if (err) {
+		fprintf(stderr, "loopstall: cannot run the command: %s\n", strerror(err));
+		waitpid(targets->child, NULL, 0);
+		return -err;
+	}
+	proc__comm(targets->child, targets->list[0].comm);
+	return 0;
+}
+
+void targets__abort(struct targets *targets)
+{
+	if (!targets->child || targets->release_fd < 0)
+		return;
+	close(targets->release_fd);
+	targets->release_fd = -1;
+	waitpid(targets->child, NULL, 0);
+}
+
+bool targets__all_exited(struct targets *targets)
+{
+	bool all = true;
+	int i;
+
+	for (i = 0; i < targets->nr; i++) {
+		struct target *target = &targets->list[i];
+		struct pollfd pfd = { .fd = target->pidfd, .events = POLLIN };
+
+		if (!target->exited && poll(&pfd, 1, 0) == 1) {
+			target->exited = true;
+			if (target->pid == targets->child)
+				waitpid(target->pid, NULL, WNOHANG);
+		}
+		all = all && target->exited;
+	}
+	return all;
+}
+
+const char *targets__comm(const struct targets *targets, pid_t pid)
+{
+	int i;
+
+	for (i = 0; i < targets->nr; i++)
+		if (targets->list[i].pid == pid)
+			return targets->list[i].comm;
+	return NULL;
+}
+
+void targets__close(struct targets *targets)
+{
+	int i;
+
+	targets__abort(targets);
+	for (i = 0; i < targets->nr; i++)
+		close(targets->list[i].pidfd);
+	targets->nr = 0;
+}
