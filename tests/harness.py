@@ -152,7 +152,7 @@ class Target:
                 return self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 raise AssertionError("target %s did not exit within %.0f s"
-                                     % (self.argv[1], timeout))
+                                     % (self.argv[1], timeout)) from None
         wait_until(lambda: not self.alive(), timeout, "target pid %d to exit" % self.pid)
         return None
 
@@ -202,7 +202,7 @@ class Loopstall:
             self.proc.kill()
             self.proc.wait(10)
             raise AssertionError("loopstall did not exit within %.0f s\n%s"
-                                 % (timeout, self.describe()))
+                                 % (timeout, self.describe())) from None
         self.stdout.join_eof(10)
         self.stderr.join_eof(10)
         return self.returncode
@@ -245,14 +245,16 @@ class Loopstall:
                 if e["event"] == kind and (pid is None or e.get("pid") == pid)]
 
 
-def run_loopstall(args, timeout=STOP_TIMEOUT_S, prefix=()):
+def run_loopstall(args, timeout=15.0, prefix=()):
     """Run loopstall to completion (error cases); returns CompletedProcess with text output."""
     try:
         return subprocess.run(list(prefix) + [LOOPSTALL] + [str(a) for a in args],
                               stdin=subprocess.DEVNULL, capture_output=True, text=True,
                               timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise AssertionError("loopstall %s did not exit within %.0f s" % (args, timeout))
+    except subprocess.TimeoutExpired as e:
+        stderr = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else e.stderr
+        raise AssertionError("loopstall %s did not exit within %.0f s; stderr:\n%s"
+                             % (" ".join(map(str, args)), timeout, stderr or "")) from None
 
 
 # --- checks on event values --------------------------------------------------------------

@@ -149,6 +149,8 @@ ERRORS = [
     ("loop-func-no-symbol", ["--loop-func", "/usr/bin/python3.11:no_such_symbol_xyz",
                              "-p", "{pid}"], 1, "no_such_symbol_xyz"),
     ("no-target", ["--json"], 2, ""),
+    # Not in the list of named cases, but the same contract: a bad command line, one line.
+    ("unknown-option", ["--no-such-option", "-p", "{pid}"], 2, "no-such-option"),
 ]
 
 

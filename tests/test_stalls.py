@@ -6,6 +6,7 @@ checks the values of the JSON events. Timing tolerances are wide on purpose (2 n
 """
 
 import collections
+import datetime
 import glob
 import os
 import re
@@ -110,6 +111,18 @@ def check_sleep_stall(ev, pid, tid, want_ms, syscalls, kernel_names):
     frames = kernel_symbols(top)
     assert kernel_names & set(frames), "kernel frames %s show none of %s" % (
         frames, sorted(kernel_names))
+    # The innermost user frame is the libc wrapper of the sleeping system call.
+    assert top["user"] and "libc" in (top["user"][0].get("module") or ""), (
+        "innermost user frame not in libc: %s" % top["user"][:3])
+
+
+def check_began_at(ev, report):
+    """`time` is when the stalled iteration began: just before the action started."""
+    began = datetime.datetime.strptime(ev["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+    assert -0.1 <= report["wall_start"] - began <= 0.1, (
+        "stall time %s is %.3f s away from the action's start" % (
+            ev["time"], report["wall_start"] - began))
 
 
 @pytest.mark.parametrize("python", interpreters())
@@ -123,8 +136,9 @@ def test_time_sleep_in_coroutine(lab, python):
     stalls = run.of_kind("stall", pid)
     assert len(stalls) == 2, "2 sleeps triggered, got %d stalls:\n%s" % (
         len(stalls), "\n".join(map(brief, stalls)))
-    for ev in stalls:
+    for ev, report in zip(stalls, reports):
         check_sleep_stall(ev, pid, tid, 300, syscalls, kernel_names)
+        check_began_at(ev, report)
     check_summary(run, pid, 2)
 
 
@@ -142,8 +156,9 @@ def test_time_sleep_other_loops(lab, loop):
     stalls = run.of_kind("stall", pid)
     assert len(stalls) == 2, "2 sleeps triggered on %s, got %d stalls:\n%s" % (
         loop, len(stalls), "\n".join(map(brief, stalls)))
-    for ev in stalls:
+    for ev, report in zip(stalls, reports):
         check_sleep_stall(ev, pid, tid, 300, syscalls, kernel_names)
+        check_began_at(ev, report)
     check_summary(run, pid, 2)
 
 

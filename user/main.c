@@ -28,6 +28,9 @@
  * than every 100 ms. */
 #define PROGRESS_SCAN_MIN_MS 10
 #define PROGRESS_SCAN_MAX_MS 100
+/* A stuck loop is reported once per threshold, but not more than once a second: a 250 ms stall
+ * needs no running commentary, a hung loop needs a heartbeat. */
+#define PROGRESS_MIN_INTERVAL_MS 1000
 /* The on-CPU sampler records stacks once an iteration has run this fraction of the threshold. */
 #define SAMPLE_AFTER_FRACTION 0.5
 
@@ -451,7 +454,9 @@ static int run(struct session *session)
 
 	session->resolver.syms = syms__new();
 	session->resolver.stacks_map_fd = bpf_map__fd(session->skel->maps.stacks);
-	session->progress.threshold_ns = (__u64)(config->threshold_ms * NS_PER_MS);
+	session->progress.interval_ns = (__u64)(config->threshold_ms * NS_PER_MS);
+	if (session->progress.interval_ns < PROGRESS_MIN_INTERVAL_MS * NS_PER_MS)
+		session->progress.interval_ns = PROGRESS_MIN_INTERVAL_MS * NS_PER_MS;
 	ring = ring_buffer__new(bpf_map__fd(session->skel->maps.events), on_record, session, NULL);
 	if (!session->resolver.syms || !ring) {
 		err = -ENOMEM;

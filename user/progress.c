@@ -63,13 +63,13 @@ void progress__scan(struct progress *progress, int loop_threads_fd,
 		tid = next_tid;
 		key = &tid;
 		if (bpf_map_lookup_elem(loop_threads_fd, &tid, &thread) || !thread.busy_start_ns ||
-		    now < thread.busy_start_ns || now - thread.busy_start_ns < progress->threshold_ns)
+		    now < thread.busy_start_ns || now - thread.busy_start_ns < progress->interval_ns)
 			continue;
 		entry = progress__entry(progress, tid, thread.busy_start_ns);
 		if (!entry)
 			continue;
 		seen[entry - progress->entries] = 1;
-		if (now - entry->reported_ns < progress->threshold_ns)
+		if (now - entry->reported_ns < progress->interval_ns)
 			continue;
 		entry->reported_ns = now;
 		stall__from_thread(resolver, tid, &thread, now, scratch);

@@ -10,7 +10,7 @@
  * A loop stuck in one iteration fires no BPF program that could report it (it never reaches its
  * poll; if it is blocked it does not even run), and tracing programs cannot arm BPF timers. So
  * userspace watches the per-thread map and reports iterations that are still going past the
- * threshold, at most once per threshold interval per thread.
+ * threshold, at most once per interval per thread.
  */
 #define PROGRESS_MAX_THREADS 1024
 
@@ -21,7 +21,7 @@ struct progress_entry {
 };
 
 struct progress {
-	__u64 threshold_ns;
+	__u64 interval_ns; /* between two reports of one iteration; also the first one's delay */
 	int nr;
 	struct progress_entry entries[PROGRESS_MAX_THREADS];
 };

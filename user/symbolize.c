@@ -27,10 +27,19 @@ struct ksym {
 	size_t name; /* offset in syms->kstrs: the arena moves while it grows */
 };
 
+/* libdwfl 0.188's dwfl_addrmodule can return the module just below an address in a gap between
+ * modules (JIT code, or a library dlopen'ed there since the report): look modules up ourselves. */
+struct module_range {
+	__u64 low, high;
+	Dwfl_Module *mod;
+};
+
 struct pid_syms {
 	pid_t pid;
 	int root_fd; /* the process's "/": its maps paths are relative to it */
 	Dwfl *dwfl;  /* NULL after libdwfl failed mid-report, until the next report */
+	struct module_range *ranges; /* sorted by low */
+	size_t nr_ranges, ranges_cap;
 	__u64 reported_ns;
 	/* Every string handed out, copied: a re-report frees the Dwfl_Module of a dlclose'd
 	 * library and its strings with it, while callers hold names until syms__forget_pid. */
@@ -175,16 +184,15 @@ const char *syms__kernel(struct syms *syms, __u64 addr, __u64 *offset)
 		else
 			hi = mid;
 	}
-	if (!lo)
-		return NULL;
-	ksym = &syms->ksyms[lo - 1];
+	ksym = lo ? &syms->ksyms[lo - 1] : NULL;
 	if (offset)
-		*offset = addr - ksym->addr;
-	return syms->kstrs + ksym->name;
+		*offset = ksym ? addr - ksym->addr : 0;
+	return ksym ? syms->kstrs + ksym->name : NULL;
 }
 
 /* A file replaced or removed since it was mapped (a package upgrade under a running service) is
- * still reachable through /proc/PID/map_files/START-END, which needs CAP_SYS_ADMIN. */
+ * still reachable through /proc/PID/map_files/START-END (needs CAP_SYS_ADMIN or
+ * CAP_CHECKPOINT_RESTORE). */
 static int pid_syms__open_deleted(const struct pid_syms *ps, Dwarf_Addr base, char **file_name)
 {
 	char dir_path[64], prefix[32];
@@ -241,11 +249,34 @@ static const Dwfl_Callbacks proc_callbacks = {
 	.find_debuginfo = dwfl_standard_find_debuginfo,
 };
 
-static int module__set_owner(Dwfl_Module *mod, void **userdata, const char *name,
-			     Dwarf_Addr base, void *arg)
+static int module_range__cmp(const void *a, const void *b)
 {
-	(void)mod, (void)name, (void)base;
-	*userdata = arg;
+	const struct module_range *left = a, *right = b;
+
+	return left->low < right->low ? -1 : left->low > right->low;
+}
+
+static int module__index(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_Addr base,
+			 void *arg)
+{
+	struct pid_syms *ps = arg;
+	struct module_range *ranges;
+	Dwarf_Addr end;
+	size_t cap;
+
+	(void)name;
+	/* find_elf gets the module's userdata, not the Dwfl: this is how it finds the pid. */
+	*userdata = ps;
+	if (ps->nr_ranges == ps->ranges_cap) {
+		cap = ps->ranges_cap ? ps->ranges_cap * 2 : 64;
+		ranges = realloc(ps->ranges, cap * sizeof(*ranges));
+		if (!ranges)
+			return DWARF_CB_ABORT;
+		ps->ranges = ranges;
+		ps->ranges_cap = cap;
+	}
+	dwfl_module_info(mod, NULL, NULL, &end, NULL, NULL, NULL, NULL);
+	ps->ranges[ps->nr_ranges++] = (struct module_range){ .low = base, .high = end, .mod = mod };
 	return DWARF_CB_OK;
 }
 
@@ -260,7 +291,8 @@ static int module__keep(Dwfl_Module *mod, void *userdata, const char *name, Dwar
 	return dwfl_report_module(arg, name, base, end) ? 0 : -1;
 }
 
-/* An exited process, zombie included, has no mappings left: reading its maps succeeds, empty. */
+/* dwfl_linux_proc_report fails on a process that is gone (its auxv reads empty), but one exiting
+ * between its reads of auxv and maps yields an empty report that "succeeded". */
 static bool pid__has_mappings(pid_t pid)
 {
 	char path[64], c;
@@ -297,10 +329,15 @@ static int pid_syms__report(struct pid_syms *ps)
 		/* libdwfl forbids using a Dwfl after a failed report_end. */
 		dwfl_end(ps->dwfl);
 		ps->dwfl = NULL;
+		ps->nr_ranges = 0;
 		return -ENOMEM;
 	}
-	/* find_elf gets the module's userdata, not the Dwfl: this is how it finds the pid. */
-	dwfl_getmodules(ps->dwfl, module__set_owner, ps, 0);
+	ps->nr_ranges = 0;
+	if (dwfl_getmodules(ps->dwfl, module__index, ps, 0)) {
+		ps->nr_ranges = 0;
+		return -ENOMEM;
+	}
+	qsort(ps->ranges, ps->nr_ranges, sizeof(*ps->ranges), module_range__cmp);
 	if (err == ENOENT)
 		return -ESRCH;
 	return err > 0 ? -err : err < 0 ? -EIO : 0;
@@ -318,39 +355,40 @@ static void pid_syms__free(void *ptr)
 	struct pid_syms *ps = ptr;
 
 	dwfl_end(ps->dwfl);
+	free(ps->ranges);
 	if (ps->root_fd >= 0)
 		close(ps->root_fd);
 	tdestroy(ps->names, free);
 	free(ps);
 }
 
-static int pid_syms__new(pid_t pid, struct pid_syms **out)
+static struct pid_syms *pid_syms__new(pid_t pid, int *err)
 {
 	struct pid_syms *ps;
 	char path[64];
-	int err;
 
 	ps = calloc(1, sizeof(*ps));
-	if (!ps)
-		return -ENOMEM;
+	if (!ps) {
+		*err = -ENOMEM;
+		return NULL;
+	}
 	ps->pid = pid;
 	/* Held open so a process that exits after its first report still has its files read
 	 * from its own root (libdwfl opens them lazily, at the first lookup in each). */
 	snprintf(path, sizeof(path), "/proc/%d/root", pid);
 	ps->root_fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (ps->root_fd < 0) {
-		err = errno == ENOENT ? -ESRCH : -errno;
+		*err = errno == ENOENT ? -ESRCH : -errno;
 		goto err_out;
 	}
-	err = pid_syms__report(ps);
-	if (err)
+	*err = pid_syms__report(ps);
+	if (*err)
 		goto err_out;
-	*out = ps;
-	return 0;
+	return ps;
 
 err_out:
 	pid_syms__free(ps);
-	return err;
+	return NULL;
 }
 
 static const char *pid_syms__intern(struct pid_syms *ps, const char *str)
@@ -371,14 +409,29 @@ static const char *pid_syms__intern(struct pid_syms *ps, const char *str)
 	return *node;
 }
 
+static Dwfl_Module *pid_syms__find_module(const struct pid_syms *ps, __u64 addr)
+{
+	size_t lo = 0, hi = ps->nr_ranges, mid;
+
+	/* lo ends as the number of modules starting at or below addr */
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (ps->ranges[mid].low <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo && addr < ps->ranges[lo - 1].high ? ps->ranges[lo - 1].mod : NULL;
+}
+
 static Dwfl_Module *pid_syms__module(struct pid_syms *ps, __u64 addr)
 {
-	Dwfl_Module *mod = ps->dwfl ? dwfl_addrmodule(ps->dwfl, addr) : NULL;
+	Dwfl_Module *mod = pid_syms__find_module(ps, addr);
 
 	/* A dlopen since the last report maps code we don't know about yet. */
 	if (!mod && time__now_ns() - ps->reported_ns >= REPORT_INTERVAL_NS) {
 		pid_syms__report(ps);
-		mod = ps->dwfl ? dwfl_addrmodule(ps->dwfl, addr) : NULL;
+		mod = pid_syms__find_module(ps, addr);
 	}
 	return mod;
 }
@@ -398,8 +451,8 @@ int syms__user(struct syms *syms, pid_t pid, __u64 addr, struct user_sym *out)
 	if (node) {
 		ps = *node;
 	} else {
-		err = pid_syms__new(pid, &ps);
-		if (err)
+		ps = pid_syms__new(pid, &err);
+		if (!ps)
 			return err;
 		if (!tsearch(ps, &syms->pids, pid_syms__cmp)) {
 			pid_syms__free(ps);

@@ -13,7 +13,7 @@ struct syms;
 struct syms *syms__new(void);
 void syms__free(struct syms *syms);
 
-/* Kernel symbol containing addr; NULL if none. *offset set to addr - symbol start.
+/* Kernel symbol containing addr; NULL if none. *offset set to addr - symbol start (0 if none).
  * /proc/kallsyms is read on the first call and never again: modules and BPF programs loaded
  * later are not found. Without CAP_SYSLOG every address in kallsyms is 0 and this returns NULL. */
 const char *syms__kernel(struct syms *syms, __u64 addr, __u64 *offset);

@@ -225,11 +225,26 @@ const char *targets__comm(const struct targets *targets, pid_t pid)
 	return NULL;
 }
 
+/* The command loopstall started is ended with it, as `timeout` would: it was started only to be
+ * traced, and an orphan would keep the terminal's pipes open. */
+static void targets__end_child(struct targets *targets)
+{
+	int i;
+
+	for (i = 0; i < targets->nr; i++) {
+		if (targets->list[i].pid != targets->child || targets->list[i].exited)
+			continue;
+		kill(targets->child, SIGTERM);
+		waitpid(targets->child, NULL, 0);
+	}
+}
+
 void targets__close(struct targets *targets)
 {
 	int i;
 
 	targets__abort(targets);
+	targets__end_child(targets);
 	for (i = 0; i < targets->nr; i++)
 		close(targets->list[i].pidfd);
 	targets->nr = 0;

@@ -9,7 +9,8 @@ launch mode (where the target's stdout belongs to loopstall):
   DIR/go            created by the test to trigger ONE action; the target deletes it, then acts
   DIR/report.jsonl  one JSON line per finished action, with CLOCK_MONOTONIC times (the same clock
                     in every process, so the test can compare them with its own time.monotonic()):
-                    {"n": 1, "action": "sleep", "start": 123.4, "end": 123.7, "ms": 300.1, ...}
+                    {"n": 1, "action": "sleep", "start": 123.4, "end": 123.7, "ms": 300.1,
+                     "wall_start": 1795359845.1, ...}   (wall_start: time.time(), for `time`)
 
 The event loop polls DIR/go every POLL_S seconds with the loop's own timer, so between triggers
 the loop keeps doing short, healthy iterations (an epoll_wait with a 20 ms timeout, then a stat).
@@ -59,9 +60,11 @@ def add_ctl_argument(parser):
 
 def timed(n, name, fn):
     """Run one blocking action and return its report."""
+    wall = time.time()
     start = time.monotonic()
     extra = fn() or {}
     end = time.monotonic()
-    report = {"n": n, "action": name, "start": start, "end": end, "ms": (end - start) * 1000.0}
+    report = {"n": n, "action": name, "start": start, "end": end, "ms": (end - start) * 1000.0,
+              "wall_start": wall}
     report.update(extra)
     return report
