@@ -493,6 +493,9 @@ int main(int argc, char **argv)
 	struct sigaction action = { .sa_handler = on_signal };
 
 	cli__parse(argc, argv, &session.config);
+	/* libdw would fetch missing debuginfo over the network at the first stripped module: an
+	 * observer must not stall on (or leak its targets to) a download. */
+	unsetenv("DEBUGINFOD_URLS");
 	libbpf_set_print(session.config.verbose ? libbpf_print_verbose : libbpf_print_quiet);
 	sigaction(SIGINT, &action, NULL);
 	sigaction(SIGTERM, &action, NULL);

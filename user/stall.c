@@ -20,8 +20,13 @@ static int stack__read(int map_fd, __s32 id, __u64 ips[MAX_STACK_DEPTH])
  * that ran it: not where the loop thread was. */
 static bool kernel_frame__is_tracing(const char *symbol)
 {
-	return symbol && (!strncmp(symbol, "bpf_", 4) || !strncmp(symbol, "__bpf_", 6) ||
-			  !strncmp(symbol, "perf_trace_", 11));
+	static const char *const prefixes[] = { "bpf_", "__bpf_", "__traceiter_", "perf_trace_" };
+	size_t i;
+
+	for (i = 0; symbol && i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+		if (!strncmp(symbol, prefixes[i], strlen(prefixes[i])))
+			return true;
+	return false;
 }
 
 static void stack__resolve_kernel(const struct stall_resolver *resolver, __s32 id,

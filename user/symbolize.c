@@ -409,6 +409,20 @@ static const char *pid_syms__intern(struct pid_syms *ps, const char *str)
 	return *node;
 }
 
+/* libdwfl names versioned .dynsym entries "clock_nanosleep@GLIBC_2.2.5" (or "@@"); a reader
+ * knows the function as clock_nanosleep. */
+static const char *pid_syms__intern_unversioned(struct pid_syms *ps, const char *symbol)
+{
+	const char *at = strchr(symbol, '@');
+	char name[256];
+
+	if (!at || at == symbol || (size_t)(at - symbol) >= sizeof(name))
+		return pid_syms__intern(ps, symbol);
+	memcpy(name, symbol, at - symbol);
+	name[at - symbol] = '\0';
+	return pid_syms__intern(ps, name);
+}
+
 static Dwfl_Module *pid_syms__find_module(const struct pid_syms *ps, __u64 addr)
 {
 	size_t lo = 0, hi = ps->nr_ranges, mid;
@@ -471,7 +485,7 @@ int syms__user(struct syms *syms, pid_t pid, __u64 addr, struct user_sym *out)
 
 	symbol = dwfl_module_addrinfo(mod, addr, &offset, &sym, NULL, NULL, NULL);
 	if (symbol && symbol[0]) {
-		symbol = pid_syms__intern(ps, symbol);
+		symbol = pid_syms__intern_unversioned(ps, symbol);
 		if (!symbol)
 			return -ENOMEM;
 		out->symbol = symbol;

@@ -44,4 +44,5 @@ set(CMAKE_MAKEFILE_PRODUCTS
 set(CMAKE_DEPEND_INFO_FILES
   "CMakeFiles/loopstall_skel.dir/DependInfo.cmake"
   "CMakeFiles/loopstall.dir/DependInfo.cmake"
+  "CMakeFiles/symbolize_test.dir/DependInfo.cmake"
   )
