@@ -8,7 +8,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include "loopstall.h"
-#include "syscall_args.h"
+#include "arch.h"
 
 /* Set by userspace before load. */
 const volatile __u64 threshold_ns = 100000000;
@@ -78,6 +78,8 @@ __u64 lost_events = 0;
 __u64 stack_errors = 0;
 __u64 thread_table_full = 0;
 
+#include "python.bpf.h"
+
 static __always_inline bool is_traced(__u32 pid)
 {
 	return bpf_map_lookup_elem(&traced_pids, &pid) != NULL;
@@ -100,6 +102,7 @@ static struct loop_thread *thread__create(__u32 tid, __u32 pid, __u32 loop_fd)
 	if (!thread)
 		return NULL;
 	thread->pid = pid;
+	thread->tls_base = TASK_TLS_BASE(bpf_get_current_task_btf());
 	thread->loop_fd = loop_fd;
 	thread->pending_poll_fd = -1;
 	thread->current_slot = NO_SLOT;
@@ -179,6 +182,7 @@ static __always_inline void iteration__begin(struct loop_thread *thread, __u64 n
 	thread->untracked_stack_ns = 0;
 	thread->nr_slots = 0;
 	thread->current_slot = NO_SLOT;
+	thread->py_walks = 0;
 }
 
 static void stall__emit(struct loop_thread *thread, __u32 tid, __u64 start_ns, __u64 duration_ns,
@@ -384,7 +388,7 @@ int BPF_KRETPROBE(loop_func_exit)
 
 /* Find the slot for this stack in the iteration, or start one; NO_SLOT when all are taken. */
 static __u32 thread__slot(struct loop_thread *thread, __s32 kernel_stack_id, __s32 user_stack_id,
-			  __u32 kind, __u32 reason, __s32 syscall)
+			  __u64 py_stack_id, __u32 kind, __u32 reason, __s32 syscall)
 {
 	struct stack_slot *slot;
 	__u32 i;
@@ -394,7 +398,8 @@ static __u32 thread__slot(struct loop_thread *thread, __s32 kernel_stack_id, __s
 			break;
 		slot = &thread->slots[i];
 		if (slot->kernel_stack_id == kernel_stack_id && slot->user_stack_id == user_stack_id &&
-		    slot->kind == kind && slot->reason == reason && slot->syscall == syscall)
+		    slot->py_stack_id == py_stack_id && slot->kind == kind && slot->reason == reason &&
+		    slot->syscall == syscall)
 			return i;
 	}
 	if (i >= MAX_STACK_SLOTS)
@@ -402,6 +407,8 @@ static __u32 thread__slot(struct loop_thread *thread, __s32 kernel_stack_id, __s
 	slot = &thread->slots[i];
 	slot->kernel_stack_id = kernel_stack_id;
 	slot->user_stack_id = user_stack_id;
+	slot->py_stack_id = py_stack_id;
+	slot->waker_tid = 0;
 	slot->kind = kind;
 	slot->reason = reason;
 	slot->syscall = syscall;
@@ -480,7 +487,7 @@ static __s64 fdset__first(__u64 set_addr, __u64 nfds)
  * task is current, so its user memory (poll's pollfd array, select's fd_set) is readable.
  */
 static __u32 offcpu__reason(struct task_struct *task, struct pt_regs *regs, __s32 syscall,
-			    unsigned int state)
+			    unsigned int state, __u32 pid)
 {
 	__u64 arg0 = SYSCALL_ARG0(regs), arg1 = SYSCALL_ARG1(regs);
 	struct pollfd first = {};
@@ -492,6 +499,7 @@ static __u32 offcpu__reason(struct task_struct *task, struct pt_regs *regs, __s3
 	case SYS_PAUSE:
 		return REASON_SLEEP;
 	case SYS_FUTEX:
+		return python__is_gil(pid, arg0) ? REASON_GIL : REASON_LOCK;
 	case SYS_FUTEX_WAITV:
 	case SYS_FLOCK:
 	case SYS_FCNTL:
@@ -535,6 +543,7 @@ static void thread__switch_out(void *ctx, struct loop_thread *thread, struct tas
 	struct pt_regs *regs;
 	unsigned int state;
 	__s32 syscall, kernel_stack_id, user_stack_id;
+	__u64 py_stack_id;
 	__u32 reason;
 
 	thread__account(thread, now);
@@ -548,12 +557,15 @@ static void thread__switch_out(void *ctx, struct loop_thread *thread, struct tas
 	}
 	regs = (struct pt_regs *)bpf_task_pt_regs(prev);
 	syscall = syscall__current(regs);
-	reason = offcpu__reason(prev, regs, syscall, state);
+	reason = offcpu__reason(prev, regs, syscall, state, thread->pid);
 	kernel_stack_id = stack__capture(ctx, 0);
 	user_stack_id = stack__capture(ctx, BPF_F_USER_STACK);
+	/* Switch-out is the only moment the thread's frames are current: a time.sleep() at the
+	 * start of a callback has used no time yet, so no sampler would see it. */
+	py_stack_id = python__capture(thread, prev->pid);
 	thread->run_state = RUN_BLOCKED;
-	thread->current_slot =
-		thread__slot(thread, kernel_stack_id, user_stack_id, STACK_OFF_CPU, reason, syscall);
+	thread->current_slot = thread__slot(thread, kernel_stack_id, user_stack_id, py_stack_id,
+					    STACK_OFF_CPU, reason, syscall);
 }
 
 SEC("tp_btf/sched_switch")
@@ -580,16 +592,21 @@ int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_s
 SEC("tp_btf/sched_waking")
 int BPF_PROG(sched_waking, struct task_struct *task)
 {
+	__u64 waker = bpf_get_current_pid_tgid();
 	struct loop_thread *thread;
-	__u32 tid = task->pid;
+	__u32 tid = task->pid, slot;
 
 	thread = bpf_map_lookup_elem(&loop_threads, &tid);
 	if (!thread || !thread->busy_start_ns || thread->run_state != RUN_BLOCKED)
 		return 0;
 	thread__account(thread, bpf_ktime_get_ns());
+	/* A thread of the same process that wakes a GIL waiter is the one that dropped the GIL.
+	 * Timer wakeups run in whatever task the interrupt hit: only keep same-process wakers. */
+	slot = thread->current_slot;
+	if (slot < MAX_STACK_SLOTS && waker >> 32 == thread->pid && (__u32)waker != tid)
+		thread->slots[slot].waker_tid = (__u32)waker;
 	thread->run_state = RUN_RUNNABLE;
 	thread->current_slot = NO_SLOT;
-	thread->waker_tid = (__u32)bpf_get_current_pid_tgid();
 	return 0;
 }
 
@@ -607,7 +624,8 @@ int on_cpu_sample(struct bpf_perf_event_data *ctx)
 		return 0;
 	kernel_stack_id = stack__capture(ctx, 0);
 	user_stack_id = stack__capture(ctx, BPF_F_USER_STACK);
-	slot = thread__slot(thread, kernel_stack_id, user_stack_id, STACK_ON_CPU, REASON_NONE, -1);
+	slot = thread__slot(thread, kernel_stack_id, user_stack_id, python__capture(thread, tid),
+			    STACK_ON_CPU, REASON_NONE, -1);
 	if (slot >= MAX_STACK_SLOTS)
 		return 0;
 	thread->slots[slot].ns += sample_period_ns;

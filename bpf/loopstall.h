@@ -7,6 +7,7 @@
 #ifndef __VMLINUX_H__
 #include <linux/types.h>
 #endif
+#include "python.h"
 
 #define TASK_COMM_LEN 16
 
@@ -14,6 +15,10 @@
 #define MAX_STACK_SLOTS 8
 /* Frames kept per stack: deep enough for a CPython eval loop under a framework. */
 #define MAX_STACK_DEPTH 127
+
+/* Python frames kept per stack (--py-depth caps it lower). */
+#define MAX_PY_DEPTH 128
+#define DEFAULT_PY_DEPTH 64
 
 /* Busy-time histogram: HIST_SUB_BUCKETS linear sub-buckets per power of two of nanoseconds. */
 #define HIST_SUB_BITS 2
@@ -46,6 +51,7 @@ enum offcpu_reason {
 	REASON_DISK,
 	REASON_LOCK,
 	REASON_OTHER,
+	REASON_GIL, /* futex on the CPython GIL of the thread's interpreter */
 };
 
 /* Where the loop thread is between scheduler events. */
@@ -63,6 +69,9 @@ struct stack_slot {
 	__u32 reason;  /* enum offcpu_reason */
 	__s32 syscall; /* syscall number the thread blocked in, -1 if none */
 	__u32 samples; /* on-CPU samples */
+	__u32 waker_tid; /* off-CPU: the thread of the same process that last woke it, or 0 */
+	__u32 pad;
+	__u64 py_stack_id; /* key in py_stacks, 0 when no Python frames were walked */
 };
 
 /*
@@ -82,9 +91,30 @@ struct loop_thread {
 	__u32 current_slot;    /* slot of the stack the thread blocked with, MAX_STACK_SLOTS if none */
 	__u32 nr_slots;
 	__u64 untracked_stack_ns; /* off-CPU or sampled time beyond MAX_STACK_SLOTS distinct stacks */
-	__u32 waker_tid;          /* who last woke the thread (sched_waking) */
+	__u64 tls_base;           /* pthread_self() of the thread: CPython <= 3.10 keys tstates by it */
+	__u32 py_walks;           /* Python stack walks in this iteration */
 	__u32 pad;
 	struct stack_slot slots[MAX_STACK_SLOTS];
+};
+
+struct py_frame {
+	__u64 code;  /* PyCodeObject address */
+	__u64 lasti; /* the frame's position field, raw: see enum py_lasti_mode */
+	__u32 owner; /* _PyInterpreterFrame.owner (3.11+) */
+	__u32 pad;
+};
+
+struct py_stack {
+	__u32 depth;
+	__u32 truncated; /* the walk stopped early: depth limit or unreadable frame */
+	struct py_frame frames[MAX_PY_DEPTH]; /* innermost first */
+};
+
+/* Per traced CPython process, keyed by pid: filled by userspace once the interpreter is known. */
+struct python_proc {
+	struct python_offsets offsets;
+	__u64 gil_start; /* [gil_start, gil_end): the futex words of the interpreter's GIL */
+	__u64 gil_end;
 };
 
 struct stall_record {

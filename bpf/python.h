@@ -94,6 +94,7 @@ struct python_offsets {
 	__u16 code_name;
 	__u16 code_qualname;		/* 3.11+ */
 	__u16 code_firstlineno;		/* int */
+	__u16 code_flags;		/* int co_flags: CO_GENERATOR, CO_COROUTINE... */
 	__u16 code_linetable;		/* bytes: co_lnotab <= 3.9, co_linetable 3.10+ */
 	__u16 code_code;		/* <= 3.10: co_code bytes, gives the bytecode length */
 	__u16 code_code_adaptive;	/* 3.11+: bytecode inline in the code object */

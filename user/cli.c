@@ -38,6 +38,7 @@ enum {
 	OPT_POLL_SYSCALLS,
 	OPT_LOOP_FUNC,
 	OPT_JSON,
+	OPT_PY_DEPTH,
 };
 
 static const struct argp_option options[] = {
@@ -45,6 +46,7 @@ static const struct argp_option options[] = {
 	{ "threshold", 't', "MS", 0, "Report iterations busy for at least MS milliseconds (default 100)", 0 },
 	{ "duration", 'd', "SECONDS", 0, "Stop after SECONDS", 0 },
 	{ "sample-hz", OPT_SAMPLE_HZ, "HZ", 0, "On-CPU stack sampling frequency (default 99)", 0 },
+	{ "py-depth", OPT_PY_DEPTH, "N", 0, "Python frames walked per stack (default 64, at most 128)", 0 },
 	{ "poll-syscalls", OPT_POLL_SYSCALLS, "LIST", 0,
 	  "Syscalls that bound an iteration: comma-separated epoll,poll,select (default epoll)", 0 },
 	{ "loop-func", OPT_LOOP_FUNC, "BINARY:SYMBOL", 0,
@@ -151,6 +153,11 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 		if (!config->sample_hz)
 			usage_error("invalid sample rate '%s': expected at least 1 Hz", arg);
 		break;
+	case OPT_PY_DEPTH:
+		config->py_depth = (unsigned int)parse_positive("Python depth", arg, MAX_PY_DEPTH);
+		if (!config->py_depth)
+			usage_error("invalid Python depth '%s': expected at least 1", arg);
+		break;
 	case OPT_POLL_SYSCALLS:
 		config->boundary_kinds = parse_boundaries(arg);
 		break;
@@ -195,6 +202,7 @@ void cli__parse(int argc, char **argv, struct config *config)
 	memset(config, 0, sizeof(*config));
 	config->threshold_ms = DEFAULT_THRESHOLD_MS;
 	config->sample_hz = DEFAULT_SAMPLE_HZ;
+	config->py_depth = DEFAULT_PY_DEPTH;
 	config->boundary_kinds = BOUNDARY_EPOLL;
 	argp_err_exit_status = EXIT_USAGE;
 	argp_parse(&argp, argc, argv, 0, NULL, config);

@@ -14,6 +14,7 @@ struct config {
 	double threshold_ms;
 	double duration_s;   /* 0: until interrupted or all targets exit */
 	unsigned int sample_hz;
+	unsigned int py_depth; /* Python frames walked per stack */
 	unsigned int boundary_kinds; /* enum boundary_kind bits */
 	const char *loop_func_binary; /* --loop-func BINARY:SYMBOL, NULL when unused */
 	const char *loop_func_symbol;

@@ -12,14 +12,14 @@
  */
 static int lnotab_line(int firstlineno, const unsigned char *t, size_t len, unsigned int offset)
 {
-	unsigned int line = firstlineno;
+	unsigned int line = (unsigned int)firstlineno;
 	size_t addr = 0, i;
 
 	for (i = 0; i + 1 < len; i += 2) {
 		addr += t[i];
 		if (addr > offset)
 			break;
-		line += (signed char)t[i + 1];
+		line += (unsigned int)(signed char)t[i + 1];
 	}
 	return (int)line;
 }
@@ -32,7 +32,7 @@ static int lnotab_line(int firstlineno, const unsigned char *t, size_t len, unsi
 static int linetable310_line(int firstlineno, const unsigned char *t, size_t len,
 			     unsigned int offset)
 {
-	unsigned int line = firstlineno;
+	unsigned int line = (unsigned int)firstlineno;
 	size_t end = 0, i;
 
 	for (i = 0; i + 1 < len; i += 2) {
@@ -40,7 +40,7 @@ static int linetable310_line(int firstlineno, const unsigned char *t, size_t len
 
 		end += t[i];
 		if (delta != -128)
-			line += delta;
+			line += (unsigned int)delta;
 		if (offset < end)
 			return delta == -128 ? -1 : (int)line;
 	}
@@ -81,14 +81,14 @@ static int signed_varint(const unsigned char *t, size_t len, size_t i)
 static int location_table_line(int firstlineno, const unsigned char *t, size_t len,
 			       unsigned int offset)
 {
-	unsigned int line = firstlineno;
+	unsigned int line = (unsigned int)firstlineno;
 	size_t end = 0, i = 0;
 
 	while (i < len) {
 		unsigned int head = t[i], code = (head >> 3) & 15;
 
 		if (code == 13 || code == 14)
-			line += signed_varint(t, len, i + 1);
+			line += (unsigned int)signed_varint(t, len, i + 1);
 		else if (code == 11 || code == 12)
 			line += code - 10;
 		end += ((head & 7) + 1) * 2;

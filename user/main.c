@@ -18,6 +18,7 @@
 #include "loopstall.skel.h"
 #include "output.h"
 #include "progress.h"
+#include "python.h"
 #include "stall.h"
 #include "symbolize.h"
 #include "targets.h"
@@ -38,6 +39,7 @@
 #define MAX_LOOP_THREADS 16384
 #define MAX_STACKS 16384
 #define MAX_TRACED_PROCESSES 4096
+#define MAX_PY_STACKS 4096
 
 #define CAP_SYS_ADMIN 21
 #define CAP_PERFMON 38
@@ -192,9 +194,13 @@ static void configure(struct loopstall_bpf *skel, const struct config *config)
 	skel->rodata->threshold_ns = threshold_ns;
 	skel->rodata->sample_after_ns = (__u64)(threshold_ns * SAMPLE_AFTER_FRACTION);
 	skel->rodata->sample_period_ns = NS_PER_SEC / config->sample_hz;
+	skel->rodata->py_depth = config->py_depth;
 	bpf_map__set_max_entries(skel->maps.traced_pids, MAX_TRACED_PROCESSES);
 	bpf_map__set_max_entries(skel->maps.process_stats, MAX_TRACED_PROCESSES);
 	bpf_map__set_max_entries(skel->maps.loop_threads, MAX_LOOP_THREADS);
+	bpf_map__set_max_entries(skel->maps.python_procs, MAX_TRACED_PROCESSES);
+	bpf_map__set_max_entries(skel->maps.python_threads, MAX_LOOP_THREADS);
+	bpf_map__set_max_entries(skel->maps.py_stacks, MAX_PY_STACKS);
 	bpf_map__set_max_entries(skel->maps.stacks, MAX_STACKS);
 	bpf_map__set_max_entries(skel->maps.events, RINGBUF_BYTES);
 }
@@ -368,6 +374,7 @@ static int stream(struct session *session, struct ring_buffer *ring)
 			fprintf(stderr, "loopstall: reading events: %s\n", strerror(-err));
 			return err;
 		}
+		python__sync_threads(session->resolver.python);
 		progress__scan(&session->progress, loop_threads_fd, &session->resolver,
 			       &session->output, &session->report);
 		if (targets__all_exited(&session->targets))
@@ -454,11 +461,18 @@ static int run(struct session *session)
 
 	session->resolver.syms = syms__new();
 	session->resolver.stacks_map_fd = bpf_map__fd(session->skel->maps.stacks);
+	if (session->resolver.syms)
+		session->resolver.python = python__new(session->resolver.syms, &(struct python_maps){
+			.procs_fd = bpf_map__fd(session->skel->maps.python_procs),
+			.threads_fd = bpf_map__fd(session->skel->maps.python_threads),
+			.stacks_fd = bpf_map__fd(session->skel->maps.py_stacks),
+			.loop_threads_fd = bpf_map__fd(session->skel->maps.loop_threads),
+		});
 	session->progress.interval_ns = (__u64)(config->threshold_ms * NS_PER_MS);
 	if (session->progress.interval_ns < PROGRESS_MIN_INTERVAL_MS * NS_PER_MS)
 		session->progress.interval_ns = PROGRESS_MIN_INTERVAL_MS * NS_PER_MS;
 	ring = ring_buffer__new(bpf_map__fd(session->skel->maps.events), on_record, session, NULL);
-	if (!session->resolver.syms || !ring) {
+	if (!session->resolver.syms || !session->resolver.python || !ring) {
 		err = -ENOMEM;
 		fprintf(stderr, "loopstall: out of memory\n");
 		goto cleanup;
@@ -481,6 +495,7 @@ cleanup:
 	for (i = 0; i < 2 * MAX_TARGET_PIDS; i++)
 		bpf_link__destroy(session->loop_func_links[i]);
 	loopstall_bpf__destroy(session->skel);
+	python__free(session->resolver.python);
 	if (session->resolver.syms)
 		syms__free(session->resolver.syms);
 	output__close(&session->output);

@@ -15,6 +15,7 @@
 static const char *const reason_names[] = {
 	[REASON_NONE] = NULL,	  [REASON_SLEEP] = "sleep", [REASON_NET] = "net",
 	[REASON_DISK] = "disk",	  [REASON_LOCK] = "lock",   [REASON_OTHER] = "other",
+	[REASON_GIL] = "gil",
 };
 
 static const char *reason__name(__u32 reason)
@@ -98,6 +99,28 @@ static void format_time(const struct output *output, __u64 monotonic_ns, char *b
 	}
 }
 
+static void json__python(FILE *file, const struct python_stack *python)
+{
+	const struct python_frame *frame;
+	int i;
+
+	fputs(",\"python\":[", file);
+	for (i = 0; i < python->depth; i++) {
+		frame = &python->frames[i];
+		fputs(i ? ",{\"function\":" : "{\"function\":", file);
+		json__string(file, frame->function);
+		fputs(",\"qualname\":", file);
+		json__string(file, frame->qualname);
+		fputs(",\"file\":", file);
+		json__string(file, frame->file);
+		if (frame->line >= 0)
+			fprintf(file, ",\"line\":%d}", frame->line);
+		else
+			fputs(",\"line\":null}", file);
+	}
+	fprintf(file, "],\"truncated\":%s", python->truncated ? "true" : "false");
+}
+
 static void json__stack(FILE *file, const struct stack_report *stack)
 {
 	int i;
@@ -107,6 +130,13 @@ static void json__stack(FILE *file, const struct stack_report *stack)
 	json__string(file, reason__name(stack->reason));
 	fputs(",\"syscall\":", file);
 	json__string(file, syscall__name(stack->syscall));
+	if (stack->reason == REASON_GIL && stack->waker_tid) {
+		fprintf(file, ",\"gil_holder\":{\"tid\":%u,\"comm\":", stack->waker_tid);
+		json__string(file, stack->waker_comm);
+		fputc('}', file);
+	}
+	if (stack->has_python)
+		json__python(file, &stack->python);
 	fputs(",\"kernel\":[", file);
 	for (i = 0; i < stack->nr_kernel; i++) {
 		fputs(i ? ",{\"symbol\":" : "{\"symbol\":", file);
@@ -140,10 +170,17 @@ static void json__stall(const struct output *output, const struct stall_report *
 	fprintf(file, "{\"event\":\"%s\",\"time\":\"%s\",\"pid\":%u,\"tid\":%u,\"comm\":",
 		report->in_progress ? "stall_progress" : "stall", when, report->pid, report->tid);
 	json__string(file, report->comm);
-	fprintf(file, ",\"duration_ms\":%.3f,\"on_cpu_ms\":%.3f,\"off_cpu_ms\":%.3f,\"runqueue_ms\":%.3f,"
-		      "\"stacks\":[",
+	fprintf(file, ",\"duration_ms\":%.3f,\"on_cpu_ms\":%.3f,\"off_cpu_ms\":%.3f,\"runqueue_ms\":%.3f,",
 		ms(report->duration_ns), ms(report->on_cpu_ns), ms(report->off_cpu_ns),
 		ms(report->runqueue_ns));
+	if (report->task_coroutine) {
+		fputs("\"task\":{\"coroutine\":", file);
+		json__string(file, report->task_coroutine);
+		fputs("},", file);
+	} else {
+		fputs("\"task\":null,", file);
+	}
+	fputs("\"stacks\":[", file);
 	for (i = 0; i < report->nr_stacks; i++) {
 		if (i)
 			fputc(',', file);
@@ -152,7 +189,25 @@ static void json__stall(const struct output *output, const struct stall_report *
 	fputs("]}\n", file);
 }
 
-static void text__stack(FILE *file, const struct stack_report *stack)
+/* pyleak's and Python's own traceback look: outermost call first, the blocking call last. */
+static void text__python(FILE *file, __u32 pid, const struct python_stack *python)
+{
+	const struct python_frame *frame;
+	char source[256];
+	int i;
+
+	if (python->truncated)
+		fprintf(file, "    (outer Python frames not read)\n");
+	for (i = python->depth - 1; i >= 0; i--) {
+		frame = &python->frames[i];
+		fprintf(file, "    File \"%s\", line %d, in %s\n", frame->file, frame->line,
+			frame->qualname ? frame->qualname : frame->function);
+		if (!python__source_line(pid, frame->file, frame->line, source, sizeof(source)))
+			fprintf(file, "      %s\n", source);
+	}
+}
+
+static void text__stack(FILE *file, __u32 pid, const struct stack_report *stack)
 {
 	const char *syscall = syscall__name(stack->syscall);
 	int i;
@@ -162,6 +217,10 @@ static void text__stack(FILE *file, const struct stack_report *stack)
 	else
 		fprintf(file, "  off-CPU %.1f ms: %s%s%s\n", ms(stack->ns), reason__name(stack->reason),
 			syscall ? " in " : "", syscall ? syscall : "");
+	if (stack->reason == REASON_GIL && stack->waker_tid)
+		fprintf(file, "    GIL held by tid %u (%s)\n", stack->waker_tid, stack->waker_comm);
+	if (stack->has_python)
+		text__python(file, pid, &stack->python);
 	for (i = 0; i < stack->nr_user && i < TEXT_MAX_FRAMES; i++) {
 		const struct user_frame *frame = &stack->user[i];
 
@@ -199,8 +258,10 @@ static void text__stall(const struct output *output, const struct stall_report *
 		when, report->in_progress ? "STALL (still busy)" : "STALL", report->pid,
 		report->tid, report->comm, ms(report->duration_ns), ms(report->on_cpu_ns),
 		ms(report->off_cpu_ns), ms(report->runqueue_ns));
+	if (report->task_coroutine)
+		fprintf(file, "  in task running %s\n", report->task_coroutine);
 	for (i = 0; i < report->nr_stacks && i < TEXT_MAX_STACKS; i++)
-		text__stack(file, &report->stacks[i]);
+		text__stack(file, report->pid, &report->stacks[i]);
 	fputc('\n', file);
 }
 

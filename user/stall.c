@@ -71,11 +71,31 @@ static void stack__resolve_user(const struct stall_resolver *resolver, __u32 pid
 	stack->nr_user = depth;
 }
 
+static void thread__comm(__u32 pid, __u32 tid, char comm[TASK_COMM_LEN]);
+
 static int stack__cmp_heaviest(const void *a, const void *b)
 {
 	const struct stack_report *left = a, *right = b;
 
 	return left->ns < right->ns ? 1 : left->ns > right->ns ? -1 : 0;
+}
+
+/* The coroutine an asyncio task runs is the outermost `async def` frame of its stack. */
+static const char *stall__task(const struct stall_report *report)
+{
+	const struct python_stack *python;
+	int i, depth;
+
+	for (i = 0; i < report->nr_stacks; i++) {
+		python = &report->stacks[i].python;
+		if (!report->stacks[i].has_python)
+			continue;
+		for (depth = python->depth - 1; depth >= 0; depth--)
+			if (python->frames[depth].coroutine)
+				return python->frames[depth].qualname ? python->frames[depth].qualname
+								      : python->frames[depth].function;
+	}
+	return NULL;
 }
 
 static void stacks__resolve(const struct stall_resolver *resolver, __u32 pid,
@@ -95,11 +115,19 @@ static void stacks__resolve(const struct stall_resolver *resolver, __u32 pid,
 		stack->syscall = slots[i].syscall;
 		stack->samples = slots[i].samples;
 		stack->ns = slots[i].ns;
+		stack->waker_tid = slots[i].waker_tid;
+		stack->waker_comm[0] = '\0';
+		if (stack->waker_tid)
+			thread__comm(pid, stack->waker_tid, stack->waker_comm);
+		stack->has_python = resolver->python &&
+				    python__resolve(resolver->python, pid, slots[i].py_stack_id,
+						    &stack->python);
 		stack__resolve_kernel(resolver, slots[i].kernel_stack_id, stack);
 		stack__resolve_user(resolver, pid, slots[i].user_stack_id, stack);
 		report->nr_stacks++;
 	}
 	qsort(report->stacks, report->nr_stacks, sizeof(report->stacks[0]), stack__cmp_heaviest);
+	report->task_coroutine = stall__task(report);
 }
 
 void stall__from_record(const struct stall_resolver *resolver, const struct stall_record *record,

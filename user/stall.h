@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <linux/types.h>
 #include "loopstall.h"
+#include "python.h"
 #include "symbolize.h"
 
 struct kernel_frame {
@@ -27,6 +28,10 @@ struct stack_report {
 	__s32 syscall;
 	__u32 samples;
 	__u64 ns;
+	__u32 waker_tid;                    /* off-CPU: same-process thread that woke it */
+	char waker_comm[TASK_COMM_LEN];
+	bool has_python;
+	struct python_stack python;
 	int nr_kernel;
 	int nr_user;
 	struct kernel_frame kernel[MAX_STACK_DEPTH];
@@ -44,12 +49,15 @@ struct stall_report {
 	__u64 on_cpu_ns;
 	__u64 off_cpu_ns;
 	__u64 runqueue_ns;
+	/* qualname of the outermost coroutine frame: the asyncio task's coroutine, or NULL */
+	const char *task_coroutine;
 	int nr_stacks;
 	struct stack_report stacks[MAX_STACK_SLOTS]; /* heaviest first */
 };
 
 struct stall_resolver {
 	struct syms *syms;
+	struct python *python;
 	int stacks_map_fd;
 };
 

@@ -450,29 +450,85 @@ static Dwfl_Module *pid_syms__module(struct pid_syms *ps, __u64 addr)
 	return mod;
 }
 
-int syms__user(struct syms *syms, pid_t pid, __u64 addr, struct user_sym *out)
+static struct pid_syms *syms__pid(struct syms *syms, pid_t pid, int *err)
 {
 	struct pid_syms key = { .pid = pid }, *ps, **node;
+
+	node = tfind(&key, &syms->pids, pid_syms__cmp);
+	if (node)
+		return *node;
+	ps = pid_syms__new(pid, err);
+	if (!ps)
+		return NULL;
+	if (!tsearch(ps, &syms->pids, pid_syms__cmp)) {
+		pid_syms__free(ps);
+		*err = -ENOMEM;
+		return NULL;
+	}
+	return ps;
+}
+
+struct symbol_search {
+	const char *name;
+	__u64 addr;
+	const char *module;
+};
+
+static int module__find_symbol(Dwfl_Module *mod, void **userdata, const char *module_name,
+			       Dwarf_Addr base, void *arg)
+{
+	struct symbol_search *search = arg;
+	GElf_Addr addr;
+	GElf_Sym sym;
+	const char *name;
+	int i, nr = dwfl_module_getsymtab(mod);
+
+	for (i = 1; i < nr; i++) {
+		name = dwfl_module_getsym_info(mod, i, &sym, &addr, NULL, NULL, NULL);
+		if (name && sym.st_shndx != SHN_UNDEF && !strcmp(name, search->name)) {
+			search->addr = addr;
+			search->module = module_name;
+			return DWARF_CB_ABORT;
+		}
+	}
+	return DWARF_CB_OK;
+}
+
+int syms__find_symbol(struct syms *syms, pid_t pid, const char *name, __u64 *addr,
+		      const char **module)
+{
+	struct symbol_search search = { .name = name };
+	struct pid_syms *ps;
+	int err = 0;
+
+	ps = syms__pid(syms, pid, &err);
+	if (!ps)
+		return err;
+	if (!ps->dwfl)
+		return -ENOENT;
+	dwfl_getmodules(ps->dwfl, module__find_symbol, &search, 0);
+	if (!search.module)
+		return -ENOENT;
+	*addr = search.addr;
+	if (module)
+		*module = pid_syms__intern(ps, search.module);
+	return 0;
+}
+
+int syms__user(struct syms *syms, pid_t pid, __u64 addr, struct user_sym *out)
+{
 	const char *module, *symbol;
 	Dwarf_Addr start, bias;
+	struct pid_syms *ps;
 	Dwfl_Module *mod;
 	GElf_Off offset;
 	GElf_Sym sym;
-	int err;
+	int err = 0;
 
 	memset(out, 0, sizeof(*out));
-	node = tfind(&key, &syms->pids, pid_syms__cmp);
-	if (node) {
-		ps = *node;
-	} else {
-		ps = pid_syms__new(pid, &err);
-		if (!ps)
-			return err;
-		if (!tsearch(ps, &syms->pids, pid_syms__cmp)) {
-			pid_syms__free(ps);
-			return -ENOMEM;
-		}
-	}
+	ps = syms__pid(syms, pid, &err);
+	if (!ps)
+		return err;
 
 	mod = pid_syms__module(ps, addr);
 	if (!mod)

@@ -36,6 +36,10 @@ struct user_sym {
  * -errno from reading /proc/PID. */
 int syms__user(struct syms *syms, pid_t pid, __u64 addr, struct user_sym *out);
 
+/* Address of the defined symbol `name` in any module of process pid (and the module's path,
+ * valid like user_sym's strings, if module is not NULL). -ENOENT if no module defines it. */
+int syms__find_symbol(struct syms *syms, pid_t pid, const char *name, __u64 *addr,
+		      const char **module);
 /* Drop what is cached for pid (process exited or exec'd). After an exec the cached modules are
  * those of the old program: the caller must call this, nothing here notices. */
 void syms__forget_pid(struct syms *syms, pid_t pid);

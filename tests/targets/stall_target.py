@@ -11,7 +11,7 @@ loop's poll call, as in a real program) and exits 0.
 
 Actions (all block the loop thread):
   sleep   time.sleep(ms)            -> off-CPU, reason sleep (clock_nanosleep, select on <=3.10)
-  busy    pure-Python loop for ms   -> on-CPU
+  busy    pure-Python loop for ms of CPU time -> on-CPU
   recv    socket.recv() from a local TCP server that answers after ms -> off-CPU, reason net
   fsync   write --mb MB into a file under --dir, os.fsync, unlink     -> disk
 
@@ -34,14 +34,17 @@ def act_sleep(args):
 
 
 def act_busy(args):
-    deadline = time.monotonic() + args.ms / 1000.0
+    # Spin for --ms of this thread's CPU time, not wall time: on a loaded machine the stall
+    # gets longer (runqueue time), but its on-CPU part stays --ms.
+    cpu_start = time.thread_time()
+    deadline = cpu_start + args.ms / 1000.0
     x = 0
     rounds = 0
-    while time.monotonic() < deadline:
+    while time.thread_time() < deadline:
         for i in range(1000):
             x = (x * 31 + i) % 1000003
         rounds += 1
-    return {"rounds": rounds}
+    return {"rounds": rounds, "cpu_ms": (time.thread_time() - cpu_start) * 1000.0}
 
 
 class SlowServer:

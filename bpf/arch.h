@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * The architecture-specific part of reading a blocked task's syscall from its saved user
- * registers. Only x86_64 is supported today; arm64 goes here (regs->syscallno, orig_x0).
+ * Everything architecture-specific the BPF side reads from a task: its syscall and arguments
+ * from the saved user registers, and its thread pointer. Only x86_64 is supported today; arm64
+ * goes here (regs->syscallno, orig_x0, thread.uw.tp_value).
  */
-#ifndef SYSCALL_ARGS_H
-#define SYSCALL_ARGS_H
+#ifndef ARCH_H
+#define ARCH_H
 
 #include "syscall_nr.h"
 
@@ -14,6 +15,8 @@
 #define SYSCALL_ARG0(regs) BPF_CORE_READ(regs, di)
 #define SYSCALL_ARG1(regs) BPF_CORE_READ(regs, si)
 #define SYSCALL_ARG2(regs) BPF_CORE_READ(regs, dx)
+/* The thread pointer: glibc's struct pthread, i.e. pthread_self(). */
+#define TASK_TLS_BASE(task) BPF_CORE_READ(task, thread.fsbase)
 
 /*
  * The syscall a task is blocked in, -1 if it is not in one. orig_ax alone cannot tell: exceptions
@@ -32,4 +35,4 @@ static __always_inline __s32 syscall__current(struct pt_regs *regs)
 #error "loopstall: syscall argument access is only written for x86_64 so far"
 #endif
 
-#endif /* SYSCALL_ARGS_H */
+#endif /* ARCH_H */

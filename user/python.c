@@ -1,0 +1,596 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * CPython support: recognize an interpreter in a traced process, tell the BPF walker where its
+ * threads' frames are, and turn walked (code object, position) pairs into function, file and
+ * line. Everything read here comes from the target's memory, which the target controls: every
+ * read is bounded and checked, and garbage ends a stack early instead of being reported.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <search.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/uio.h>
+#include <bpf/bpf.h>
+#include "linetable.h"
+#include "python.h"
+#include "python_offsets.h"
+
+#define CO_COROUTINE 0x0080
+/* Bounds on what a hostile or corrupt target can make us read or keep. */
+#define MAX_NAME_CHARS 512
+#define MAX_LINETABLE_BYTES (256 * 1024)
+#define CODE_HEADER_BYTES 256
+#define MAX_INTERPRETERS 64
+#define MAX_THREAD_STATES 65536
+/* An unresolved loop thread (its tstate not created yet) is retried this often. */
+#define THREAD_RETRY_NS 1000000000ULL
+
+enum python_kind {
+	PYTHON_NOT = 0, /* no CPython in this process */
+	PYTHON_SUPPORTED,
+	PYTHON_UNSUPPORTED,
+};
+
+struct code_info {
+	__u64 addr;
+	bool valid;
+	char *function;
+	char *qualname;
+	char *file;
+	int firstlineno;
+	int firsttraceable;
+	__u32 flags;
+	unsigned char *linetable;
+	size_t linetable_len;
+};
+
+struct thread_attempt {
+	__u32 tid;
+	__u64 tstate; /* 0 until found */
+	__u64 tried_ns;
+};
+
+struct python_process {
+	pid_t pid;
+	enum python_kind kind;
+	int minor;
+	struct python_offsets offsets;
+	__u64 runtime;   /* &_PyRuntime */
+	__u64 code_type; /* &PyCode_Type: a code object's ob_type must be this */
+	void *codes;     /* tsearch tree of struct code_info by address */
+	void *threads;   /* tsearch tree of struct thread_attempt by tid */
+};
+
+struct python {
+	struct syms *syms;
+	struct python_maps maps;
+	void *processes; /* tsearch tree of struct python_process by pid */
+};
+
+static __u64 now_ns(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (__u64)now.tv_sec * 1000000000ULL + (__u64)now.tv_nsec;
+}
+
+static int remote__read(pid_t pid, __u64 addr, void *buf, size_t len)
+{
+	struct iovec local = { .iov_base = buf, .iov_len = len };
+	struct iovec remote = { .iov_base = (void *)(uintptr_t)addr, .iov_len = len };
+
+	if (!addr)
+		return -EFAULT;
+	return process_vm_readv(pid, &local, 1, &remote, 1, 0) == (ssize_t)len ? 0 : -EFAULT;
+}
+
+static __u64 remote__u64(pid_t pid, __u64 addr)
+{
+	__u64 value = 0;
+
+	remote__read(pid, addr, &value, sizeof(value));
+	return value;
+}
+
+static int pid__cmp(const void *a, const void *b)
+{
+	pid_t left = *(const pid_t *)a, right = *(const pid_t *)b;
+
+	return left < right ? -1 : left > right;
+}
+
+static int u64__cmp(const void *a, const void *b)
+{
+	__u64 left = *(const __u64 *)a, right = *(const __u64 *)b;
+
+	return left < right ? -1 : left > right;
+}
+
+static int u32__cmp(const void *a, const void *b)
+{
+	__u32 left = *(const __u32 *)a, right = *(const __u32 *)b;
+
+	return left < right ? -1 : left > right;
+}
+
+/* Append code point cp as UTF-8 if it fits; false when out is full. */
+static bool utf8__put(char *out, size_t size, size_t *len, __u32 cp)
+{
+	char buf[4];
+	size_t n;
+
+	if (cp < 0x80) {
+		buf[0] = (char)cp;
+		n = 1;
+	} else if (cp < 0x800) {
+		buf[0] = (char)(0xc0 | cp >> 6);
+		buf[1] = (char)(0x80 | (cp & 0x3f));
+		n = 2;
+	} else if (cp < 0x10000) {
+		buf[0] = (char)(0xe0 | cp >> 12);
+		buf[1] = (char)(0x80 | (cp >> 6 & 0x3f));
+		buf[2] = (char)(0x80 | (cp & 0x3f));
+		n = 3;
+	} else if (cp < 0x110000) {
+		buf[0] = (char)(0xf0 | cp >> 18);
+		buf[1] = (char)(0x80 | (cp >> 12 & 0x3f));
+		buf[2] = (char)(0x80 | (cp >> 6 & 0x3f));
+		buf[3] = (char)(0x80 | (cp & 0x3f));
+		n = 4;
+	} else {
+		buf[0] = '?';
+		n = 1;
+	}
+	if (*len + n >= size)
+		return false;
+	memcpy(out + *len, buf, n);
+	*len += n;
+	return true;
+}
+
+/* A str object as a malloc'd UTF-8 string, NULL if it is not a readable compact str. */
+static char *remote__unicode(const struct python_process *proc, __u64 addr)
+{
+	const struct python_offsets *off = &proc->offsets;
+	unsigned char raw[MAX_NAME_CHARS * 4];
+	char text[MAX_NAME_CHARS * 4 + 1];
+	__u32 state = 0, kind, cp;
+	__u64 length = 0, header, i;
+	size_t len = 0;
+
+	if (remote__read(proc->pid, addr + off->unicode_length, &length, sizeof(length)) ||
+	    remote__read(proc->pid, addr + off->unicode_state, &state, sizeof(state)))
+		return NULL;
+	kind = state >> off->unicode_kind_shift & 7;
+	/* Code objects' names are always compact; a legacy (non-compact) str would keep its
+	 * characters elsewhere. */
+	if (!(state >> off->unicode_compact_shift & 1) || (kind != 1 && kind != 2 && kind != 4))
+		return NULL;
+	if (length > MAX_NAME_CHARS)
+		length = MAX_NAME_CHARS;
+	header = state >> off->unicode_ascii_shift & 1 ? off->unicode_ascii_size
+						     : off->unicode_compact_size;
+	if (length && remote__read(proc->pid, addr + header, raw, length * kind))
+		return NULL;
+	for (i = 0; i < length; i++) {
+		if (kind == 1)
+			cp = raw[i];
+		else if (kind == 2)
+			cp = (__u32)raw[2 * i] | (__u32)raw[2 * i + 1] << 8;
+		else
+			memcpy(&cp, raw + 4 * i, sizeof(cp));
+		if (!utf8__put(text, sizeof(text), &len, cp))
+			break;
+	}
+	text[len] = '\0';
+	return strdup(text);
+}
+
+/* A bytes object's contents, malloc'd; NULL if unreadable or unreasonably large. */
+static unsigned char *remote__bytes(const struct python_process *proc, __u64 addr, size_t *len)
+{
+	const struct python_offsets *off = &proc->offsets;
+	unsigned char *data;
+	__s64 size = 0;
+
+	if (remote__read(proc->pid, addr + off->bytes_size, &size, sizeof(size)) || size < 0 ||
+	    size > MAX_LINETABLE_BYTES)
+		return NULL;
+	data = malloc(size ? size : 1);
+	if (!data)
+		return NULL;
+	if (size && remote__read(proc->pid, addr + off->bytes_sval, data, size)) {
+		free(data);
+		return NULL;
+	}
+	*len = size;
+	return data;
+}
+
+static __u64 header__u64(const unsigned char *header, __u16 offset)
+{
+	__u64 value = 0;
+
+	if (offset != PY_NONE16 && offset + sizeof(value) <= CODE_HEADER_BYTES)
+		memcpy(&value, header + offset, sizeof(value));
+	return value;
+}
+
+static int header__int(const unsigned char *header, __u16 offset)
+{
+	int value = 0;
+
+	if (offset != PY_NONE16 && offset + sizeof(value) <= CODE_HEADER_BYTES)
+		memcpy(&value, header + offset, sizeof(value));
+	return value;
+}
+
+/* Read a code object. ob_type must be PyCode_Type: anything else is not a code object (a stale
+ * or garbage frame), and marks the stack truncated. */
+static void code__read(const struct python_process *proc, struct code_info *code)
+{
+	const struct python_offsets *off = &proc->offsets;
+	unsigned char header[CODE_HEADER_BYTES];
+	__u64 type;
+
+	if (remote__read(proc->pid, code->addr, header, sizeof(header)))
+		return;
+	memcpy(&type, header + sizeof(__u64), sizeof(type)); /* PyObject: ob_refcnt, ob_type */
+	if (proc->code_type && type != proc->code_type)
+		return;
+	code->function = remote__unicode(proc, header__u64(header, off->code_name));
+	code->file = remote__unicode(proc, header__u64(header, off->code_filename));
+	if (off->code_qualname != PY_NONE16)
+		code->qualname = remote__unicode(proc, header__u64(header, off->code_qualname));
+	code->firstlineno = header__int(header, off->code_firstlineno);
+	code->firsttraceable = header__int(header, off->code_firsttraceable);
+	code->flags = (__u32)header__int(header, off->code_flags);
+	code->linetable = remote__bytes(proc, header__u64(header, off->code_linetable),
+					&code->linetable_len);
+	code->valid = code->function && code->file && code->linetable;
+}
+
+static void code__free(void *ptr)
+{
+	struct code_info *code = ptr;
+
+	free(code->function);
+	free(code->qualname);
+	free(code->file);
+	free(code->linetable);
+	free(code);
+}
+
+/* Code objects are immutable once created, so one read per address serves every later stall. */
+static const struct code_info *code__get(struct python_process *proc, __u64 addr)
+{
+	struct code_info key = { .addr = addr }, *code, **node;
+
+	node = tfind(&key, &proc->codes, u64__cmp);
+	if (node)
+		return *node;
+	code = calloc(1, sizeof(*code));
+	if (!code)
+		return NULL;
+	code->addr = addr;
+	code__read(proc, code);
+	if (!tsearch(code, &proc->codes, u64__cmp)) {
+		code__free(code);
+		return NULL;
+	}
+	return code;
+}
+
+static struct python_process *process__find(struct python *python, pid_t pid)
+{
+	struct python_process key = { .pid = pid }, **node;
+
+	node = tfind(&key, &python->processes, pid__cmp);
+	return node ? *node : NULL;
+}
+
+static void process__free(void *ptr)
+{
+	struct python_process *proc = ptr;
+
+	tdestroy(proc->codes, code__free);
+	tdestroy(proc->threads, free);
+	free(proc);
+}
+
+/* The version, from Py_Version (3.11+) or else the name of the module holding _PyRuntime. */
+static int python__version(struct python *python, pid_t pid, const char *module, int *minor)
+{
+	const char *base = module ? strrchr(module, '/') : NULL;
+	__u64 addr;
+	__u32 hexversion;
+	int major;
+
+	if (!syms__find_symbol(python->syms, pid, "Py_Version", &addr, NULL) &&
+	    !remote__read(pid, addr, &hexversion, sizeof(hexversion))) {
+		*minor = hexversion >> 16 & 0xff;
+		return hexversion >> 24 == 3 ? 0 : -ENOTSUP;
+	}
+	base = base ? base + 1 : module;
+	if (base && (sscanf(base, "libpython%d.%d", &major, minor) == 2 ||
+		     sscanf(base, "python%d.%d", &major, minor) == 2))
+		return major == 3 ? 0 : -ENOTSUP;
+	return -ENOTSUP;
+}
+
+static __u64 python__gil(const struct python_process *proc, __u64 *end)
+{
+	const struct python_offsets *off = &proc->offsets;
+	__u64 gil, interp;
+
+	if (off->interp_ceval_gil != PY_NONE32) {
+		/* 3.12+: each interpreter points at the GIL it uses. */
+		interp = remote__u64(proc->pid, proc->runtime + off->runtime_interpreters_head);
+		gil = interp ? remote__u64(proc->pid, interp + off->interp_ceval_gil) : 0;
+	} else {
+		gil = proc->runtime + off->runtime_gil;
+	}
+	/* A GIL waiter sleeps on a futex inside one of the struct's condition variables or
+	 * mutexes: accept the whole span from the first to the end of the last. */
+	*end = gil ? gil + off->gil_switch_mutex + off->pthread_mutex_size : 0;
+	return gil;
+}
+
+static int python__publish(struct python *python, struct python_process *proc)
+{
+	struct python_proc value = { .offsets = proc->offsets };
+
+	value.gil_start = python__gil(proc, &value.gil_end);
+	if (bpf_map_update_elem(python->maps.procs_fd, &proc->pid, &value, BPF_ANY))
+		return -errno;
+	return 0;
+}
+
+static struct python_process *process__new(struct python *python, pid_t pid)
+{
+	struct python_process *proc = calloc(1, sizeof(*proc));
+
+	if (!proc)
+		return NULL;
+	proc->pid = pid;
+	if (!tsearch(proc, &python->processes, pid__cmp)) {
+		free(proc);
+		return NULL;
+	}
+	return proc;
+}
+
+int python__attach(struct python *python, pid_t pid)
+{
+	const struct python_offsets *offsets;
+	struct python_process *proc;
+	const char *module = NULL;
+	int minor = 0, err;
+
+	proc = process__find(python, pid);
+	if (proc)
+		return proc->kind == PYTHON_SUPPORTED ? 0 : proc->kind == PYTHON_NOT ? -ENOENT : -ENOTSUP;
+	proc = process__new(python, pid);
+	if (!proc)
+		return -ENOMEM;
+	if (syms__find_symbol(python->syms, pid, "_PyRuntime", &proc->runtime, &module))
+		return -ENOENT;
+	err = python__version(python, pid, module, &minor);
+	offsets = err ? NULL : python_offsets__find(3, minor);
+	if (!offsets) {
+		proc->kind = PYTHON_UNSUPPORTED;
+		if (err)
+			fprintf(stderr, "loopstall: pid %d: CPython of unknown version: native stacks "
+					"only\n", pid);
+		else
+			fprintf(stderr, "loopstall: pid %d: CPython 3.%d is not supported (3.8 to 3.13 "
+					"are): native stacks only\n", pid, minor);
+		return -ENOTSUP;
+	}
+	proc->minor = minor;
+	proc->offsets = *offsets;
+	syms__find_symbol(python->syms, pid, "PyCode_Type", &proc->code_type, NULL);
+	err = python__publish(python, proc);
+	if (err)
+		return err;
+	proc->kind = PYTHON_SUPPORTED;
+	return 0;
+}
+
+/* Walk the interpreters' thread lists for the PyThreadState of tid. */
+static __u64 python__find_tstate(const struct python_process *proc, __u32 tid, __u64 tls_base)
+{
+	const struct python_offsets *off = &proc->offsets;
+	__u64 interp, tstate, id;
+	int interps, threads;
+
+	interp = remote__u64(proc->pid, proc->runtime + off->runtime_interpreters_head);
+	for (interps = 0; interp && interps < MAX_INTERPRETERS; interps++) {
+		tstate = remote__u64(proc->pid, interp + off->interp_threads_head);
+		for (threads = 0; tstate && threads < MAX_THREAD_STATES; threads++) {
+			/* 3.11+ records the kernel tid; older versions only pthread_self(). */
+			if (off->tstate_native_thread_id != PY_NONE16)
+				id = remote__u64(proc->pid, tstate + off->tstate_native_thread_id) == tid;
+			else
+				id = remote__u64(proc->pid, tstate + off->tstate_thread_id) == tls_base;
+			if (id)
+				return tstate;
+			tstate = remote__u64(proc->pid, tstate + off->tstate_next);
+		}
+		interp = remote__u64(proc->pid, interp + off->interp_next);
+	}
+	return 0;
+}
+
+static void python__sync_thread(struct python *python, struct python_process *proc, __u32 tid,
+				const struct loop_thread *thread)
+{
+	struct thread_attempt key = { .tid = tid }, *attempt, **node;
+	__u64 now = now_ns();
+
+	node = tfind(&key, &proc->threads, u32__cmp);
+	if (node) {
+		attempt = *node;
+		if (attempt->tstate || now - attempt->tried_ns < THREAD_RETRY_NS)
+			return;
+	} else {
+		attempt = calloc(1, sizeof(*attempt));
+		if (!attempt)
+			return;
+		attempt->tid = tid;
+		if (!tsearch(attempt, &proc->threads, u32__cmp)) {
+			free(attempt);
+			return;
+		}
+	}
+	attempt->tried_ns = now;
+	attempt->tstate = python__find_tstate(proc, tid, thread->tls_base);
+	if (attempt->tstate)
+		bpf_map_update_elem(python->maps.threads_fd, &tid, &attempt->tstate, BPF_ANY);
+}
+
+void python__sync_threads(struct python *python)
+{
+	struct python_process *proc;
+	struct loop_thread thread;
+	__u32 tid, next_tid, *key = NULL;
+
+	while (bpf_map_get_next_key(python->maps.loop_threads_fd, key, &next_tid) == 0) {
+		tid = next_tid;
+		key = &tid;
+		if (bpf_map_lookup_elem(python->maps.loop_threads_fd, &tid, &thread))
+			continue;
+		if (python__attach(python, thread.pid))
+			continue;
+		proc = process__find(python, thread.pid);
+		if (proc)
+			python__sync_thread(python, proc, tid, &thread);
+	}
+}
+
+/* Byte offset of the frame's current instruction, -1 if the frame is not yet executing. */
+static long frame__offset(const struct python_process *proc, const struct py_frame *raw,
+			  const struct code_info *code)
+{
+	const struct python_offsets *off = &proc->offsets;
+	__s64 lasti = (__s64)raw->lasti;
+	long offset;
+
+	switch (off->lasti_mode) {
+	case PY_LASTI_BYTES:
+		return lasti < 0 ? 0 : lasti;
+	case PY_LASTI_UNITS:
+		return lasti < 0 ? 0 : lasti * 2;
+	default:
+		offset = (long)(raw->lasti - (raw->code + off->code_code_adaptive));
+		/* 3.11+: a frame being set up points before its first traceable instruction. */
+		if (offset < 0 || (raw->owner != off->frame_owned_by_generator &&
+				   offset < (long)code->firsttraceable * 2))
+			return -1;
+		return offset;
+	}
+}
+
+bool python__resolve(struct python *python, pid_t pid, __u64 py_stack_id,
+		     struct python_stack *out)
+{
+	const struct python_offsets *off;
+	struct python_process *proc = process__find(python, pid);
+	const struct code_info *code;
+	struct py_stack raw;
+	__u32 i;
+	long offset;
+
+	out->depth = 0;
+	out->truncated = false;
+	if (!proc || proc->kind != PYTHON_SUPPORTED || !py_stack_id ||
+	    bpf_map_lookup_elem(python->maps.stacks_fd, &py_stack_id, &raw))
+		return false;
+	off = &proc->offsets;
+	out->truncated = raw.truncated;
+	for (i = 0; i < raw.depth && i < MAX_PY_DEPTH; i++) {
+		const struct py_frame *frame = &raw.frames[i];
+		struct python_frame *resolved = &out->frames[out->depth];
+
+		/* 3.12+ put a shim frame on the chain at every entry into the eval loop. */
+		if (off->frame_owner != PY_NONE16 && frame->owner == off->frame_owned_by_cstack)
+			continue;
+		code = code__get(proc, frame->code);
+		if (!code || !code->valid) {
+			out->truncated = true;
+			break;
+		}
+		offset = frame__offset(proc, frame, code);
+		if (offset < 0)
+			continue;
+		resolved->function = code->function;
+		resolved->qualname = code->qualname;
+		resolved->file = code->file;
+		resolved->coroutine = code->flags & CO_COROUTINE;
+		resolved->line = linetable__line(proc->minor, code->firstlineno, code->linetable,
+						 code->linetable_len, (unsigned int)offset);
+		out->depth++;
+	}
+	return true;
+}
+
+int python__source_line(pid_t pid, const char *file, int line, char *buf, size_t size)
+{
+	char path[4096], text[1024];
+	bool line_start = true;
+	FILE *source;
+	int number = 0;
+
+	/* The file as the target sees it: it may live in another mount namespace. */
+	if (!file || file[0] != '/' || line <= 0 ||
+	    snprintf(path, sizeof(path), "/proc/%d/root%s", pid, file) >= (int)sizeof(path))
+		return -ENOENT;
+	source = fopen(path, "r");
+	if (!source)
+		return -errno;
+	/* A line longer than the buffer comes in several reads: count it, and keep, its first. */
+	while (fgets(text, sizeof(text), source)) {
+		if (line_start && ++number == line)
+			break;
+		line_start = strchr(text, '\n') != NULL;
+	}
+	fclose(source);
+	if (number != line)
+		return -ENOENT;
+	text[strcspn(text, "\r\n")] = '\0';
+	snprintf(buf, size, "%s", text + strspn(text, " \t"));
+	return 0;
+}
+
+void python__forget(struct python *python, pid_t pid)
+{
+	struct python_process *proc = process__find(python, pid);
+
+	if (!proc)
+		return;
+	tdelete(proc, &python->processes, pid__cmp);
+	process__free(proc);
+}
+
+struct python *python__new(struct syms *syms, const struct python_maps *maps)
+{
+	struct python *python = calloc(1, sizeof(*python));
+
+	if (!python)
+		return NULL;
+	python->syms = syms;
+	python->maps = *maps;
+	return python;
+}
+
+void python__free(struct python *python)
+{
+	if (!python)
+		return;
+	tdestroy(python->processes, process__free);
+	free(python);
+}

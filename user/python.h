@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+#ifndef PYTHON_H
+#define PYTHON_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+#include <linux/types.h>
+#include "loopstall.h"
+#include "symbolize.h"
+
+struct python_frame {
+	const char *function; /* co_name */
+	const char *qualname; /* co_qualname (3.11+), NULL before */
+	const char *file;     /* co_filename */
+	int line;             /* -1 when the position has no line */
+	bool coroutine;       /* an `async def` frame */
+};
+
+struct python_stack {
+	int depth;
+	bool truncated; /* the walk or the resolution stopped early: frames are missing */
+	struct python_frame frames[MAX_PY_DEPTH]; /* innermost first */
+};
+
+struct python_maps {
+	int procs_fd;
+	int threads_fd;
+	int stacks_fd;
+	int loop_threads_fd;
+};
+
+struct python;
+
+struct python *python__new(struct syms *syms, const struct python_maps *maps);
+void python__free(struct python *python);
+/*
+ * Recognize a CPython process, find its version, offsets and GIL, and let the BPF walker at it.
+ * Returns 0 for a supported CPython, -ENOENT for no CPython (native stacks only, silently) and
+ * -ENOTSUP for an unsupported version (after one warning on stderr).
+ */
+int python__attach(struct python *python, pid_t pid);
+/* Map the loop threads the BPF side knows to their PyThreadState; cheap, call it often. */
+void python__sync_threads(struct python *python);
+/* Resolve a walked stack into frames; false if the id names no stack. */
+bool python__resolve(struct python *python, pid_t pid, __u64 py_stack_id,
+		     struct python_stack *out);
+/* Line `line` of the target's source file, stripped, for a person reading the report. */
+int python__source_line(pid_t pid, const char *file, int line, char *buf, size_t size);
+/* Forget a process (exited or exec'd): its code objects are gone. */
+void python__forget(struct python *python, pid_t pid);
+
+#endif
