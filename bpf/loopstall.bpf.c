@@ -104,7 +104,6 @@ static struct loop_thread *thread__create(__u32 tid, __u32 pid, __u32 loop_fd)
 	thread->pid = pid;
 	thread->tls_base = TASK_TLS_BASE(bpf_get_current_task_btf());
 	thread->loop_fd = loop_fd;
-	thread->pending_poll_fd = -1;
 	thread->current_slot = NO_SLOT;
 	return thread;
 }
@@ -257,7 +256,7 @@ static int poll__enter(__u32 fd)
 	 * busy period, not its end. */
 	if (fd != thread->loop_fd && fd != LOOP_FD_ANY)
 		return 0;
-	thread->pending_poll_fd = fd;
+	thread->in_loop_poll = 1;
 	if (thread->busy_start_ns)
 		iteration__end(thread, tid, bpf_ktime_get_ns());
 	return 0;
@@ -279,10 +278,10 @@ static int poll__exit(void)
 		thread = thread__create(tid, pid, LOOP_FD_UNKNOWN);
 		if (!thread)
 			return 0;
-	} else if (thread->pending_poll_fd < 0) {
+	} else if (!thread->in_loop_poll) {
 		return 0;
 	}
-	thread->pending_poll_fd = -1;
+	thread->in_loop_poll = 0;
 	iteration__begin(thread, bpf_ktime_get_ns());
 	return 0;
 }

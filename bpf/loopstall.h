@@ -81,7 +81,7 @@ struct stack_slot {
 struct loop_thread {
 	__u32 pid;
 	__u32 loop_fd;         /* the epoll fd whose waits bracket an iteration */
-	__s32 pending_poll_fd; /* fd of the poll call in progress, -1 when none */
+	__u32 in_loop_poll;    /* inside the poll call that bounds this thread's iterations */
 	__u32 run_state;       /* enum thread_run_state */
 	__u64 busy_start_ns;   /* 0 while the thread waits in its loop's poll */
 	__u64 last_change_ns;  /* last switch-in, switch-out or wakeup */

@@ -481,6 +481,11 @@ static int run(struct session *session)
 		err = targets__release(&session->targets);
 		if (err)
 			goto cleanup;
+	} else {
+		/* A launched command is recognized once it has exec'd and polls; a running
+		 * process now, so its first stall already has Python frames. */
+		for (i = 0; i < session->targets.nr; i++)
+			python__attach(session->resolver.python, session->targets.list[i].pid);
 	}
 	print_tracing(session);
 	err = stream(session, ring);

@@ -364,6 +364,8 @@ static struct python_process *process__new(struct python *python, pid_t pid)
 	return proc;
 }
 
+static void python__map_all_threads(struct python *python, struct python_process *proc);
+
 int python__attach(struct python *python, pid_t pid)
 {
 	const struct python_offsets *offsets;
@@ -398,6 +400,7 @@ int python__attach(struct python *python, pid_t pid)
 	if (err)
 		return err;
 	proc->kind = PYTHON_SUPPORTED;
+	python__map_all_threads(python, proc);
 	return 0;
 }
 
@@ -426,27 +429,63 @@ static __u64 python__find_tstate(const struct python_process *proc, __u32 tid, _
 	return 0;
 }
 
+static struct thread_attempt *thread__attempt(struct python_process *proc, __u32 tid)
+{
+	struct thread_attempt key = { .tid = tid }, *attempt, **node;
+
+	node = tfind(&key, &proc->threads, u32__cmp);
+	if (node)
+		return *node;
+	attempt = calloc(1, sizeof(*attempt));
+	if (!attempt)
+		return NULL;
+	attempt->tid = tid;
+	if (!tsearch(attempt, &proc->threads, u32__cmp)) {
+		free(attempt);
+		return NULL;
+	}
+	return attempt;
+}
+
+/*
+ * 3.11+ tstates carry their kernel tid: map every existing thread at once, so a loop that
+ * stalls in its very first iteration after attaching already gets Python frames. Older versions
+ * only know pthread_self(), which the BPF side learns per loop thread.
+ */
+static void python__map_all_threads(struct python *python, struct python_process *proc)
+{
+	const struct python_offsets *off = &proc->offsets;
+	struct thread_attempt *attempt;
+	__u64 interp, tstate;
+	int interps, threads;
+	__u32 tid;
+
+	if (off->tstate_native_thread_id == PY_NONE16)
+		return;
+	interp = remote__u64(proc->pid, proc->runtime + off->runtime_interpreters_head);
+	for (interps = 0; interp && interps < MAX_INTERPRETERS; interps++) {
+		tstate = remote__u64(proc->pid, interp + off->interp_threads_head);
+		for (threads = 0; tstate && threads < MAX_THREAD_STATES; threads++) {
+			tid = (__u32)remote__u64(proc->pid, tstate + off->tstate_native_thread_id);
+			attempt = tid ? thread__attempt(proc, tid) : NULL;
+			if (attempt && !attempt->tstate) {
+				attempt->tstate = tstate;
+				bpf_map_update_elem(python->maps.threads_fd, &tid, &tstate, BPF_ANY);
+			}
+			tstate = remote__u64(proc->pid, tstate + off->tstate_next);
+		}
+		interp = remote__u64(proc->pid, interp + off->interp_next);
+	}
+}
+
 static void python__sync_thread(struct python *python, struct python_process *proc, __u32 tid,
 				const struct loop_thread *thread)
 {
-	struct thread_attempt key = { .tid = tid }, *attempt, **node;
+	struct thread_attempt *attempt = thread__attempt(proc, tid);
 	__u64 now = now_ns();
 
-	node = tfind(&key, &proc->threads, u32__cmp);
-	if (node) {
-		attempt = *node;
-		if (attempt->tstate || now - attempt->tried_ns < THREAD_RETRY_NS)
-			return;
-	} else {
-		attempt = calloc(1, sizeof(*attempt));
-		if (!attempt)
-			return;
-		attempt->tid = tid;
-		if (!tsearch(attempt, &proc->threads, u32__cmp)) {
-			free(attempt);
-			return;
-		}
-	}
+	if (!attempt || attempt->tstate || (attempt->tried_ns && now - attempt->tried_ns < THREAD_RETRY_NS))
+		return;
 	attempt->tried_ns = now;
 	attempt->tstate = python__find_tstate(proc, tid, thread->tls_base);
 	if (attempt->tstate)

@@ -1,0 +1,59 @@
+#!/usr/bin/env python3
+"""An asyncio loop whose stall sits a few Python frames deep, at known source lines.
+
+    py_nested.py --ctl DIR [--action sleep|busy] [--ms N] [--count N]
+
+The coroutine serve() awaits handler(), which calls the plain function helper(), which blocks
+the loop thread: `sleep` with time.sleep(ms) (off-CPU), `busy` with a pure-Python loop that
+spins for ms of CPU time (on-CPU). Each of those lines carries a `# LINE:name` marker comment
+so the test finds the line numbers in this file's text instead of hard-coding them. The busy
+loop is one line on purpose: every on-CPU sample of helper() then reports the same line.
+
+Control directory protocol as in ctl.py (ready, go, report.jsonl); works with Python 3.8+.
+"""
+
+import argparse
+import asyncio
+import threading
+import time
+
+from ctl import POLL_S, Ctl, add_ctl_argument
+
+
+def helper(action, seconds):
+    if action == "sleep":
+        time.sleep(seconds)  # LINE:sleep
+    else:
+        deadline, x = time.thread_time() + seconds, 0
+        while time.thread_time() < deadline: x = (x * 31 + 7) % 1000003  # noqa: E701  LINE:busy
+
+
+async def handler(action, seconds):
+    helper(action, seconds)  # LINE:handler
+
+
+async def serve(args, ctl):
+    ctl.ready(loop="asyncio", loop_tids=[threading.get_native_id()])
+    for n in range(1, args.count + 1):
+        while not ctl.take_go():
+            await asyncio.sleep(POLL_S)
+        wall, start = time.time(), time.monotonic()
+        await handler(args.action, args.ms / 1000.0)  # LINE:serve
+        end = time.monotonic()
+        ctl.report(n=n, action=args.action, start=start, end=end, ms=(end - start) * 1000.0,
+                   wall_start=wall)
+    await asyncio.sleep(0.3)  # end the last stalled iteration at the loop's poll call
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_ctl_argument(parser)
+    parser.add_argument("--action", choices=["sleep", "busy"], default="sleep")
+    parser.add_argument("--ms", type=float, default=300.0)
+    parser.add_argument("--count", type=int, default=1)
+    args = parser.parse_args()
+    asyncio.run(serve(args, Ctl(args.ctl)))
+
+
+if __name__ == "__main__":
+    main()
