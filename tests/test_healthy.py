@@ -1,6 +1,6 @@
 """A healthy loop, traced for its whole life (launch mode): no stalls, every iteration counted."""
 
-from harness import brief
+from harness import brief, caused_stalls
 
 
 def test_healthy_loop_counts_iterations(lab):
@@ -18,8 +18,9 @@ def test_healthy_loop_counts_iterations(lab):
     selects = report[0]["selects"]
     assert selects >= 20000, report
 
-    stalls = run.of_kind("stall")
+    stalls = caused_stalls(run)
     assert stalls == [], "a healthy loop stalled:\n" + "\n".join(map(brief, stalls))
+    all_stalls = run.of_kind("stall")  # caused_stalls() + the ones the scheduler made
     summaries = run.of_kind("summary")
     assert [s["pid"] for s in summaries] == [target.pid], summaries
     s = summaries[0]
@@ -27,7 +28,11 @@ def test_healthy_loop_counts_iterations(lab):
     # poll), one fewer than the polls, which is far inside the 5%.
     assert abs(s["iterations"] - selects) <= 0.05 * selects, (
         "loopstall counted %d iterations, the target polled %d times" % (s["iterations"], selects))
-    assert s["stalls"] == 0 and s["lost_events"] == 0, s
-    assert s["busy_ms"]["max"] < 100, s
+    assert s["stalls"] == len(all_stalls) and s["lost_events"] == 0, s
+    # max is exact: below the threshold, or the longest (runqueue) stall printed.
+    if all_stalls:
+        assert abs(s["busy_ms"]["max"] - max(ev["duration_ms"] for ev in all_stalls)) < 0.5, s
+    else:
+        assert s["busy_ms"]["max"] < 100, s
     assert s["busy_ms"]["p50"] <= s["busy_ms"]["p99"] <= s["busy_ms"]["max"], s
     assert run.stdout.text().strip() == "", "JSON went to stdout despite --output"

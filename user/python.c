@@ -16,6 +16,7 @@
 #include <bpf/bpf.h>
 #include "linetable.h"
 #include "python.h"
+#include "python_debug.h"
 #include "python_offsets.h"
 
 #define CO_COROUTINE 0x0080
@@ -366,6 +367,24 @@ static struct python_process *process__new(struct python *python, pid_t pid)
 
 static void python__map_all_threads(struct python *python, struct python_process *proc);
 
+/*
+ * 3.13+ publishes its own struct offsets in _Py_DebugOffsets at the start of _PyRuntime: read
+ * them from the running interpreter, so a new patch release needs no new table. If they are
+ * missing or inconsistent, the generated row of the same minor version stays in use.
+ */
+static void python__debug_offsets(struct python_process *proc)
+{
+	size_t size = python_debug__size(proc->minor);
+	unsigned char *debug;
+
+	if (!size)
+		return;
+	debug = malloc(size);
+	if (debug && !remote__read(proc->pid, proc->runtime, debug, size))
+		python_debug__apply(proc->minor, debug, size, &proc->offsets);
+	free(debug);
+}
+
 int python__attach(struct python *python, pid_t pid)
 {
 	const struct python_offsets *offsets;
@@ -395,6 +414,7 @@ int python__attach(struct python *python, pid_t pid)
 	}
 	proc->minor = minor;
 	proc->offsets = *offsets;
+	python__debug_offsets(proc);
 	syms__find_symbol(python->syms, pid, "PyCode_Type", &proc->code_type, NULL);
 	err = python__publish(python, proc);
 	if (err)

@@ -52,8 +52,8 @@ def main():
     parser.add_argument("--ms", type=float, default=300.0)
     parser.add_argument("--count", type=int, default=1)
     args = parser.parse_args()
-    asyncio.run(serve(args, Ctl(args.ctl)))
+    asyncio.run(serve(args, Ctl(args.ctl)))  # LINE:main
 
 
 if __name__ == "__main__":
-    main()
+    main()  # LINE:module
