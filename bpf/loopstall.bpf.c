@@ -16,6 +16,12 @@ const volatile __u64 threshold_ns = 100000000;
 const volatile __u64 sample_after_ns = 50000000;
 /* Time one on-CPU sample stands for. */
 const volatile __u64 sample_period_ns = 10101010;
+/* --all: every process that polls is announced to userspace, which decides to trace it. */
+const volatile bool trace_all = false;
+/* Follow forks of traced processes (a launcher script, uvicorn --workers). */
+const volatile bool follow_forks = true;
+/* Also keep busy-time statistics per loop thread (--per-thread). */
+const volatile bool per_thread_stats = false;
 
 /* Sentinel loop_fd: the thread's loop fd is not known yet, or any poll call is a boundary. */
 #define LOOP_FD_UNKNOWN ((__u32)-1)
@@ -29,7 +35,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1024); /* resized by userspace */
 	__type(key, __u32);        /* pid */
-	__type(value, __u8);
+	__type(value, __u8);       /* enum trace_decision */
 } traced_pids SEC(".maps");
 
 struct {
@@ -42,7 +48,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1024); /* resized by userspace */
-	__type(key, __u32);        /* pid */
+	__type(key, struct stats_key);
 	__type(value, struct process_stats);
 } process_stats SEC(".maps");
 
@@ -77,12 +83,44 @@ struct {
 __u64 lost_events = 0;
 __u64 stack_errors = 0;
 __u64 thread_table_full = 0;
+__u64 process_table_full = 0;
 
 #include "python.bpf.h"
 
+static void process__announce(__u32 pid, __u32 parent_pid)
+{
+	__u8 pending = TRACE_PENDING;
+	struct process_record *record;
+
+	/* Announce each process once: the insert fails for one already seen. */
+	if (bpf_map_update_elem(&traced_pids, &pid, &pending, BPF_NOEXIST)) {
+		if (!bpf_map_lookup_elem(&traced_pids, &pid))
+			__sync_fetch_and_add(&process_table_full, 1);
+		return;
+	}
+	record = bpf_ringbuf_reserve(&events, sizeof(*record), 0);
+	if (!record) {
+		/* Undo, so the next poll announces it again. */
+		bpf_map_delete_elem(&traced_pids, &pid);
+		__sync_fetch_and_add(&lost_events, 1);
+		return;
+	}
+	record->type = RECORD_PROCESS_NEW;
+	record->pid = pid;
+	record->parent_pid = parent_pid;
+	bpf_get_current_comm(record->comm, sizeof(record->comm));
+	bpf_ringbuf_submit(record, 0);
+}
+
 static __always_inline bool is_traced(__u32 pid)
 {
-	return bpf_map_lookup_elem(&traced_pids, &pid) != NULL;
+	__u8 *decision = bpf_map_lookup_elem(&traced_pids, &pid);
+
+	if (decision)
+		return *decision == TRACE_YES;
+	if (trace_all)
+		process__announce(pid, 0);
+	return false;
 }
 
 static struct loop_thread *thread__create(__u32 tid, __u32 pid, __u32 loop_fd)
@@ -108,19 +146,20 @@ static struct loop_thread *thread__create(__u32 tid, __u32 pid, __u32 loop_fd)
 	return thread;
 }
 
-static struct process_stats *stats__get(__u32 pid)
+static struct process_stats *stats__get(__u32 pid, __u32 tid)
 {
-	__u32 zero = 0;
+	struct stats_key key = { .pid = pid, .tid = tid };
 	struct process_stats *stats, *template;
+	__u32 zero = 0;
 
-	stats = bpf_map_lookup_elem(&process_stats, &pid);
+	stats = bpf_map_lookup_elem(&process_stats, &key);
 	if (stats)
 		return stats;
 	template = bpf_map_lookup_elem(&stats_template, &zero);
 	if (!template)
 		return NULL;
-	bpf_map_update_elem(&process_stats, &pid, template, BPF_NOEXIST);
-	return bpf_map_lookup_elem(&process_stats, &pid);
+	bpf_map_update_elem(&process_stats, &key, template, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&process_stats, &key);
 }
 
 static __always_inline __u32 log2_u64(__u64 v)
@@ -211,28 +250,41 @@ static void stall__emit(struct loop_thread *thread, __u32 tid, __u64 start_ns, _
 	bpf_ringbuf_submit(record, 0);
 }
 
+static void stats__count(struct process_stats *stats, const struct loop_thread *thread,
+			 __u64 duration_ns)
+{
+	__u32 bucket = hist_bucket(duration_ns);
+
+	if (!stats)
+		return;
+	__sync_fetch_and_add(&stats->iterations, 1);
+	__sync_fetch_and_add(&stats->busy_ns, duration_ns);
+	if (bucket < HIST_BUCKETS)
+		__sync_fetch_and_add(&stats->busy_hist[bucket], 1);
+	if (duration_ns > stats->max_busy_ns)
+		stats->max_busy_ns = duration_ns;
+	if (duration_ns < threshold_ns)
+		return;
+	__sync_fetch_and_add(&stats->stalls, 1);
+	__sync_fetch_and_add(&stats->stall_ns, duration_ns);
+	__sync_fetch_and_add(&stats->stall_on_cpu_ns, thread->on_cpu_ns);
+	__sync_fetch_and_add(&stats->stall_off_cpu_ns, thread->off_cpu_ns);
+	__sync_fetch_and_add(&stats->stall_runqueue_ns, thread->runqueue_ns);
+}
+
 static void iteration__end(struct loop_thread *thread, __u32 tid, __u64 now)
 {
 	__u64 start_ns = thread->busy_start_ns, duration_ns = now - start_ns;
 	struct process_stats *stats;
-	__u32 bucket;
 
 	thread__account(thread, now);
 	thread->busy_start_ns = 0;
-	stats = stats__get(thread->pid);
-	if (stats) {
-		__sync_fetch_and_add(&stats->iterations, 1);
-		bucket = hist_bucket(duration_ns);
-		if (bucket < HIST_BUCKETS)
-			__sync_fetch_and_add(&stats->busy_hist[bucket], 1);
-		if (duration_ns > stats->max_busy_ns)
-			stats->max_busy_ns = duration_ns;
-	}
-	if (duration_ns < threshold_ns)
-		return;
-	if (stats)
-		__sync_fetch_and_add(&stats->stalls, 1);
-	stall__emit(thread, tid, start_ns, duration_ns, stats);
+	stats = stats__get(thread->pid, 0);
+	stats__count(stats, thread, duration_ns);
+	if (per_thread_stats)
+		stats__count(stats__get(thread->pid, tid), thread, duration_ns);
+	if (duration_ns >= threshold_ns)
+		stall__emit(thread, tid, start_ns, duration_ns, stats);
 }
 
 /* The thread enters a poll call: if it is its loop's poll, the busy period ends here. */
@@ -638,17 +690,75 @@ static __always_inline void thread__forget(__u32 tid)
 	bpf_map_delete_elem(&loop_threads, &tid);
 }
 
+static void process__report(__u32 type, __u32 pid)
+{
+	struct process_record *record;
+
+	record = bpf_ringbuf_reserve(&events, sizeof(*record), 0);
+	if (!record) {
+		__sync_fetch_and_add(&lost_events, 1);
+		return;
+	}
+	record->type = type;
+	record->pid = pid;
+	record->parent_pid = 0;
+	bpf_get_current_comm(record->comm, sizeof(record->comm));
+	bpf_ringbuf_submit(record, 0);
+}
+
+/* Tell userspace when the last thread of a traced process exits, so its series can go. */
+static void process__exited(struct task_struct *task)
+{
+	__u32 pid = task->tgid;
+	__u8 *decision;
+
+	decision = bpf_map_lookup_elem(&traced_pids, &pid);
+	/* do_exit() drops signal->live before this tracepoint on every kernel: zero means the
+	 * whole thread group is gone. */
+	if (!decision || BPF_CORE_READ(task, signal, live.counter) != 0)
+		return;
+	/* Processes --all filtered out are forgotten here, so their pids can be announced again
+	 * when reused; traced ones once userspace has reported them. */
+	if (*decision != TRACE_YES) {
+		bpf_map_delete_elem(&traced_pids, &pid);
+		return;
+	}
+	process__report(RECORD_PROCESS_EXIT, pid);
+}
+
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(sched_process_exit, struct task_struct *task)
 {
 	thread__forget(task->pid);
+	process__exited(task);
+	return 0;
+}
+
+/* A traced process's child process (not a thread) is announced, to be traced too. */
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(sched_process_fork, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 parent_pid = parent->tgid;
+	__u8 *decision;
+
+	if (!follow_forks || child->pid != child->tgid)
+		return 0;
+	decision = bpf_map_lookup_elem(&traced_pids, &parent_pid);
+	if (decision && *decision == TRACE_YES)
+		process__announce(child->pid, parent_pid);
 	return 0;
 }
 
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(sched_process_exec, struct task_struct *task, pid_t old_pid)
 {
+	__u32 pid = task->tgid;
+	__u8 *decision;
+
 	thread__forget(task->pid);
+	decision = bpf_map_lookup_elem(&traced_pids, &pid);
+	if (decision && *decision == TRACE_YES)
+		process__report(RECORD_PROCESS_EXEC, pid);
 	return 0;
 }
 

@@ -29,6 +29,16 @@
 /* Every ring-buffer record starts with its type, so a new kind never breaks the reader. */
 enum record_type {
 	RECORD_STALL = 1,
+	RECORD_PROCESS_NEW,  /* a process to decide on: polled in --all mode, or forked by a traced one */
+	RECORD_PROCESS_EXIT, /* the last thread of a traced process exited */
+	RECORD_PROCESS_EXEC, /* a traced process exec'd: what was known of its memory is stale */
+};
+
+/* traced_pids values. */
+enum trace_decision {
+	TRACE_NO = 0,      /* seen and filtered out: never traced */
+	TRACE_YES = 1,
+	TRACE_PENDING = 2, /* announced to userspace, not traced until it decides */
 };
 
 /* Which syscalls mark the boundary of a loop iteration (--poll-syscalls). */
@@ -132,12 +142,30 @@ struct stall_record {
 	struct stack_slot slots[MAX_STACK_SLOTS];
 };
 
-/* Per traced process, keyed by pid: aggregated in the kernel so healthy loops cost no events. */
+struct process_record {
+	__u32 type; /* RECORD_PROCESS_NEW, _EXIT or _EXEC */
+	__u32 pid;
+	__u32 parent_pid; /* NEW by fork: the traced parent; 0 when found polling */
+	char comm[TASK_COMM_LEN];
+};
+
+/* Keys of process_stats: tid 0 holds the process's totals, tid N one loop thread's (--per-thread). */
+struct stats_key {
+	__u32 pid;
+	__u32 tid;
+};
+
+/* Aggregated in the kernel, so healthy loops doing 100k iterations/s cost no events. */
 struct process_stats {
 	__u64 iterations;
 	__u64 stalls;
 	__u64 lost_events;
 	__u64 max_busy_ns;
+	__u64 busy_ns;           /* sum over all iterations */
+	__u64 stall_ns;          /* busy time of the iterations that were stalls */
+	__u64 stall_on_cpu_ns;   /* ... split as in the stall events */
+	__u64 stall_off_cpu_ns;
+	__u64 stall_runqueue_ns;
 	__u64 busy_hist[HIST_BUCKETS];
 };
 

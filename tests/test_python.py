@@ -187,7 +187,7 @@ def settle_and_stop(run, target, enough):
 @pytest.mark.parametrize("action", ["sleep", "busy"])
 @pytest.mark.parametrize("python", [interpreter(v) for v in ALL_PYTHONS])
 def test_nested_frames_exact_lines(lab, python, action):
-    """1. serve() awaits handler() calls helper() blocks: exact functions and lines, innermost first.
+    """1. serve() awaits handler(), which calls helper(), which blocks: exact frames and lines.
 
     sleep: time.sleep(0.3) -> the off-CPU stack's Python frames; busy: a 300 ms pure-Python
     loop -> the on-CPU samples' Python frames. Either way the frames in the target file must be
@@ -249,6 +249,40 @@ def test_nested_frames_exact_lines(lab, python, action):
     assert ev["task"] == {"coroutine": "serve"}, "task %s, want serve\n%s" % (
         ev["task"], show(ev))
     assert report["action"] == action
+
+
+@pytest.mark.parametrize("python", [interpreter(v) for v in ("debian", "3.12")])
+def test_cpu_then_sleep_in_one_iteration(lab, python):
+    """1b. 300 ms of CPU, then time.sleep(0.3), in the same loop iteration: both are reported.
+
+    This is what a web server does when a CPU-bound request and a blocking one are handled in
+    the same iteration. The on-CPU samples come first and land in many distinct native stacks;
+    the 300 ms sleep that follows is still the heaviest stack and must not be lost.
+    """
+    script = "py_nested.py"
+    path, lines = str(TARGETS / script), marker_lines(script)
+    target = lab.target(script, "--action", "busy+sleep", "--ms", 300, "--count", 2,
+                        python=python)
+    run = attach(lab, target)
+    target.trigger()
+    stalls = settle_and_stop(run, target, lambda s: len(s) >= 1)
+    assert len(stalls) == 1, show_all(stalls)
+    ev = stalls[0]
+    assert ev["duration_ms"] >= 510 and ev["off_cpu_ms"] >= 250 and ev["on_cpu_ms"] >= 200, (
+        show(ev))
+    outer = [("handler", path, lines["handler"]), ("serve", path, lines["serve"])]
+    sleeping = [s for s in ev["stacks"] if s["kind"] == "off_cpu" and s["reason"] == "sleep"
+                and prefix_in(s, path) == [("helper", path, lines["sleep"])] + outer]
+    assert sleeping and sum(s["ms"] for s in sleeping) >= 250, (
+        "the stall spent %.0f ms off-CPU, but no 'sleep' stack names helper at line %d "
+        "(%d stacks reported):\n%s" % (ev["off_cpu_ms"], lines["sleep"], len(ev["stacks"]),
+                                       show(ev, 30)))
+    assert ev["stacks"][0] is sleeping[0], "the 300 ms sleep is not the heaviest stack:\n" + (
+        show(ev, 30))
+    busy_ms = sum(s["ms"] for s in ev["stacks"] if s["kind"] == "on_cpu"
+                  and prefix_in(s, path) == [("helper", path, lines["busy"])] + outer)
+    assert busy_ms >= 50, "%.0f ms of on-CPU samples in helper's busy line:\n%s" % (
+        busy_ms, show(ev, 30))
 
 
 # --- 2. FastAPI on uvicorn ---------------------------------------------------------------------
@@ -349,11 +383,12 @@ def test_fastapi_routes(lab, loop):
         assert status == 200 and body["route"] == route, (route, status, body)
 
     tid = target.info["loop_tids"][0]
-    assert stalls, "no stall for %d blocking requests (%.1f s)" % (3 * per_route, elapsed)
+    assert stalls, "no stall for %d blocking requests (%.1f s)" % (
+        len(BAD_ROUTES) * per_route, elapsed)
     assert all(ev["tid"] == tid for ev in stalls), show_all(stalls)
     # Every request of a bad route blocked the loop ~300 ms, one after the other.
     total = sum(ev["duration_ms"] for ev in stalls)
-    assert total >= 0.8 * 300 * 3 * per_route, "stalls add up to %.0f ms:\n%s" % (
+    assert total >= 0.8 * 300 * len(BAD_ROUTES) * per_route, "stalls add up to %.0f ms:\n%s" % (
         total, show_all(stalls))
 
     good_lines = {lines[r] for r in GOOD_ROUTES}
@@ -367,6 +402,9 @@ def test_fastapi_routes(lab, loop):
                     assert line not in good_lines, "a stall shows %s:%d:\n%s" % (
                         script, line, show(ev))
 
+    # First what must hold for every stack that is reported: right line, task, net syscall.
+    # Then whether each route's blocking time made it into the stacks at all (missing).
+    missing = []
     for route, (fn, marker, kind, reason) in BAD_ROUTES.items():
         naming = []  # (event, stack) pairs whose frames include the route's function
         for ev in stalls:
@@ -377,34 +415,37 @@ def test_fastapi_routes(lab, loop):
                         "%s at %s, want %s:%d\n%s" % (fn, f[1:], script, lines[marker], show(ev)))
                 if hits:
                     naming.append((ev, s))
-        assert naming, "no stall names %s (/%s):\n%s" % (fn, route, show_all(stalls))
-        main = [(ev, s) for ev, s in naming if s["kind"] == kind and s.get("reason") == reason]
-        assert main, "no %s stack with reason %s names %s:\n%s" % (
-            kind, reason, fn, show_all(ev for ev, _ in naming))
-        ms = sum(s["ms"] for _, s in main)
-        if kind == "off_cpu":
-            # Each of the per_route requests waited 300 ms in this stack.
-            assert ms >= 0.8 * 300 * per_route, "%s: %.0f ms of %s stacks\n%s" % (
-                fn, ms, reason, show_all(ev for ev, _ in main))
-        else:
-            assert ms >= 30, "%s: only %.0f ms of on-CPU samples" % (fn, ms)
+                    coroutine = (ev.get("task") or {}).get("coroutine")
+                    assert coroutine, "stall naming %s has no task coroutine:\n%s" % (
+                        fn, show(ev))
+                    # The task's coroutine is the outermost `async def`: outside the route.
+                    names = [f[0] for f in frames(s)]
+                    outside = [f["qualname"] for f in s["python"][names.index(fn) + 1:]]
+                    assert coroutine in outside, (
+                        "task coroutine %r is not a frame outside %s:\n%s" % (
+                            coroutine, fn, show(ev)))
+        main = [s for _, s in naming if s["kind"] == kind and s.get("reason") == reason]
         if reason == "net":
-            assert all((s["syscall"] or "").startswith("recv") for _, s in main), (
-                [s["syscall"] for _, s in main])
-        for ev, s in naming:
-            coroutine = (ev.get("task") or {}).get("coroutine")
-            assert coroutine, "stall naming %s has no task coroutine:\n%s" % (fn, show(ev))
-        # The task's coroutine is the outermost `async def` of the stack: outside the route.
-        outer = [[f["qualname"] for f in s["python"][[f[0] for f in frames(s)].index(fn):]]
-                 for ev, s in main]
-        assert any(ev["task"]["coroutine"] in q for (ev, _), q in zip(main, outer)), (
-            "task coroutine %s is not a frame outside %s:\n%s" % (
-                [ev["task"] for ev, _ in main], fn, show_all(ev for ev, _ in main)))
+            assert all((s["syscall"] or "").startswith("recv") for s in main), (
+                [s["syscall"] for s in main])
+        ms = sum(s["ms"] for s in main)
+        # Each of the per_route requests waited 300 ms off-CPU; on-CPU samples start at half
+        # the threshold and are capped per iteration, so only ask for a few of them.
+        want_ms = 0.8 * 300 * per_route if kind == "off_cpu" else 30
+        if ms < want_ms:
+            missing.append("%s (/%s): %.0f ms in %s stacks with reason %s naming it, want "
+                           ">= %.0f" % (fn, route, ms, kind, reason, want_ms))
+    if missing:
+        unattributed = ["%.0f ms off-CPU, %.0f ms in off-CPU stacks (%d stacks)" % (
+            ev["off_cpu_ms"], sum(s["ms"] for s in ev["stacks"] if s["kind"] == "off_cpu"),
+            len(ev["stacks"])) for ev in stalls]
+        raise AssertionError("blocking time missing from the stacks:\n  %s\nper stall: %s\n%s"
+                             % ("\n  ".join(missing), unattributed, show_all(stalls)))
 
 
 # --- 3. GIL starvation --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("python", [interpreter(v) for v in ("debian", "3.9", "3.12", "3.13")])
+@pytest.mark.parametrize("python", [interpreter(v) for v in ALL_PYTHONS])
 def test_gil_starvation(lab, python):
     """3. A threading.Thread spins pure Python for 2 s while the loop sleeps 1 ms at a time.
 

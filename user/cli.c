@@ -16,6 +16,8 @@
 #define MAX_SAMPLE_HZ 10000
 #define MAX_THRESHOLD_MS (3600.0 * 1000)
 #define MAX_DURATION_S (365.0 * 86400)
+#define DEFAULT_MAX_PROCESSES 1024
+#define MAX_MAX_PROCESSES 65536
 
 const char *argp_program_version = "loopstall " LOOPSTALL_VERSION;
 const char *argp_program_bug_address = "https://github.com/loopstall/loopstall/issues";
@@ -39,6 +41,16 @@ enum {
 	OPT_LOOP_FUNC,
 	OPT_JSON,
 	OPT_PY_DEPTH,
+	OPT_ALL,
+	OPT_COMM,
+	OPT_EXCLUDE_COMM,
+	OPT_CGROUP,
+	OPT_MAX_PROCESSES,
+	OPT_PROMETHEUS,
+	OPT_PER_THREAD,
+	OPT_HISTOGRAM,
+	OPT_FOLDED,
+	OPT_NO_FOLLOW_FORKS,
 };
 
 static const struct argp_option options[] = {
@@ -54,6 +66,20 @@ static const struct argp_option options[] = {
 	{ "json", OPT_JSON, NULL, 0, "Write JSON Lines (see docs/json.md)", 0 },
 	{ "output", 'o', "FILE", 0, "Write reports to FILE instead of stdout", 0 },
 	{ "verbose", 'v', NULL, 0, "Show libbpf's messages", 0 },
+	{ NULL, 0, NULL, 0, "Fleet mode and export:", 1 },
+	{ "all", OPT_ALL, NULL, 0, "Trace every process on the host that runs an event loop", 1 },
+	{ "comm", OPT_COMM, "REGEX", 0, "--all: only processes whose name matches REGEX", 1 },
+	{ "exclude-comm", OPT_EXCLUDE_COMM, "REGEX", 0, "--all: skip processes whose name matches", 1 },
+	{ "cgroup", OPT_CGROUP, "PATH", 0, "--all: only processes in this cgroup v2 subtree", 1 },
+	{ "max-processes", OPT_MAX_PROCESSES, "N", 0, "Track at most N processes (default 1024)", 1 },
+	{ "prometheus", OPT_PROMETHEUS, "[ADDR:]PORT", 0,
+	  "Serve /metrics for Prometheus (ADDR defaults to 127.0.0.1)", 1 },
+	{ "per-thread", OPT_PER_THREAD, NULL, 0, "Also keep busy-time histograms per loop thread", 1 },
+	{ "histogram", OPT_HISTOGRAM, "SECONDS", OPTION_ARG_OPTIONAL,
+	  "Print busy-time histograms at exit, or every SECONDS", 1 },
+	{ "folded", OPT_FOLDED, "FILE", 0, "Write stall stacks in folded format (flame graphs)", 1 },
+	{ "no-follow-forks", OPT_NO_FOLLOW_FORKS, NULL, 0,
+	  "Do not trace processes forked by the traced ones", 1 },
 	{},
 };
 
@@ -173,16 +199,51 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 	case 'v':
 		config->verbose = true;
 		break;
+	case OPT_ALL:
+		config->all = true;
+		break;
+	case OPT_COMM:
+		config->comm_regex = arg;
+		break;
+	case OPT_EXCLUDE_COMM:
+		config->exclude_comm_regex = arg;
+		break;
+	case OPT_CGROUP:
+		config->cgroup = arg;
+		break;
+	case OPT_MAX_PROCESSES:
+		config->max_processes = (int)parse_positive("process limit", arg, MAX_MAX_PROCESSES);
+		if (config->max_processes < 1)
+			usage_error("invalid process limit '%s': expected at least 1", arg);
+		break;
+	case OPT_PROMETHEUS:
+		config->prometheus = arg;
+		break;
+	case OPT_PER_THREAD:
+		config->per_thread = true;
+		break;
+	case OPT_HISTOGRAM:
+		config->histogram_interval_s = arg ? parse_positive("histogram interval", arg,
+								   MAX_DURATION_S) : 0;
+		break;
+	case OPT_FOLDED:
+		config->folded_path = arg;
+		break;
+	case OPT_NO_FOLLOW_FORKS:
+		config->no_follow_forks = true;
+		break;
 	case ARGP_KEY_ARGS:
 		config->command = state->argv + state->next;
 		break;
 	case ARGP_KEY_ARG:
 		return ARGP_ERR_UNKNOWN;
 	case ARGP_KEY_END:
-		if (!config->nr_pids && !config->command)
-			usage_error("nothing to trace: give -p PID or -- COMMAND");
-		if (config->nr_pids && config->command)
-			usage_error("give either -p PID or -- COMMAND, not both");
+		if (!config->nr_pids && !config->command && !config->all)
+			usage_error("nothing to trace: give -p PID, --all or -- COMMAND");
+		if (!!config->nr_pids + !!config->command + config->all > 1)
+			usage_error("give one of -p PID, --all or -- COMMAND");
+		if (!config->all && (config->comm_regex || config->exclude_comm_regex || config->cgroup))
+			usage_error("--comm, --exclude-comm and --cgroup filter --all");
 		break;
 	default:
 		return ARGP_ERR_UNKNOWN;
@@ -203,6 +264,8 @@ void cli__parse(int argc, char **argv, struct config *config)
 	config->threshold_ms = DEFAULT_THRESHOLD_MS;
 	config->sample_hz = DEFAULT_SAMPLE_HZ;
 	config->py_depth = DEFAULT_PY_DEPTH;
+	config->max_processes = DEFAULT_MAX_PROCESSES;
+	config->histogram_interval_s = -1;
 	config->boundary_kinds = BOUNDARY_EPOLL;
 	argp_err_exit_status = EXIT_USAGE;
 	argp_parse(&argp, argc, argv, 0, NULL, config);

@@ -21,6 +21,17 @@ struct config {
 	bool json;
 	const char *output_path; /* NULL: stdout */
 	bool verbose;
+	/* fleet mode and export */
+	bool all;
+	const char *comm_regex;
+	const char *exclude_comm_regex;
+	const char *cgroup;
+	int max_processes;
+	const char *prometheus; /* [ADDR:]PORT, NULL: no exporter */
+	bool per_thread;
+	double histogram_interval_s; /* --histogram: 0 = at exit only; < 0: off */
+	const char *folded_path;
+	bool no_follow_forks;
 };
 
 /* Parse the command line into config; on a bad argument print one line and exit(2). */

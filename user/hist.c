@@ -43,3 +43,38 @@ double hist__quantile_ns(const struct process_stats *stats, double q)
 	}
 	return (double)stats->max_busy_ns;
 }
+
+#define BAR_WIDTH 40
+/* 2^10 ns ~ 1 us: rows below it are merged into the first. */
+#define FIRST_ROW_LOG2 10
+#define ROWS (HIST_MAX_LOG2 - FIRST_ROW_LOG2 + 1)
+
+void hist__print(FILE *file, __u32 pid, const char *comm, const struct process_stats *stats)
+{
+	__u64 rows[ROWS] = {}, max = 0;
+	unsigned int i, log2, row, first = ROWS, last = 0, stars;
+
+	for (i = 0; i < HIST_BUCKETS; i++) {
+		log2 = i < HIST_SUB_BUCKETS ? 0 : i / HIST_SUB_BUCKETS + 1;
+		row = log2 < FIRST_ROW_LOG2 ? 0 : log2 - FIRST_ROW_LOG2;
+		rows[row < ROWS ? row : ROWS - 1] += stats->busy_hist[i];
+	}
+	for (row = 0; row < ROWS; row++) {
+		if (!rows[row])
+			continue;
+		first = first < row ? first : row;
+		last = row;
+		max = rows[row] > max ? rows[row] : max;
+	}
+	fprintf(file, "\npid %u (%s): loop iteration busy time\n", pid, comm);
+	fprintf(file, "%22s : count    distribution\n", "usecs");
+	for (row = first; row <= last && first < ROWS; row++) {
+		/* Rows are powers of two of 1024 ns: "microseconds" to within 2.4%. */
+		__u64 low = row ? 1ULL << row : 0, high = (1ULL << (row + 1)) - 1;
+
+		stars = (unsigned int)(rows[row] * BAR_WIDTH / max);
+		fprintf(file, "%10llu -> %-10llu : %-8llu |%-*.*s|\n", (unsigned long long)low,
+			(unsigned long long)high, (unsigned long long)rows[row], BAR_WIDTH, stars,
+			"****************************************");
+	}
+}

@@ -2,6 +2,7 @@
 #ifndef HIST_H
 #define HIST_H
 
+#include <stdio.h>
 #include <linux/types.h>
 #include "loopstall.h"
 
@@ -11,5 +12,9 @@ __u64 hist__bucket_high(unsigned int bucket);
 /* The q-quantile (0..1) of the iterations' busy time in ns, interpolated inside its bucket and
  * never above the exact maximum; 0 when there are no iterations. */
 double hist__quantile_ns(const struct process_stats *stats, double q);
+
+/* The busy-time histogram as bars, one row per power of two of microseconds (bcc runqlat's
+ * look). */
+void hist__print(FILE *file, __u32 pid, const char *comm, const struct process_stats *stats);
 
 #endif

@@ -14,6 +14,8 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "cli.h"
+#include "fleet.h"
+#include "hist.h"
 #include "loopstall.h"
 #include "loopstall.skel.h"
 #include "output.h"
@@ -195,8 +197,12 @@ static void configure(struct loopstall_bpf *skel, const struct config *config)
 	skel->rodata->sample_after_ns = (__u64)(threshold_ns * SAMPLE_AFTER_FRACTION);
 	skel->rodata->sample_period_ns = NS_PER_SEC / config->sample_hz;
 	skel->rodata->py_depth = config->py_depth;
+	skel->rodata->trace_all = config->all;
+	skel->rodata->follow_forks = !config->no_follow_forks;
+	skel->rodata->per_thread_stats = config->per_thread;
 	bpf_map__set_max_entries(skel->maps.traced_pids, MAX_TRACED_PROCESSES);
-	bpf_map__set_max_entries(skel->maps.process_stats, MAX_TRACED_PROCESSES);
+	bpf_map__set_max_entries(skel->maps.process_stats,
+				 MAX_TRACED_PROCESSES + (config->per_thread ? MAX_LOOP_THREADS : 0));
 	bpf_map__set_max_entries(skel->maps.loop_threads, MAX_LOOP_THREADS);
 	bpf_map__set_max_entries(skel->maps.python_procs, MAX_TRACED_PROCESSES);
 	bpf_map__set_max_entries(skel->maps.python_threads, MAX_LOOP_THREADS);
@@ -267,41 +273,83 @@ struct session {
 	struct stall_resolver resolver;
 	struct progress progress;
 	struct stall_report report; /* scratch: too big for the stack */
+	struct fleet fleet;
+	bool fleet_ready;
 	struct loopstall_bpf *skel;
 	struct bpf_link **sampler_links;
 	struct bpf_link *loop_func_links[2 * MAX_TARGET_PIDS];
 	int nr_cpus;
 };
 
+/* A process's summary: at its exit, or at loopstall's for those still running. Processes only
+ * met in passing (a forked helper that never polled) are not worth a line. */
+static void summary__print(struct session *session, const struct process_info *info)
+{
+	struct stats_key key = { .pid = info->pid };
+	struct process_stats stats;
+
+	if (bpf_map_lookup_elem(bpf_map__fd(session->skel->maps.process_stats), &key, &stats))
+		memset(&stats, 0, sizeof(stats));
+	if (!info->explicit_target && !stats.iterations)
+		return;
+	output__summary(&session->output, info->pid, info->comm, &stats);
+	if (session->config.histogram_interval_s >= 0)
+		hist__print(stderr, info->pid, info->comm, &stats);
+}
+
+static void process__on_exit(struct session *session, pid_t pid)
+{
+	struct process_info info;
+
+	if (!fleet__info(&session->fleet, pid, &info) || info.exited)
+		return;
+	fleet__exited(&session->fleet, pid);
+	summary__print(session, &info);
+	python__forget(session->resolver.python, pid);
+	syms__forget_pid(session->resolver.syms, pid);
+	/* With an exporter, the final counts stay until the next scrape has read them. */
+	if (!session->fleet.keep_exited)
+		fleet__reap(&session->fleet);
+}
+
 static int on_record(void *ctx, void *data, size_t size)
 {
 	struct session *session = ctx;
-	const struct stall_record *record = data;
+	const struct stall_record *stall = data;
+	const struct process_record *process = data;
 
-	if (size < sizeof(record->type))
+	if (size < sizeof(stall->type))
 		return 0;
-	if (record->type == RECORD_STALL && size >= sizeof(*record)) {
-		stall__from_record(&session->resolver, record, &session->report);
+	if (stall->type == RECORD_STALL && size >= sizeof(*stall)) {
+		stall__from_record(&session->resolver, stall, &session->report);
 		output__stall(&session->output, &session->report);
+	} else if (process->type == RECORD_PROCESS_NEW && size >= sizeof(*process)) {
+		/* A process found polling already runs its interpreter: map its threads now, so
+		 * that its first stall has Python frames. */
+		if (fleet__decide(&session->fleet, process->pid, process->parent_pid, process->comm) &&
+		    !process->parent_pid)
+			python__attach(session->resolver.python, process->pid);
+	} else if (process->type == RECORD_PROCESS_EXIT && size >= sizeof(*process)) {
+		process__on_exit(session, process->pid);
+	} else if (process->type == RECORD_PROCESS_EXEC && size >= sizeof(*process)) {
+		/* A new program: new interpreter, new mappings, new name. */
+		python__forget(session->resolver.python, process->pid);
+		syms__forget_pid(session->resolver.syms, process->pid);
+		fleet__rename(&session->fleet, process->pid, process->comm);
 	}
 	return 0;
 }
 
 static int targets__trace(struct session *session)
 {
-	int map_fd = bpf_map__fd(session->skel->maps.traced_pids);
-	__u8 traced = 1;
 	int i, err;
 
 	for (i = 0; i < session->targets.nr; i++) {
 		pid_t pid = session->targets.list[i].pid;
 
-		if (bpf_map_update_elem(map_fd, &pid, &traced, BPF_ANY)) {
-			err = -errno;
-			fprintf(stderr, "loopstall: pid %d: cannot add to the traced set: %s\n", pid,
-				strerror(errno));
+		err = fleet__add(&session->fleet, pid);
+		if (err)
 			return err;
-		}
 		if (session->config.loop_func_binary) {
 			err = loop_func__attach(session->skel, &session->config, pid,
 						&session->loop_func_links[2 * i],
@@ -317,7 +365,10 @@ static void print_tracing(const struct session *session)
 {
 	const struct targets *targets = &session->targets;
 
-	if (targets->nr == 1)
+	if (session->config.all)
+		fprintf(stderr, "loopstall: tracing every event loop on this host, threshold %g ms; "
+				"Ctrl-C to stop\n", session->config.threshold_ms);
+	else if (targets->nr == 1)
 		fprintf(stderr, "loopstall: tracing pid %d (%s), threshold %g ms; Ctrl-C to stop\n",
 			targets->list[0].pid, targets->list[0].comm, session->config.threshold_ms);
 	else
@@ -327,16 +378,13 @@ static void print_tracing(const struct session *session)
 
 static void print_summaries(struct session *session)
 {
-	int stats_fd = bpf_map__fd(session->skel->maps.process_stats);
-	struct process_stats stats;
+	struct process_info info;
 	int i;
 
-	for (i = 0; i < session->targets.nr; i++) {
-		const struct target *target = &session->targets.list[i];
-
-		if (bpf_map_lookup_elem(stats_fd, &target->pid, &stats))
-			memset(&stats, 0, sizeof(stats));
-		output__summary(&session->output, target->pid, target->comm, &stats);
+	for (i = 0; i < session->fleet.nr; i++) {
+		info = session->fleet.procs[i];
+		if (!info.exited)
+			summary__print(session, &info);
 	}
 	if (session->skel->bss->lost_events)
 		fprintf(stderr, "loopstall: %llu events lost: the ring buffer was full\n",
@@ -345,6 +393,19 @@ static void print_summaries(struct session *session)
 		fprintf(stderr, "loopstall: %llu loop threads not tracked: the thread table (%d) was "
 				"full\n", (unsigned long long)session->skel->bss->thread_table_full,
 			MAX_LOOP_THREADS);
+}
+
+static void print_histograms(struct session *session)
+{
+	struct stats_key key = {};
+	struct process_stats stats;
+	int i;
+
+	for (i = 0; i < session->fleet.nr; i++) {
+		key.pid = session->fleet.procs[i].pid;
+		if (!bpf_map_lookup_elem(bpf_map__fd(session->skel->maps.process_stats), &key, &stats))
+			hist__print(stderr, key.pid, session->fleet.procs[i].comm, &stats);
+	}
 }
 
 static __u64 monotonic_ms(void)
@@ -359,7 +420,7 @@ static int stream(struct session *session, struct ring_buffer *ring)
 {
 	int loop_threads_fd = bpf_map__fd(session->skel->maps.loop_threads);
 	double scan_ms = session->config.threshold_ms / 2;
-	__u64 deadline_ms = 0;
+	__u64 deadline_ms = 0, histogram_ms = 0;
 	int err;
 
 	if (scan_ms < PROGRESS_SCAN_MIN_MS)
@@ -368,6 +429,8 @@ static int stream(struct session *session, struct ring_buffer *ring)
 		scan_ms = PROGRESS_SCAN_MAX_MS;
 	if (session->config.duration_s)
 		deadline_ms = monotonic_ms() + (__u64)(session->config.duration_s * 1000);
+	if (session->config.histogram_interval_s > 0)
+		histogram_ms = monotonic_ms() + (__u64)(session->config.histogram_interval_s * 1000);
 	while (!stopping) {
 		err = ring_buffer__poll(ring, (int)scan_ms);
 		if (err < 0 && err != -EINTR) {
@@ -377,10 +440,14 @@ static int stream(struct session *session, struct ring_buffer *ring)
 		python__sync_threads(session->resolver.python);
 		progress__scan(&session->progress, loop_threads_fd, &session->resolver,
 			       &session->output, &session->report);
-		if (targets__all_exited(&session->targets))
+		if (!session->config.all && targets__all_exited(&session->targets))
 			break;
 		if (deadline_ms && monotonic_ms() >= deadline_ms)
 			break;
+		if (histogram_ms && monotonic_ms() >= histogram_ms) {
+			print_histograms(session);
+			histogram_ms += (__u64)(session->config.histogram_interval_s * 1000);
+		}
 	}
 	/* Whatever the kernel produced before we stopped is still reported. */
 	ring_buffer__consume(ring);
@@ -415,9 +482,11 @@ static int run(struct session *session)
 		err = check_loop_func(config);
 	if (err)
 		return err;
-	err = output__init(&session->output, config->output_path, config->json);
+	err = output__init(&session->output, config->output_path, config->json, config->folded_path);
 	if (err) {
-		fprintf(stderr, "loopstall: %s: %s\n", config->output_path, strerror(-err));
+		fprintf(stderr, "loopstall: %s: %s\n",
+			session->output.file ? config->folded_path : config->output_path, strerror(-err));
+		output__close(&session->output);
 		return err;
 	}
 	err = launch_or_attach(session);
@@ -440,7 +509,14 @@ static int run(struct session *session)
 				"verifier's log)\n", strerror(-err));
 		goto cleanup;
 	}
-	err = targets__trace(session);
+	err = fleet__init(&session->fleet, config, bpf_map__fd(session->skel->maps.traced_pids),
+			  bpf_map__fd(session->skel->maps.process_stats));
+	session->fleet_ready = true;
+	if (!err)
+		err = targets__trace(session);
+	if (!err && config->all && config->loop_func_binary)
+		err = loop_func__attach(session->skel, config, -1, &session->loop_func_links[0],
+					&session->loop_func_links[1]);
 	if (err)
 		goto cleanup;
 	err = loopstall_bpf__attach(session->skel);
@@ -481,6 +557,8 @@ static int run(struct session *session)
 		err = targets__release(&session->targets);
 		if (err)
 			goto cleanup;
+		fleet__rename(&session->fleet, session->targets.child,
+			      targets__comm(&session->targets, session->targets.child));
 	} else {
 		/* A launched command is recognized once it has exec'd and polls; a running
 		 * process now, so its first stall already has Python frames. */
@@ -501,6 +579,8 @@ cleanup:
 		bpf_link__destroy(session->loop_func_links[i]);
 	loopstall_bpf__destroy(session->skel);
 	python__free(session->resolver.python);
+	if (session->fleet_ready)
+		fleet__free(&session->fleet);
 	if (session->resolver.syms)
 		syms__free(session->resolver.syms);
 	output__close(&session->output);

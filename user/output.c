@@ -28,7 +28,7 @@ static double ms(__u64 ns)
 	return (double)ns / NS_PER_MS;
 }
 
-int output__init(struct output *output, const char *path, bool json)
+int output__init(struct output *output, const char *path, bool json, const char *folded_path)
 {
 	struct timespec mono, real;
 
@@ -36,6 +36,12 @@ int output__init(struct output *output, const char *path, bool json)
 	output->file = path ? fopen(path, "w") : stdout;
 	if (!output->file)
 		return -errno;
+	if (folded_path) {
+		output->folded = fopen(folded_path, "w");
+		if (!output->folded)
+			return -errno;
+		setvbuf(output->folded, NULL, _IOLBF, 0);
+	}
 	/* Line-buffered: each event reaches a reader (a pipe, a log shipper) as it happens. */
 	setvbuf(output->file, NULL, _IOLBF, 0);
 	clock_gettime(CLOCK_MONOTONIC, &mono);
@@ -49,7 +55,10 @@ void output__close(struct output *output)
 {
 	if (output->file && output->file != stdout)
 		fclose(output->file);
+	if (output->folded)
+		fclose(output->folded);
 	output->file = NULL;
+	output->folded = NULL;
 }
 
 /* RFC 8259 string: the target controls comm and symbol names, so escape everything needed. */
@@ -265,12 +274,63 @@ static void text__stall(const struct output *output, const struct stall_report *
 	fputc('\n', file);
 }
 
+/* A folded frame must not contain the format's separators. */
+static void folded__frame(FILE *file, const char *text)
+{
+	for (; *text; text++)
+		fputc(*text == ';' || *text == '\n' ? '_' : *text, file);
+}
+
+/*
+ * One line per stack, root first: process; Python frames as "function (file:line)"; the
+ * symbolized native frames; kernel frames marked "_[k]" (the flamegraph.pl convention).
+ * Weighted by milliseconds, at least 1.
+ */
+static void folded__stack(FILE *file, const struct stall_report *report,
+			  const struct stack_report *stack)
+{
+	const struct python_frame *py;
+	char location[64];
+	int i;
+
+	folded__frame(file, report->comm);
+	for (i = stack->has_python ? stack->python.depth - 1 : -1; i >= 0; i--) {
+		py = &stack->python.frames[i];
+		fputc(';', file);
+		folded__frame(file, py->qualname ? py->qualname : py->function);
+		fputs(" (", file);
+		folded__frame(file, py->file);
+		snprintf(location, sizeof(location), ":%d)", py->line);
+		fputs(location, file);
+	}
+	for (i = stack->nr_user - 1; i >= 0; i--) {
+		if (!stack->user[i].symbol)
+			continue;
+		fputc(';', file);
+		folded__frame(file, stack->user[i].symbol);
+	}
+	for (i = stack->nr_kernel - 1; i >= 0; i--) {
+		if (!stack->kernel[i].symbol)
+			continue;
+		fputc(';', file);
+		folded__frame(file, stack->kernel[i].symbol);
+		fputs("_[k]", file);
+	}
+	fprintf(file, " %llu\n", stack->ns >= NS_PER_MS ? (unsigned long long)ms(stack->ns) : 1ULL);
+}
+
 void output__stall(const struct output *output, const struct stall_report *report)
 {
+	int i;
+
 	if (output->json)
 		json__stall(output, report);
 	else
 		text__stall(output, report);
+	/* Only finished stalls: progress reports of the same iteration would count it twice. */
+	if (output->folded && !report->in_progress)
+		for (i = 0; i < report->nr_stacks; i++)
+			folded__stack(output->folded, report, &report->stacks[i]);
 }
 
 void output__summary(const struct output *output, __u32 pid, const char *comm,

@@ -9,10 +9,11 @@
 struct output {
 	FILE *file;
 	bool json;
+	FILE *folded; /* --folded: stall stacks for flame graphs, NULL when off */
 	__s64 monotonic_to_realtime_ns; /* add to a CLOCK_MONOTONIC time to get wall time */
 };
 
-int output__init(struct output *output, const char *path, bool json);
+int output__init(struct output *output, const char *path, bool json, const char *folded_path);
 void output__close(struct output *output);
 void output__stall(const struct output *output, const struct stall_report *report);
 void output__summary(const struct output *output, __u32 pid, const char *comm,

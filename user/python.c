@@ -625,12 +625,24 @@ int python__source_line(pid_t pid, const char *file, int line, char *buf, size_t
 	return 0;
 }
 
+static void thread__unmap(const void *node, VISIT which, void *ctx)
+{
+	const struct thread_attempt *attempt = *(struct thread_attempt *const *)node;
+	const struct python *python = ctx;
+
+	if (which == postorder || which == leaf)
+		bpf_map_delete_elem(python->maps.threads_fd, &attempt->tid);
+}
+
 void python__forget(struct python *python, pid_t pid)
 {
 	struct python_process *proc = process__find(python, pid);
+	__u32 key = pid;
 
 	if (!proc)
 		return;
+	bpf_map_delete_elem(python->maps.procs_fd, &key);
+	twalk_r(proc->threads, thread__unmap, python);
 	tdelete(proc, &python->processes, pid__cmp);
 	process__free(proc);
 }

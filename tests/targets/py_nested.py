@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """An asyncio loop whose stall sits a few Python frames deep, at known source lines.
 
-    py_nested.py --ctl DIR [--action sleep|busy] [--ms N] [--count N]
+    py_nested.py --ctl DIR [--action sleep|busy|busy+sleep] [--ms N] [--count N]
 
 The coroutine serve() awaits handler(), which calls the plain function helper(), which blocks
 the loop thread: `sleep` with time.sleep(ms) (off-CPU), `busy` with a pure-Python loop that
-spins for ms of CPU time (on-CPU). Each of those lines carries a `# LINE:name` marker comment
-so the test finds the line numbers in this file's text instead of hard-coding them. The busy
-loop is one line on purpose: every on-CPU sample of helper() then reports the same line.
+spins for ms of CPU time (on-CPU); `busy+sleep` does both, one after the other, in the same
+loop iteration. Each of those lines carries a `# LINE:name` marker comment so the test finds
+the line numbers in this file's text instead of hard-coding them. The busy loop is one line on
+purpose: every on-CPU sample of helper() then reports the same line.
 
 Control directory protocol as in ctl.py (ready, go, report.jsonl); works with Python 3.8+.
 """
@@ -28,8 +29,9 @@ def helper(action, seconds):
         while time.thread_time() < deadline: x = (x * 31 + 7) % 1000003  # noqa: E701  LINE:busy
 
 
-async def handler(action, seconds):
-    helper(action, seconds)  # LINE:handler
+async def handler(actions, seconds):
+    for action in actions:
+        helper(action, seconds)  # LINE:handler
 
 
 async def serve(args, ctl):
@@ -38,7 +40,7 @@ async def serve(args, ctl):
         while not ctl.take_go():
             await asyncio.sleep(POLL_S)
         wall, start = time.time(), time.monotonic()
-        await handler(args.action, args.ms / 1000.0)  # LINE:serve
+        await handler(args.action.split("+"), args.ms / 1000.0)  # LINE:serve
         end = time.monotonic()
         ctl.report(n=n, action=args.action, start=start, end=end, ms=(end - start) * 1000.0,
                    wall_start=wall)
@@ -48,7 +50,7 @@ async def serve(args, ctl):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_ctl_argument(parser)
-    parser.add_argument("--action", choices=["sleep", "busy"], default="sleep")
+    parser.add_argument("--action", choices=["sleep", "busy", "busy+sleep"], default="sleep")
     parser.add_argument("--ms", type=float, default=300.0)
     parser.add_argument("--count", type=int, default=1)
     args = parser.parse_args()

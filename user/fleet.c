@@ -1,0 +1,340 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <bpf/bpf.h>
+#include "fleet.h"
+
+#define CGROUP2_ROOT "/sys/fs/cgroup"
+#define CONTAINER_ID_HEX 64
+
+static int regex__compile(regex_t *regex, const char *pattern, const char *option)
+{
+	char why[128];
+	int err = regcomp(regex, pattern, REG_EXTENDED | REG_NOSUB);
+
+	if (!err)
+		return 0;
+	regerror(err, regex, why, sizeof(why));
+	fprintf(stderr, "loopstall: %s '%s': %s\n", option, pattern, why);
+	return -EINVAL;
+}
+
+int fleet__init(struct fleet *fleet, const struct config *config, int traced_pids_fd, int stats_fd)
+{
+	int err;
+
+	memset(fleet, 0, sizeof(*fleet));
+	pthread_mutex_init(&fleet->lock, NULL);
+	fleet->traced_pids_fd = traced_pids_fd;
+	fleet->stats_fd = stats_fd;
+	fleet->max_processes = config->max_processes;
+	fleet->keep_exited = config->prometheus != NULL;
+	fleet->trace_children = !config->all;
+	fleet->cgroup_filter = config->cgroup;
+	if (config->comm_regex) {
+		err = regex__compile(&fleet->comm_regex, config->comm_regex, "--comm");
+		if (err)
+			return err;
+		fleet->has_comm_regex = true;
+	}
+	if (config->exclude_comm_regex) {
+		err = regex__compile(&fleet->exclude_regex, config->exclude_comm_regex,
+				     "--exclude-comm");
+		if (err)
+			return err;
+		fleet->has_exclude_regex = true;
+	}
+	return 0;
+}
+
+void fleet__free(struct fleet *fleet)
+{
+	if (fleet->has_comm_regex)
+		regfree(&fleet->comm_regex);
+	if (fleet->has_exclude_regex)
+		regfree(&fleet->exclude_regex);
+	free(fleet->procs);
+	fleet->procs = NULL;
+	pthread_mutex_destroy(&fleet->lock);
+}
+
+/* The process's cgroup v2 path ("0::/path" in /proc/PID/cgroup), "/" when unknown. */
+static void proc__cgroup(pid_t pid, char *cgroup, size_t size)
+{
+	char path[64], line[CGROUP_PATH_LEN + 16];
+	FILE *file;
+
+	snprintf(cgroup, size, "/");
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", pid);
+	file = fopen(path, "r");
+	if (!file)
+		return;
+	while (fgets(line, sizeof(line), file)) {
+		if (strncmp(line, "0::", 3))
+			continue;
+		line[strcspn(line, "\n")] = '\0';
+		snprintf(cgroup, size, "%.*s", (int)(size - 1), line + 3);
+		break;
+	}
+	fclose(file);
+}
+
+static bool hex_run(const char *text, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (!isxdigit((unsigned char)text[i]))
+			return false;
+	return true;
+}
+
+/*
+ * Runtimes name a container's cgroup after its 64-hex id: "docker-<id>.scope" (docker with
+ * systemd), "/docker/<id>" (cgroupfs), "cri-containerd-<id>.scope" (containerd, Kubernetes),
+ * "crio-<id>.scope" (CRI-O), "libpod-<id>.scope" (podman). The innermost such id wins.
+ */
+void cgroup__container_id(const char *cgroup, char *id, size_t size)
+{
+	const char *component = cgroup, *next, *start;
+	size_t len;
+
+	if (size)
+		id[0] = '\0';
+	while (component && *component) {
+		while (*component == '/')
+			component++;
+		next = strchr(component, '/');
+		len = next ? (size_t)(next - component) : strlen(component);
+		start = component;
+		if (len > 6 && !strncmp(component + len - 6, ".scope", 6))
+			len -= 6;
+		if (len >= CONTAINER_ID_HEX) {
+			start = component + len - CONTAINER_ID_HEX;
+			if (hex_run(start, CONTAINER_ID_HEX) &&
+			    (start == component || start[-1] == '-' || start[-1] == ':'))
+				snprintf(id, size, "%.*s", CONTAINER_ID_HEX, start);
+		}
+		component = next;
+	}
+}
+
+static bool cgroup__matches(const char *filter, const char *cgroup)
+{
+	size_t len;
+
+	/* Accept the filter as a cgroup path or as its /sys/fs/cgroup directory. */
+	if (!strncmp(filter, CGROUP2_ROOT, strlen(CGROUP2_ROOT)))
+		filter += strlen(CGROUP2_ROOT);
+	len = strlen(filter);
+	while (len > 1 && filter[len - 1] == '/')
+		len--;
+	if (len <= 1)
+		return true;
+	return !strncmp(cgroup, filter, len) && (cgroup[len] == '\0' || cgroup[len] == '/');
+}
+
+static struct process_info *fleet__find(struct fleet *fleet, pid_t pid)
+{
+	int i;
+
+	for (i = 0; i < fleet->nr; i++)
+		if (fleet->procs[i].pid == pid)
+			return &fleet->procs[i];
+	return NULL;
+}
+
+static int fleet__decision(struct fleet *fleet, pid_t pid, __u8 decision)
+{
+	__u32 key = pid;
+
+	return bpf_map_update_elem(fleet->traced_pids_fd, &key, &decision, BPF_ANY) ? -errno : 0;
+}
+
+/* Record pid under the lock; the caller decided to trace it. */
+static int fleet__insert(struct fleet *fleet, pid_t pid, const char *comm)
+{
+	struct process_info *info, *grown;
+	int cap;
+
+	if (fleet__find(fleet, pid))
+		return 0;
+	if (fleet->nr == fleet->cap) {
+		cap = fleet->cap ? 2 * fleet->cap : 64;
+		grown = realloc(fleet->procs, cap * sizeof(*grown));
+		if (!grown)
+			return -ENOMEM;
+		fleet->procs = grown;
+		fleet->cap = cap;
+	}
+	info = &fleet->procs[fleet->nr++];
+	memset(info, 0, sizeof(*info));
+	info->pid = pid;
+	snprintf(info->comm, sizeof(info->comm), "%s", comm);
+	proc__cgroup(pid, info->cgroup, sizeof(info->cgroup));
+	cgroup__container_id(info->cgroup, info->container_id, sizeof(info->container_id));
+	return 0;
+}
+
+static void proc__comm(pid_t pid, char comm[TASK_COMM_LEN])
+{
+	char path[64];
+	FILE *file;
+
+	snprintf(comm, TASK_COMM_LEN, "?");
+	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+	file = fopen(path, "r");
+	if (!file)
+		return;
+	if (fgets(comm, TASK_COMM_LEN, file))
+		comm[strcspn(comm, "\n")] = '\0';
+	fclose(file);
+}
+
+int fleet__add(struct fleet *fleet, pid_t pid)
+{
+	char comm[TASK_COMM_LEN];
+	int err;
+
+	proc__comm(pid, comm);
+	pthread_mutex_lock(&fleet->lock);
+	err = fleet__insert(fleet, pid, comm);
+	if (!err)
+		fleet__find(fleet, pid)->explicit_target = true;
+	pthread_mutex_unlock(&fleet->lock);
+	if (!err)
+		err = fleet__decision(fleet, pid, TRACE_YES);
+	if (err)
+		fprintf(stderr, "loopstall: pid %d: cannot add to the traced set: %s\n", pid,
+			strerror(-err));
+	return err;
+}
+
+static bool fleet__wanted(struct fleet *fleet, const char *comm, const char *cgroup)
+{
+	if (fleet->has_comm_regex && regexec(&fleet->comm_regex, comm, 0, NULL, 0))
+		return false;
+	if (fleet->has_exclude_regex && !regexec(&fleet->exclude_regex, comm, 0, NULL, 0))
+		return false;
+	return !fleet->cgroup_filter || cgroup__matches(fleet->cgroup_filter, cgroup);
+}
+
+bool fleet__decide(struct fleet *fleet, pid_t pid, pid_t parent_pid, const char *comm)
+{
+	char cgroup[CGROUP_PATH_LEN], current_comm[TASK_COMM_LEN];
+	bool trace;
+
+	/* A forked child has its parent's comm until it execs: filters see the current one. */
+	proc__comm(pid, current_comm);
+	if (strcmp(current_comm, "?"))
+		comm = current_comm;
+	proc__cgroup(pid, cgroup, sizeof(cgroup));
+	/* Children of explicitly traced processes are part of what the user asked for. */
+	trace = (parent_pid && fleet->trace_children) || fleet__wanted(fleet, comm, cgroup);
+	pthread_mutex_lock(&fleet->lock);
+	if (trace && fleet->nr >= fleet->max_processes) {
+		if (!fleet->cap_logged)
+			fprintf(stderr, "loopstall: tracking %d processes, the --max-processes limit: "
+					"pid %d (%s) and later ones are not traced\n",
+				fleet->max_processes, pid, comm);
+		fleet->cap_logged = true;
+		trace = false;
+	}
+	if (trace && fleet__insert(fleet, pid, comm))
+		trace = false;
+	pthread_mutex_unlock(&fleet->lock);
+	fleet__decision(fleet, pid, trace ? TRACE_YES : TRACE_NO);
+	return trace;
+}
+
+void fleet__rename(struct fleet *fleet, pid_t pid, const char *comm)
+{
+	struct process_info *info;
+
+	pthread_mutex_lock(&fleet->lock);
+	info = fleet__find(fleet, pid);
+	if (info)
+		snprintf(info->comm, sizeof(info->comm), "%s", comm);
+	pthread_mutex_unlock(&fleet->lock);
+}
+
+void fleet__exited(struct fleet *fleet, pid_t pid)
+{
+	struct process_info *info;
+
+	pthread_mutex_lock(&fleet->lock);
+	info = fleet__find(fleet, pid);
+	if (info)
+		info->exited = true;
+	pthread_mutex_unlock(&fleet->lock);
+}
+
+/* Delete pid's entries from the BPF maps: its totals and its per-thread stats. */
+static void fleet__drop_maps(struct fleet *fleet, pid_t pid)
+{
+	struct stats_key key, next, doomed[64];
+	__u32 traced_key = pid;
+	int nr = 0, i;
+	bool first = true;
+
+	bpf_map_delete_elem(fleet->traced_pids_fd, &traced_key);
+	while (!bpf_map_get_next_key(fleet->stats_fd, first ? NULL : &key, &next)) {
+		first = false;
+		key = next;
+		if (next.pid == (__u32)pid && nr < (int)(sizeof(doomed) / sizeof(doomed[0])))
+			doomed[nr++] = next;
+	}
+	for (i = 0; i < nr; i++)
+		bpf_map_delete_elem(fleet->stats_fd, &doomed[i]);
+}
+
+void fleet__reap(struct fleet *fleet)
+{
+	int i, kept = 0;
+
+	pthread_mutex_lock(&fleet->lock);
+	for (i = 0; i < fleet->nr; i++) {
+		if (fleet->procs[i].exited)
+			fleet__drop_maps(fleet, fleet->procs[i].pid);
+		else
+			fleet->procs[kept++] = fleet->procs[i];
+	}
+	/* Room for new processes again: say so when the limit is hit again. */
+	if (kept < fleet->nr)
+		fleet->cap_logged = false;
+	fleet->nr = kept;
+	pthread_mutex_unlock(&fleet->lock);
+}
+
+bool fleet__info(struct fleet *fleet, pid_t pid, struct process_info *out)
+{
+	struct process_info *info;
+
+	pthread_mutex_lock(&fleet->lock);
+	info = fleet__find(fleet, pid);
+	if (info)
+		*out = *info;
+	pthread_mutex_unlock(&fleet->lock);
+	return info != NULL;
+}
+
+void fleet__visit(struct fleet *fleet, fleet_visit_fn visit, void *ctx)
+{
+	struct stats_key key, next;
+	struct process_stats stats;
+	struct process_info *info;
+	bool first = true;
+
+	pthread_mutex_lock(&fleet->lock);
+	while (!bpf_map_get_next_key(fleet->stats_fd, first ? NULL : &key, &next)) {
+		first = false;
+		key = next;
+		info = fleet__find(fleet, (pid_t)next.pid);
+		if (info && !bpf_map_lookup_elem(fleet->stats_fd, &next, &stats))
+			visit(ctx, info, next.tid, &stats);
+	}
+	pthread_mutex_unlock(&fleet->lock);
+}

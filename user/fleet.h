@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+#ifndef FLEET_H
+#define FLEET_H
+
+#include <pthread.h>
+#include <regex.h>
+#include <stdbool.h>
+#include <sys/types.h>
+#include "cli.h"
+#include "loopstall.h"
+
+#define CGROUP_PATH_LEN 256
+#define CONTAINER_ID_LEN 65
+
+/* A traced process and the labels its metrics carry. */
+struct process_info {
+	pid_t pid;
+	char comm[TASK_COMM_LEN];
+	char cgroup[CGROUP_PATH_LEN];         /* cgroup v2 path, "/" when unknown */
+	char container_id[CONTAINER_ID_LEN];  /* "" when not in a container */
+	bool exited;
+	bool explicit_target; /* given with -p or launched: always summarized */
+};
+
+/*
+ * The set of traced processes: given with -p, launched, forked by a traced process, or found
+ * polling in --all mode. Userspace decides which announced processes are traced (filters, cap)
+ * and forgets the ones that exit, so the label set stays bounded on a busy host. The exporter
+ * reads it from its own thread, hence the lock.
+ */
+struct fleet {
+	pthread_mutex_t lock;
+	struct process_info *procs;
+	int nr;
+	int cap;
+	int max_processes;
+	bool cap_logged;
+	bool keep_exited; /* until the next scrape: the exporter shows their final counts */
+	bool trace_children; /* not in --all mode, where children pass the filters like any process */
+	regex_t comm_regex, exclude_regex;
+	bool has_comm_regex, has_exclude_regex;
+	const char *cgroup_filter; /* relative to the cgroup v2 root, NULL: any */
+	int traced_pids_fd;
+	int stats_fd;
+};
+
+/* Compile the filters; prints one line and returns < 0 on a bad regex or cgroup. */
+int fleet__init(struct fleet *fleet, const struct config *config, int traced_pids_fd, int stats_fd);
+void fleet__free(struct fleet *fleet);
+/* Trace pid unconditionally (-p, launch). */
+int fleet__add(struct fleet *fleet, pid_t pid);
+/* Decide on a process the BPF side announced; true when it is now traced. */
+bool fleet__decide(struct fleet *fleet, pid_t pid, pid_t parent_pid, const char *comm);
+/* A launched command's name once it has exec'd. */
+void fleet__rename(struct fleet *fleet, pid_t pid, const char *comm);
+/* Mark pid exited; its stats stay readable until fleet__reap(). */
+void fleet__exited(struct fleet *fleet, pid_t pid);
+/* Forget exited processes: their map entries and labels. */
+void fleet__reap(struct fleet *fleet);
+/* Copy of pid's info under the lock; false if unknown. */
+bool fleet__info(struct fleet *fleet, pid_t pid, struct process_info *out);
+/* Process and (per-thread) stats of every traced process, under the lock. tid 0 is the process
+ * total. */
+typedef void (*fleet_visit_fn)(void *ctx, const struct process_info *info, __u32 tid,
+			       const struct process_stats *stats);
+void fleet__visit(struct fleet *fleet, fleet_visit_fn visit, void *ctx);
+
+/* Container id from a cgroup path (docker, containerd/Kubernetes, CRI-O, podman), "" if none. */
+void cgroup__container_id(const char *cgroup, char *id, size_t size);
+
+#endif
