@@ -163,6 +163,18 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 	struct config *config = state->input;
 
 	switch (key) {
+	case ARGP_KEY_INIT:
+		/* getopt already said what is wrong with an unknown option, on one line; argp's
+		 * "Try --help" line after it goes nowhere. */
+		state->err_stream = fopen("/dev/null", "w");
+		if (!state->err_stream)
+			state->err_stream = stderr;
+		break;
+	case ARGP_KEY_FINI:
+		if (state->err_stream != stderr)
+			fclose(state->err_stream);
+		state->err_stream = stderr;
+		break;
 	case 'p':
 		if (config->nr_pids >= MAX_TARGET_PIDS)
 			usage_error("too many -p (at most %d)", MAX_TARGET_PIDS);
@@ -261,6 +273,8 @@ void cli__parse(int argc, char **argv, struct config *config)
 	};
 
 	memset(config, 0, sizeof(*config));
+	/* getopt names the program by argv[0]: the name, not the path it was run by. */
+	argv[0] = "loopstall";
 	config->threshold_ms = DEFAULT_THRESHOLD_MS;
 	config->sample_hz = DEFAULT_SAMPLE_HZ;
 	config->py_depth = DEFAULT_PY_DEPTH;

@@ -14,8 +14,8 @@
 
 /* include/linux/sched.h: the task is a kernel thread. */
 #define PF_KTHREAD 0x00200000
-/* Field 9 of /proc/PID/stat, counting after the ")" that ends the comm. */
-#define STAT_FLAGS_FIELD 7
+/* Field 9 of /proc/PID/stat: the 6th space after the ")" that ends the comm. */
+#define STAT_FLAGS_FIELD 6
 
 static int proc__flags(pid_t pid, unsigned long *flags)
 {

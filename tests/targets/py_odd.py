@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""An asyncio loop that stalls inside code objects a profiler reads at its peril.
+
+    py_odd.py --ctl DIR --actions A,B,... [--ms N]
+
+Each trigger runs the next action: the coroutine serve() awaits handler(), which calls one
+function that blocks the loop with time.sleep(ms). What differs is that function's code object,
+which loopstall reads from this process's memory:
+
+  unicode         a function named with non-ASCII letters (a 2-byte-per-char str in CPython)
+  long_name       a function whose name is 600 characters long
+  weird_file      compiled with a file name holding a quote, a backslash, a newline, a tab, a
+                  control character and a non-BMP character (a 4-byte-per-char str)
+  garbage_random  the sleeping function with its line table replaced by random bytes
+  garbage_varint  ... by bytes that never end a varint (0xff...)
+  garbage_empty   ... by an empty line table
+  gen             a function compiled afresh (`gen_NNN`, file `<gen-NNN>`) after the previous
+                  trigger's generated function was freed: CPython's allocator tends to give the
+                  new code object the address of a freed one
+
+CPython itself never reads a line table unless it needs a line number (tracebacks, tracing), so
+the garbage tables are harmless to this program. Each report line says what ran:
+{"n": 1, "action": "gen", "function": "gen_001", "file": "<gen-001>", "line": 2,
+ "code_id": 140..., ...}; "line" is null for the garbage tables (there is no right answer).
+Control directory protocol as in ctl.py (ready, go, report.jsonl); works with Python 3.8+.
+"""
+
+import argparse
+import asyncio
+import gc
+import random
+import sys
+import threading
+import time
+import types
+
+from ctl import POLL_S, Ctl, add_ctl_argument
+
+
+def блок_睡眠(seconds):
+    time.sleep(seconds)  # LINE:unicode
+
+
+def garbage_lines(seconds):
+    time.sleep(seconds)  # LINE:garbage
+
+
+GENERATED = "def {name}(seconds):\n    __import__('time').sleep(seconds)\n"
+WEIRD_FILE = 'odd dir/we"ird\\name\n\tx\x01\U0001f40d.py'
+GARBAGE = {
+    "garbage_random": bytes(random.Random(7).randrange(256) for _ in range(200)),
+    "garbage_varint": b"\xff" * 200,
+    "garbage_empty": b"",
+}
+
+
+def generated(name, filename):
+    namespace = {}
+    exec(compile(GENERATED.format(name=name), filename, "exec"), namespace)
+    return namespace[name]
+
+
+def with_line_table(fn, table):
+    # 3.10 renamed co_lnotab to co_linetable (a new format, again new in 3.11).
+    field = "co_linetable" if sys.version_info >= (3, 10) else "co_lnotab"
+    return types.FunctionType(fn.__code__.replace(**{field: table}), fn.__globals__, fn.__name__)
+
+
+class Actions:
+    def __init__(self):
+        self.previous_gen = None
+        self.kept = []  # every other action's function stays alive: no address is reused
+
+    def pick(self, action, n):
+        """The function that will block, and the line its frame is at (None: no right answer)."""
+        fn, line = self._pick(action, n)
+        if action != "gen":
+            self.kept.append(fn)
+        return fn, line
+
+    def _pick(self, action, n):
+        if action == "unicode":
+            return блок_睡眠, блок_睡眠.__code__.co_firstlineno + 1
+        if action == "long_name":
+            return generated("f" + "x" * 599, "<long-name>"), 2
+        if action == "weird_file":
+            return generated("weird", WEIRD_FILE), 2
+        if action in GARBAGE:
+            return with_line_table(garbage_lines, GARBAGE[action]), None
+        if action == "gen":
+            # Free the previous generated function (the test has its stall by now) first, so
+            # its memory is there for the new code object to take.
+            self.previous_gen = None
+            gc.collect()
+            fn = generated("gen_%03d" % n, "<gen-%03d>" % n)
+            self.previous_gen = fn
+            return fn, 2
+        raise ValueError(action)
+
+
+async def handler(fn, seconds):
+    fn(seconds)  # LINE:handler
+
+
+async def serve(args, ctl):
+    actions = Actions()
+    ctl.ready(loop="asyncio", loop_tids=[threading.get_native_id()])
+    for n, action in enumerate(args.actions.split(","), 1):
+        while not ctl.take_go():
+            await asyncio.sleep(POLL_S)
+        fn, line = actions.pick(action, n)
+        code = fn.__code__
+        wall, start = time.time(), time.monotonic()
+        await handler(fn, args.ms / 1000.0)  # LINE:serve
+        end = time.monotonic()
+        ctl.report(n=n, action=action, function=code.co_name, file=code.co_filename, line=line,
+                   code_id=id(code), start=start, end=end, ms=(end - start) * 1000.0,
+                   wall_start=wall)
+        del fn, code
+    await asyncio.sleep(0.3)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_ctl_argument(parser)
+    parser.add_argument("--actions", required=True, help="comma-separated, one per trigger")
+    parser.add_argument("--ms", type=float, default=300.0)
+    args = parser.parse_args()
+    asyncio.run(serve(args, Ctl(args.ctl)))  # LINE:main
+
+
+if __name__ == "__main__":
+    main()  # LINE:module
