@@ -198,16 +198,26 @@ static void json__stall(const struct output *output, const struct stall_report *
 	fputs("]}\n", file);
 }
 
-/* pyleak's and Python's own traceback look: outermost call first, the blocking call last. */
+/*
+ * pyleak's and Python's own traceback look: outermost call first, the blocking call last. A
+ * person wants the task's code, so the event loop's own frames above the outermost coroutine
+ * are summed up in one line (JSON keeps them all).
+ */
 static void text__python(FILE *file, __u32 pid, const struct python_stack *python)
 {
 	const struct python_frame *frame;
 	char source[256];
-	int i;
+	int i, start = python->depth - 1;
 
+	while (start > 0 && !python->frames[start].coroutine)
+		start--;
+	if (start <= 0)
+		start = python->depth - 1;
 	if (python->truncated)
 		fprintf(file, "    (outer Python frames not read)\n");
-	for (i = python->depth - 1; i >= 0; i--) {
+	if (start < python->depth - 1)
+		fprintf(file, "    (%d event-loop frames)\n", python->depth - 1 - start);
+	for (i = start; i >= 0; i--) {
 		frame = &python->frames[i];
 		fprintf(file, "    File \"%s\", line %d, in %s\n", frame->file, frame->line,
 			frame->qualname ? frame->qualname : frame->function);

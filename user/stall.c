@@ -98,6 +98,49 @@ static const char *stall__task(const struct stall_report *report)
 	return NULL;
 }
 
+static bool python__same(const struct python_stack *a, const struct python_stack *b)
+{
+	int i;
+
+	if (a->depth != b->depth || a->truncated != b->truncated)
+		return false;
+	/* Names come from one cache per process: one code object, one string. */
+	for (i = 0; i < a->depth; i++)
+		if (a->frames[i].file != b->frames[i].file ||
+		    a->frames[i].function != b->frames[i].function ||
+		    a->frames[i].line != b->frames[i].line)
+			return false;
+	return true;
+}
+
+/*
+ * On-CPU samples of one Python line land on many native stacks and instruction offsets: the
+ * interpreter's C frames move under it, and without frame pointers they unwind to noise. One
+ * entry per Python stack is what a reader wants; the heaviest sample's native stack stays.
+ */
+static void stacks__merge_on_cpu(struct stall_report *report)
+{
+	struct stack_report *kept, *stack;
+	int i, j, nr = 0;
+
+	for (i = 0; i < report->nr_stacks; i++) {
+		stack = &report->stacks[i];
+		for (j = 0; j < nr; j++) {
+			kept = &report->stacks[j];
+			if (stack->kind == STACK_ON_CPU && kept->kind == STACK_ON_CPU &&
+			    stack->has_python && kept->has_python &&
+			    python__same(&stack->python, &kept->python)) {
+				kept->ns += stack->ns;
+				kept->samples += stack->samples;
+				break;
+			}
+		}
+		if (j == nr && nr++ != i)
+			report->stacks[nr - 1] = *stack;
+	}
+	report->nr_stacks = nr;
+}
+
 static void stacks__resolve(const struct stall_resolver *resolver, __u32 pid,
 			    const struct stack_slot *slots, __u32 nr_slots,
 			    struct stall_report *report)
@@ -127,6 +170,7 @@ static void stacks__resolve(const struct stall_resolver *resolver, __u32 pid,
 		report->nr_stacks++;
 	}
 	qsort(report->stacks, report->nr_stacks, sizeof(report->stacks[0]), stack__cmp_heaviest);
+	stacks__merge_on_cpu(report);
 	report->task_coroutine = stall__task(report);
 }
 
