@@ -17,13 +17,10 @@
 #include "linetable.h"
 #include "python.h"
 #include "python_debug.h"
+#include "pycode.h"
 #include "python_offsets.h"
 
-#define CO_COROUTINE 0x0080
-/* Bounds on what a hostile or corrupt target can make us read or keep. */
-#define MAX_NAME_CHARS 512
-#define MAX_LINETABLE_BYTES (256 * 1024)
-#define CODE_HEADER_BYTES 256
+/* Bounds on how far a hostile or corrupt target can make us walk. */
 #define MAX_INTERPRETERS 64
 #define MAX_THREAD_STATES 65536
 /* An unresolved loop thread (its tstate not created yet) is retried this often. */
@@ -33,19 +30,6 @@ enum python_kind {
 	PYTHON_NOT = 0, /* no CPython in this process */
 	PYTHON_SUPPORTED,
 	PYTHON_UNSUPPORTED,
-};
-
-struct code_info {
-	__u64 addr;
-	bool valid;
-	char *function;
-	char *qualname;
-	char *file;
-	int firstlineno;
-	int firsttraceable;
-	__u32 flags;
-	unsigned char *linetable;
-	size_t linetable_len;
 };
 
 struct thread_attempt {
@@ -118,152 +102,14 @@ static int u32__cmp(const void *a, const void *b)
 	return left < right ? -1 : left > right;
 }
 
-/* Append code point cp as UTF-8 if it fits; false when out is full. */
-static bool utf8__put(char *out, size_t size, size_t *len, __u32 cp)
+static int remote__reader(void *ctx, __u64 addr, void *buf, size_t len)
 {
-	char buf[4];
-	size_t n;
-
-	if (cp < 0x80) {
-		buf[0] = (char)cp;
-		n = 1;
-	} else if (cp < 0x800) {
-		buf[0] = (char)(0xc0 | cp >> 6);
-		buf[1] = (char)(0x80 | (cp & 0x3f));
-		n = 2;
-	} else if (cp < 0x10000) {
-		buf[0] = (char)(0xe0 | cp >> 12);
-		buf[1] = (char)(0x80 | (cp >> 6 & 0x3f));
-		buf[2] = (char)(0x80 | (cp & 0x3f));
-		n = 3;
-	} else if (cp < 0x110000) {
-		buf[0] = (char)(0xf0 | cp >> 18);
-		buf[1] = (char)(0x80 | (cp >> 12 & 0x3f));
-		buf[2] = (char)(0x80 | (cp >> 6 & 0x3f));
-		buf[3] = (char)(0x80 | (cp & 0x3f));
-		n = 4;
-	} else {
-		buf[0] = '?';
-		n = 1;
-	}
-	if (*len + n >= size)
-		return false;
-	memcpy(out + *len, buf, n);
-	*len += n;
-	return true;
+	return remote__read(*(const pid_t *)ctx, addr, buf, len);
 }
 
-/* A str object as a malloc'd UTF-8 string, NULL if it is not a readable compact str. */
-static char *remote__unicode(const struct python_process *proc, __u64 addr)
+static void code__free(void *code)
 {
-	const struct python_offsets *off = &proc->offsets;
-	unsigned char raw[MAX_NAME_CHARS * 4];
-	char text[MAX_NAME_CHARS * 4 + 1];
-	__u32 state = 0, kind, cp;
-	__u64 length = 0, header, i;
-	size_t len = 0;
-
-	if (remote__read(proc->pid, addr + off->unicode_length, &length, sizeof(length)) ||
-	    remote__read(proc->pid, addr + off->unicode_state, &state, sizeof(state)))
-		return NULL;
-	kind = state >> off->unicode_kind_shift & 7;
-	/* Code objects' names are always compact; a legacy (non-compact) str would keep its
-	 * characters elsewhere. */
-	if (!(state >> off->unicode_compact_shift & 1) || (kind != 1 && kind != 2 && kind != 4))
-		return NULL;
-	if (length > MAX_NAME_CHARS)
-		length = MAX_NAME_CHARS;
-	header = state >> off->unicode_ascii_shift & 1 ? off->unicode_ascii_size
-						     : off->unicode_compact_size;
-	if (length && remote__read(proc->pid, addr + header, raw, length * kind))
-		return NULL;
-	for (i = 0; i < length; i++) {
-		if (kind == 1)
-			cp = raw[i];
-		else if (kind == 2)
-			cp = (__u32)raw[2 * i] | (__u32)raw[2 * i + 1] << 8;
-		else
-			memcpy(&cp, raw + 4 * i, sizeof(cp));
-		if (!utf8__put(text, sizeof(text), &len, cp))
-			break;
-	}
-	text[len] = '\0';
-	return strdup(text);
-}
-
-/* A bytes object's contents, malloc'd; NULL if unreadable or unreasonably large. */
-static unsigned char *remote__bytes(const struct python_process *proc, __u64 addr, size_t *len)
-{
-	const struct python_offsets *off = &proc->offsets;
-	unsigned char *data;
-	__s64 size = 0;
-
-	if (remote__read(proc->pid, addr + off->bytes_size, &size, sizeof(size)) || size < 0 ||
-	    size > MAX_LINETABLE_BYTES)
-		return NULL;
-	data = malloc(size ? size : 1);
-	if (!data)
-		return NULL;
-	if (size && remote__read(proc->pid, addr + off->bytes_sval, data, size)) {
-		free(data);
-		return NULL;
-	}
-	*len = size;
-	return data;
-}
-
-static __u64 header__u64(const unsigned char *header, __u16 offset)
-{
-	__u64 value = 0;
-
-	if (offset != PY_NONE16 && offset + sizeof(value) <= CODE_HEADER_BYTES)
-		memcpy(&value, header + offset, sizeof(value));
-	return value;
-}
-
-static int header__int(const unsigned char *header, __u16 offset)
-{
-	int value = 0;
-
-	if (offset != PY_NONE16 && offset + sizeof(value) <= CODE_HEADER_BYTES)
-		memcpy(&value, header + offset, sizeof(value));
-	return value;
-}
-
-/* Read a code object. ob_type must be PyCode_Type: anything else is not a code object (a stale
- * or garbage frame), and marks the stack truncated. */
-static void code__read(const struct python_process *proc, struct code_info *code)
-{
-	const struct python_offsets *off = &proc->offsets;
-	unsigned char header[CODE_HEADER_BYTES];
-	__u64 type;
-
-	if (remote__read(proc->pid, code->addr, header, sizeof(header)))
-		return;
-	memcpy(&type, header + sizeof(__u64), sizeof(type)); /* PyObject: ob_refcnt, ob_type */
-	if (proc->code_type && type != proc->code_type)
-		return;
-	code->function = remote__unicode(proc, header__u64(header, off->code_name));
-	code->file = remote__unicode(proc, header__u64(header, off->code_filename));
-	if (off->code_qualname != PY_NONE16)
-		code->qualname = remote__unicode(proc, header__u64(header, off->code_qualname));
-	code->firstlineno = header__int(header, off->code_firstlineno);
-	code->firsttraceable = header__int(header, off->code_firsttraceable);
-	code->flags = (__u32)header__int(header, off->code_flags);
-	code->linetable = remote__bytes(proc, header__u64(header, off->code_linetable),
-					&code->linetable_len);
-	code->valid = code->function && code->file && code->linetable;
-}
-
-static void code__free(void *ptr)
-{
-	struct code_info *code = ptr;
-
-	free(code->function);
-	free(code->qualname);
-	free(code->file);
-	free(code->linetable);
-	free(code);
+	pycode__free(code);
 }
 
 /* Code objects are immutable once created, so one read per address serves every later stall. */
@@ -278,7 +124,9 @@ static const struct code_info *code__get(struct python_process *proc, __u64 addr
 	if (!code)
 		return NULL;
 	code->addr = addr;
-	code__read(proc, code);
+	pycode__read(&(struct pycode_reader){ .read = remote__reader, .ctx = &proc->pid,
+					       .offsets = &proc->offsets,
+					       .code_type = proc->code_type }, code);
 	if (!tsearch(code, &proc->codes, u64__cmp)) {
 		code__free(code);
 		return NULL;

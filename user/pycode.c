@@ -1,0 +1,157 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* CPython code objects, read from a target's memory through a reader (fuzzed in tests/fuzz). */
+#include <stdlib.h>
+#include <string.h>
+#include "pycode.h"
+
+/* Bounds on what a hostile or corrupt target can make us read or keep. */
+#define MAX_NAME_CHARS 512
+#define MAX_LINETABLE_BYTES (256 * 1024)
+#define CODE_HEADER_BYTES 256
+
+/* Append code point cp as UTF-8 if it fits; false when out is full. */
+static bool utf8__put(char *out, size_t size, size_t *len, __u32 cp)
+{
+	char buf[4];
+	size_t n;
+
+	if (cp < 0x80) {
+		buf[0] = (char)cp;
+		n = 1;
+	} else if (cp < 0x800) {
+		buf[0] = (char)(0xc0 | cp >> 6);
+		buf[1] = (char)(0x80 | (cp & 0x3f));
+		n = 2;
+	} else if (cp < 0x10000) {
+		buf[0] = (char)(0xe0 | cp >> 12);
+		buf[1] = (char)(0x80 | (cp >> 6 & 0x3f));
+		buf[2] = (char)(0x80 | (cp & 0x3f));
+		n = 3;
+	} else if (cp < 0x110000) {
+		buf[0] = (char)(0xf0 | cp >> 18);
+		buf[1] = (char)(0x80 | (cp >> 12 & 0x3f));
+		buf[2] = (char)(0x80 | (cp >> 6 & 0x3f));
+		buf[3] = (char)(0x80 | (cp & 0x3f));
+		n = 4;
+	} else {
+		buf[0] = '?';
+		n = 1;
+	}
+	if (*len + n >= size)
+		return false;
+	memcpy(out + *len, buf, n);
+	*len += n;
+	return true;
+}
+
+/* A str object as a malloc'd UTF-8 string, NULL if it is not a readable compact str. */
+static char *pycode__unicode(const struct pycode_reader *reader, __u64 addr)
+{
+	const struct python_offsets *off = reader->offsets;
+	unsigned char raw[MAX_NAME_CHARS * 4];
+	char text[MAX_NAME_CHARS * 4 + 1];
+	__u32 state = 0, kind, cp;
+	__u64 length = 0, header, i;
+	size_t len = 0;
+
+	if (reader->read(reader->ctx, addr + off->unicode_length, &length, sizeof(length)) ||
+	    reader->read(reader->ctx, addr + off->unicode_state, &state, sizeof(state)))
+		return NULL;
+	kind = state >> off->unicode_kind_shift & 7;
+	/* Code objects' names are always compact; a legacy (non-compact) str would keep its
+	 * characters elsewhere. */
+	if (!(state >> off->unicode_compact_shift & 1) || (kind != 1 && kind != 2 && kind != 4))
+		return NULL;
+	if (length > MAX_NAME_CHARS)
+		length = MAX_NAME_CHARS;
+	header = state >> off->unicode_ascii_shift & 1 ? off->unicode_ascii_size
+						     : off->unicode_compact_size;
+	if (length && reader->read(reader->ctx, addr + header, raw, length * kind))
+		return NULL;
+	for (i = 0; i < length; i++) {
+		if (kind == 1)
+			cp = raw[i];
+		else if (kind == 2)
+			cp = (__u32)raw[2 * i] | (__u32)raw[2 * i + 1] << 8;
+		else
+			memcpy(&cp, raw + 4 * i, sizeof(cp));
+		if (!utf8__put(text, sizeof(text), &len, cp))
+			break;
+	}
+	text[len] = '\0';
+	return strdup(text);
+}
+
+/* A bytes object's contents, malloc'd; NULL if unreadable or unreasonably large. */
+static unsigned char *pycode__bytes(const struct pycode_reader *reader, __u64 addr, size_t *len)
+{
+	const struct python_offsets *off = reader->offsets;
+	unsigned char *data;
+	__s64 size = 0;
+
+	if (reader->read(reader->ctx, addr + off->bytes_size, &size, sizeof(size)) || size < 0 ||
+	    size > MAX_LINETABLE_BYTES)
+		return NULL;
+	data = malloc(size ? size : 1);
+	if (!data)
+		return NULL;
+	if (size && reader->read(reader->ctx, addr + off->bytes_sval, data, size)) {
+		free(data);
+		return NULL;
+	}
+	*len = size;
+	return data;
+}
+
+static __u64 header__u64(const unsigned char *header, __u16 offset)
+{
+	__u64 value = 0;
+
+	if (offset != PY_NONE16 && offset + sizeof(value) <= CODE_HEADER_BYTES)
+		memcpy(&value, header + offset, sizeof(value));
+	return value;
+}
+
+static int header__int(const unsigned char *header, __u16 offset)
+{
+	int value = 0;
+
+	if (offset != PY_NONE16 && offset + sizeof(value) <= CODE_HEADER_BYTES)
+		memcpy(&value, header + offset, sizeof(value));
+	return value;
+}
+
+/* Read a code object. ob_type must be PyCode_Type: anything else is not a code object (a stale
+ * or garbage frame), and marks the stack truncated. */
+void pycode__read(const struct pycode_reader *reader, struct code_info *code)
+{
+	const struct python_offsets *off = reader->offsets;
+	unsigned char header[CODE_HEADER_BYTES];
+	__u64 type;
+
+	if (reader->read(reader->ctx, code->addr, header, sizeof(header)))
+		return;
+	memcpy(&type, header + sizeof(__u64), sizeof(type)); /* PyObject: ob_refcnt, ob_type */
+	if (reader->code_type && type != reader->code_type)
+		return;
+	code->function = pycode__unicode(reader, header__u64(header, off->code_name));
+	code->file = pycode__unicode(reader, header__u64(header, off->code_filename));
+	if (off->code_qualname != PY_NONE16)
+		code->qualname = pycode__unicode(reader, header__u64(header, off->code_qualname));
+	code->firstlineno = header__int(header, off->code_firstlineno);
+	code->firsttraceable = header__int(header, off->code_firsttraceable);
+	code->flags = (__u32)header__int(header, off->code_flags);
+	code->linetable = pycode__bytes(reader, header__u64(header, off->code_linetable),
+					&code->linetable_len);
+	code->valid = code->function && code->file && code->linetable;
+}
+
+void pycode__free(struct code_info *code)
+{
+	free(code->function);
+	free(code->qualname);
+	free(code->file);
+	free(code->linetable);
+	free(code);
+}
+
