@@ -14,6 +14,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "cli.h"
+#include "export.h"
 #include "fleet.h"
 #include "hist.h"
 #include "loopstall.h"
@@ -275,6 +276,7 @@ struct session {
 	struct stall_report report; /* scratch: too big for the stack */
 	struct fleet fleet;
 	bool fleet_ready;
+	struct exporter *exporter;
 	struct loopstall_bpf *skel;
 	struct bpf_link **sampler_links;
 	struct bpf_link *loop_func_links[2 * MAX_TARGET_PIDS];
@@ -310,6 +312,11 @@ static void process__on_exit(struct session *session, pid_t pid)
 	/* With an exporter, the final counts stay until the next scrape has read them. */
 	if (!session->fleet.keep_exited)
 		fleet__reap(&session->fleet);
+}
+
+static void fleet__reap_cb(void *fleet)
+{
+	fleet__reap(fleet);
 }
 
 static int on_record(void *ctx, void *data, size_t size)
@@ -565,11 +572,26 @@ static int run(struct session *session)
 		for (i = 0; i < session->targets.nr; i++)
 			python__attach(session->resolver.python, session->targets.list[i].pid);
 	}
+	if (config->prometheus) {
+		session->exporter = export__start(config->prometheus, &(struct export_source){
+			.fleet = &session->fleet,
+			.lost_events = &session->skel->bss->lost_events,
+			.per_thread = config->per_thread,
+			.version = LOOPSTALL_VERSION,
+			.after_scrape = fleet__reap_cb,
+			.after_scrape_ctx = &session->fleet,
+		});
+		if (!session->exporter) {
+			err = -EADDRNOTAVAIL;
+			goto cleanup;
+		}
+	}
 	print_tracing(session);
 	err = stream(session, ring);
 	print_summaries(session);
 
 cleanup:
+	export__stop(session->exporter);
 	targets__close(&session->targets);
 	ring_buffer__free(ring);
 	for (i = 0; session->sampler_links && i < session->nr_cpus; i++)

@@ -209,9 +209,9 @@ static void text__python(FILE *file, __u32 pid, const struct python_stack *pytho
 	char source[256];
 	int i, start = python->depth - 1;
 
-	while (start > 0 && !python->frames[start].coroutine)
+	while (start >= 0 && !python->frames[start].coroutine)
 		start--;
-	if (start <= 0)
+	if (start < 0)
 		start = python->depth - 1;
 	if (python->truncated)
 		fprintf(file, "    (outer Python frames not read)\n");
