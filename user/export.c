@@ -48,11 +48,13 @@
  * and Prometheus 3's normalization write.
  *
  * Resolution: the kernel histogram (bpf/loopstall.h) has HIST_SUB_BUCKETS = 4 linear buckets per
- * power of two of nanoseconds, so a kernel bucket [low, high) is at most 25% wide (high <= 1.25 *
- * low). A kernel bucket counts toward an le only when all of it lies at or below le
- * (hist__bucket_high(i) <= le), so counts are never optimistic: an iteration is counted in the
- * next larger le when it lies within one kernel bucket below its le, i.e. up to 20-25% below it
- * (e.g. 0.92-1.0 ms goes to le="0.0025", 0.235-0.25 s to le="0.5"). +Inf is every iteration.
+ * power of two of nanoseconds, each 1/7 to 1/4 of its lower bound wide. A kernel bucket counts
+ * toward an le only when all of it lies at or below le (hist__bucket_high(i) <= le), so counts
+ * are never optimistic, but the kernel bucket that straddles an le goes to the next one: busy
+ * times from its lower bound up to le land one le higher. For these bounds that band is 1.7%
+ * (0.0001), 8.2% (0.00025-0.001), 16.1% (0.0025-0.1), 6.0% (0.25-1) and 14.1% (2.5-10) below
+ * le: e.g. 0.918-1 ms counts toward le="0.0025", 234.9-250 ms toward le="0.5". +Inf (and
+ * _count) is every iteration.
  */
 static const struct {
 	const char *text;
@@ -367,7 +369,8 @@ static bool metrics__render(const struct exporter *exporter, bool openmetrics, s
 	family(buf, openmetrics, "loopstall_build_info", "gauge", NULL,
 	       "loopstall version, always 1.");
 	buf__str(buf, "loopstall_build_info{version=");
-	buf__label_value(buf, source->version ? source->version : "", 64);
+	buf__label_value(buf, source->version ? source->version : "",
+			 source->version ? strlen(source->version) + 1 : 1);
 	buf__str(buf, "} 1\n");
 
 	family(buf, openmetrics, "loopstall_tracked_processes", "gauge", NULL,
