@@ -669,16 +669,26 @@ int on_cpu_sample(struct bpf_perf_event_data *ctx)
 	__s32 kernel_stack_id, user_stack_id;
 	__u32 slot;
 
+	__u64 py_stack_id;
+
 	thread = bpf_map_lookup_elem(&loop_threads, &tid);
 	if (!thread || !thread->busy_start_ns ||
 	    bpf_ktime_get_ns() - thread->busy_start_ns < sample_after_ns)
 		return 0;
 	kernel_stack_id = stack__capture(ctx, 0);
 	user_stack_id = stack__capture(ctx, BPF_F_USER_STACK);
-	slot = thread__slot(thread, kernel_stack_id, user_stack_id, python__capture(thread, tid),
-			    STACK_ON_CPU, REASON_NONE, -1);
-	if (slot >= MAX_STACK_SLOTS)
+	py_stack_id = python__capture(thread, tid);
+	/* Under a Python stack the interpreter's own C frames change at every sample (and unwind
+	 * to noise without frame pointers): keying by them would spread one hot line over all
+	 * the slots. */
+	if (py_stack_id)
+		user_stack_id = -1;
+	slot = thread__slot(thread, kernel_stack_id, user_stack_id, py_stack_id, STACK_ON_CPU,
+			    REASON_NONE, -1);
+	if (slot >= MAX_STACK_SLOTS) {
+		thread->untracked_stack_ns += sample_period_ns;
 		return 0;
+	}
 	thread->slots[slot].ns += sample_period_ns;
 	thread->slots[slot].samples++;
 	return 0;

@@ -11,8 +11,9 @@
 
 #define TASK_COMM_LEN 16
 
-/* Distinct stacks kept per loop iteration; the heaviest few are what a reader acts on. */
-#define MAX_STACK_SLOTS 8
+/* Distinct stacks kept per loop iteration; the heaviest few are what a reader acts on. Time
+ * beyond them is still counted (untracked_stack_ns), never dropped. */
+#define MAX_STACK_SLOTS 16
 /* Frames kept per stack: deep enough for a CPython eval loop under a framework. */
 #define MAX_STACK_DEPTH 127
 

@@ -281,29 +281,29 @@ def check_stall_shape(ev):
         assert s["kind"] in ("off_cpu", "on_cpu"), s
         assert isinstance(s.get("kernel"), list) and isinstance(s.get("user"), list), s
         if s["kind"] == "off_cpu":
-            assert s.get("reason") in ("sleep", "net", "disk", "lock", "other"), s
+            assert s.get("reason") in ("sleep", "net", "disk", "lock", "gil", "other"), s
 
 
-def starved(ev):
-    """A stall the scheduler made: the thread was runnable but got no CPU for most of it.
+def starved(ev, threshold_ms=100.0):
+    """A stall the scheduler made: without its runqueue time it would not reach the threshold.
 
     On an overloaded machine (2 cores and a parallel build) a healthy loop can wait hundreds of
-    milliseconds in the runqueue. loopstall is right to report that, but the test target did
-    not cause it, so counts of the stalls a test triggered leave these out (with a warning).
+    milliseconds for a CPU. loopstall is right to report that, but the test target did not
+    cause it, so counts of the stalls a test triggered leave these out (with a warning).
     """
-    return ev["runqueue_ms"] > 0.8 * ev["duration_ms"]
+    return ev["duration_ms"] - ev["runqueue_ms"] < threshold_ms
 
 
-def caused_stalls(run, pid=None):
+def caused_stalls(run, pid=None, threshold_ms=100.0):
     """The stall events of pid that were not starved(); warns about the others."""
     stalls = run.of_kind("stall", pid)
-    ignored = [ev for ev in stalls if starved(ev)]
+    ignored = [ev for ev in stalls if starved(ev, threshold_ms)]
     if ignored:
         warnings.warn("ignored %d stall(s) spent mostly in the runqueue (machine overloaded): %s"
                       % (len(ignored), "; ".join(brief(ev) for ev in ignored)))
     for ev in ignored:
         check_stall_shape(ev)
-    return [ev for ev in stalls if not starved(ev)]
+    return [ev for ev in stalls if not starved(ev, threshold_ms)]
 
 
 def kernel_symbols(stack):

@@ -117,6 +117,12 @@ def check_sleep_stall(ev, pid, tid, want_ms, syscalls, kernel_names):
         "innermost user frame not in libc: %s" % top["user"][:3])
 
 
+def check_live(ev, report):
+    """Stall events are printed as they happen, not buffered until loopstall exits."""
+    assert ev["_arrival"] - report["end"] < 8.0, (  # buffered events would take > SETTLE_S
+        "stall event read %.1f s after the stall ended" % (ev["_arrival"] - report["end"]))
+
+
 def check_began_at(ev, report):
     """`time` is when the stalled iteration began: just before the action started."""
     began = datetime.datetime.strptime(ev["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
@@ -140,6 +146,7 @@ def test_time_sleep_in_coroutine(lab, python):
     for ev, report in zip(stalls, reports):
         check_sleep_stall(ev, pid, tid, 300, syscalls, kernel_names)
         check_began_at(ev, report)
+        check_live(ev, report)
     check_summary(run, pid)
 
 
@@ -160,6 +167,7 @@ def test_time_sleep_other_loops(lab, loop):
     for ev, report in zip(stalls, reports):
         check_sleep_stall(ev, pid, tid, 300, syscalls, kernel_names)
         check_began_at(ev, report)
+        check_live(ev, report)
     check_summary(run, pid)
 
 
@@ -182,6 +190,12 @@ def test_cpu_bound_coroutine(lab):
     on_cpu = [s for s in ev["stacks"] if s["kind"] == "on_cpu"]
     assert on_cpu, "no on_cpu stack: " + brief(ev)
     assert all(s["samples"] > 0 for s in on_cpu), brief(ev)
+    # A hot loop has few distinct (Python) stacks, so the listed on-CPU stacks must account for
+    # most of the on-CPU time (samples x period), not a fraction of the samples.
+    sampled = sum(s["ms"] for s in on_cpu)
+    assert sampled >= 0.5 * ev["on_cpu_ms"], (
+        "on-CPU stacks hold %.1f ms (%d samples) of %.1f ms on CPU\n%s" % (
+            sampled, sum(s["samples"] for s in on_cpu), ev["on_cpu_ms"], brief(ev)))
     check_summary(run, target.pid)
 
 
@@ -244,8 +258,15 @@ def test_stall_progress_before_stall_ends(lab):
         check_stall_shape(ev)
         assert ev["tid"] == target.info["loop_tids"][0], brief(ev)
         assert 100 <= ev["duration_ms"] <= 3000, brief(ev)
-    # At most one per threshold interval (3000 ms / 100 ms), plus rounding.
-    assert len(progress) <= 32, len(progress)
+    # docs/json.md: the first when the iteration has run max(threshold, 1 s), then at most once
+    # per that interval: here about 1 s and 2 s into the 3 s sleep.
+    interval = max(100, 1000)
+    assert progress[0]["duration_ms"] >= 0.9 * interval, brief(progress[0])
+    for before, after in zip(progress, progress[1:]):
+        assert after["duration_ms"] - before["duration_ms"] >= 0.9 * interval, (
+            "stall_progress more often than every %d ms: %.1f then %.1f" % (
+                interval, before["duration_ms"], after["duration_ms"]))
+    assert len(progress) <= 3000 // interval + 1, len(progress)
     stalls = caused_stalls(run, pid)
     assert len(stalls) == 1, "\n".join(map(brief, stalls)) or "no final stall"
     final = stalls[0]

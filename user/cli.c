@@ -18,6 +18,9 @@
 #define MAX_DURATION_S (365.0 * 86400)
 #define DEFAULT_MAX_PROCESSES 1024
 #define MAX_MAX_PROCESSES 65536
+/* A stall record is ~360 bytes: 1 MiB holds ~2900 stalls between two reads. */
+#define DEFAULT_RING_BUFFER_KB 1024
+#define MAX_RING_BUFFER_KB (1024 * 1024)
 
 const char *argp_program_version = "loopstall " LOOPSTALL_VERSION;
 const char *argp_program_bug_address = "https://github.com/loopstall/loopstall/issues";
@@ -51,6 +54,7 @@ enum {
 	OPT_HISTOGRAM,
 	OPT_FOLDED,
 	OPT_NO_FOLLOW_FORKS,
+	OPT_RING_BUFFER,
 };
 
 static const struct argp_option options[] = {
@@ -65,6 +69,8 @@ static const struct argp_option options[] = {
 	  "Bound iterations by a uprobe on this poll function instead of syscalls", 0 },
 	{ "json", OPT_JSON, NULL, 0, "Write JSON Lines (see docs/json.md)", 0 },
 	{ "output", 'o', "FILE", 0, "Write reports to FILE instead of stdout", 0 },
+	{ "ring-buffer", OPT_RING_BUFFER, "KB", 0,
+	  "Event ring buffer size, a power of two >= 4 (default 1024)", 0 },
 	{ "verbose", 'v', NULL, 0, "Show libbpf's messages", 0 },
 	{ NULL, 0, NULL, 0, "Fleet mode and export:", 1 },
 	{ "all", OPT_ALL, NULL, 0, "Trace every process on the host that runs an event loop", 1 },
@@ -241,6 +247,15 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 	case OPT_FOLDED:
 		config->folded_path = arg;
 		break;
+	case OPT_RING_BUFFER:
+		config->ring_buffer_kb = (unsigned int)parse_positive("ring buffer size", arg,
+								     MAX_RING_BUFFER_KB);
+		/* The kernel wants a power-of-two number of pages. */
+		if (config->ring_buffer_kb < 4 ||
+		    (config->ring_buffer_kb & (config->ring_buffer_kb - 1)))
+			usage_error("invalid ring buffer size '%s': expected a power of two >= 4 (KB)",
+				    arg);
+		break;
 	case OPT_NO_FOLLOW_FORKS:
 		config->no_follow_forks = true;
 		break;
@@ -279,6 +294,7 @@ void cli__parse(int argc, char **argv, struct config *config)
 	config->sample_hz = DEFAULT_SAMPLE_HZ;
 	config->py_depth = DEFAULT_PY_DEPTH;
 	config->max_processes = DEFAULT_MAX_PROCESSES;
+	config->ring_buffer_kb = DEFAULT_RING_BUFFER_KB;
 	config->histogram_interval_s = -1;
 	config->boundary_kinds = BOUNDARY_EPOLL;
 	argp_err_exit_status = EXIT_USAGE;

@@ -32,6 +32,7 @@ struct config {
 	double histogram_interval_s; /* --histogram: 0 = at exit only; < 0: off */
 	const char *folded_path;
 	bool no_follow_forks;
+	unsigned int ring_buffer_kb;
 };
 
 /* Parse the command line into config; on a bad argument print one line and exit(2). */

@@ -38,7 +38,6 @@
 /* The on-CPU sampler records stacks once an iteration has run this fraction of the threshold. */
 #define SAMPLE_AFTER_FRACTION 0.5
 
-#define RINGBUF_BYTES (1024 * 1024)
 #define MAX_LOOP_THREADS 16384
 #define MAX_STACKS 16384
 #define MAX_TRACED_PROCESSES 4096
@@ -209,7 +208,7 @@ static void configure(struct loopstall_bpf *skel, const struct config *config)
 	bpf_map__set_max_entries(skel->maps.python_threads, MAX_LOOP_THREADS);
 	bpf_map__set_max_entries(skel->maps.py_stacks, MAX_PY_STACKS);
 	bpf_map__set_max_entries(skel->maps.stacks, MAX_STACKS);
-	bpf_map__set_max_entries(skel->maps.events, RINGBUF_BYTES);
+	bpf_map__set_max_entries(skel->maps.events, config->ring_buffer_kb * 1024);
 }
 
 static int sampler__attach(struct bpf_program *prog, unsigned int hz, struct bpf_link **links,

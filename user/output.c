@@ -159,7 +159,7 @@ static void json__stack(FILE *file, const struct stack_report *stack)
 		fputs(i ? ",{\"symbol\":" : "{\"symbol\":", file);
 		json__string(file, frame->symbol);
 		fputs(",\"module\":", file);
-		json__string(file, frame->module);
+		json__string(file, frame->module && frame->module[0] ? frame->module : NULL);
 		if (frame->resolved)
 			fprintf(file, ",\"offset\":%llu", (unsigned long long)frame->offset);
 		else
@@ -189,7 +189,7 @@ static void json__stall(const struct output *output, const struct stall_report *
 	} else {
 		fputs("\"task\":null,", file);
 	}
-	fputs("\"stacks\":[", file);
+	fprintf(file, "\"untracked_ms\":%.3f,\"stacks\":[", ms(report->untracked_ns));
 	for (i = 0; i < report->nr_stacks; i++) {
 		if (i)
 			fputc(',', file);

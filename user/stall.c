@@ -169,8 +169,8 @@ static void stacks__resolve(const struct stall_resolver *resolver, __u32 pid,
 		stack__resolve_user(resolver, pid, slots[i].user_stack_id, stack);
 		report->nr_stacks++;
 	}
-	qsort(report->stacks, report->nr_stacks, sizeof(report->stacks[0]), stack__cmp_heaviest);
 	stacks__merge_on_cpu(report);
+	qsort(report->stacks, report->nr_stacks, sizeof(report->stacks[0]), stack__cmp_heaviest);
 	report->task_coroutine = stall__task(report);
 }
 
@@ -187,6 +187,7 @@ void stall__from_record(const struct stall_resolver *resolver, const struct stal
 	report->on_cpu_ns = record->on_cpu_ns;
 	report->off_cpu_ns = record->off_cpu_ns;
 	report->runqueue_ns = record->runqueue_ns;
+	report->untracked_ns = record->untracked_stack_ns;
 	stacks__resolve(resolver, record->pid, record->slots, record->nr_slots, report);
 }
 
@@ -221,6 +222,7 @@ void stall__from_thread(const struct stall_resolver *resolver, __u32 tid,
 	report->on_cpu_ns = thread->on_cpu_ns;
 	report->off_cpu_ns = thread->off_cpu_ns;
 	report->runqueue_ns = thread->runqueue_ns;
+	report->untracked_ns = thread->untracked_stack_ns;
 	/* The BPF side charges time at state changes; a thread blocked since then has the
 	 * interval up to now still to charge. */
 	switch (thread->run_state) {

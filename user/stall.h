@@ -49,6 +49,7 @@ struct stall_report {
 	__u64 on_cpu_ns;
 	__u64 off_cpu_ns;
 	__u64 runqueue_ns;
+	__u64 untracked_ns; /* stack time beyond the stacks kept per iteration */
 	/* qualname of the outermost coroutine frame: the asyncio task's coroutine, or NULL */
 	const char *task_coroutine;
 	int nr_stacks;
