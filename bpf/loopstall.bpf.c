@@ -438,11 +438,13 @@ int BPF_KRETPROBE(loop_func_exit)
 }
 
 /* Find the slot for this stack in the iteration, or start one; NO_SLOT when all are taken. */
-static __u32 thread__slot(struct loop_thread *thread, __s32 kernel_stack_id, __s32 user_stack_id,
-			  __u64 py_stack_id, __u32 kind, __u32 reason, __s32 syscall)
+static __always_inline __u32 thread__slot(struct loop_thread *thread, __s32 kernel_stack_id,
+					  __s32 user_stack_id,
+					  __u64 py_stack_id, __u32 kind, __u32 reason,
+					  __s32 syscall)
 {
 	struct stack_slot *slot;
-	__u32 i;
+	__u32 i, same_kind = 0;
 
 	for (i = 0; i < MAX_STACK_SLOTS; i++) {
 		if (i >= thread->nr_slots)
@@ -452,14 +454,18 @@ static __u32 thread__slot(struct loop_thread *thread, __s32 kernel_stack_id, __s
 		    slot->py_stack_id == py_stack_id && slot->kind == kind && slot->reason == reason &&
 		    slot->syscall == syscall)
 			return i;
+		same_kind += slot->kind == kind;
 	}
-	if (i >= MAX_STACK_SLOTS)
+	/* Samples of a CPU-bound stretch must not take every slot before the iteration blocks
+	 * on something (the blocking call is usually what matters): each kind gets half. */
+	if (i >= MAX_STACK_SLOTS || same_kind >= MAX_STACK_SLOTS / 2)
 		return NO_SLOT;
 	slot = &thread->slots[i];
 	slot->kernel_stack_id = kernel_stack_id;
 	slot->user_stack_id = user_stack_id;
 	slot->py_stack_id = py_stack_id;
 	slot->waker_tid = 0;
+	slot->gil_holder = 0;
 	slot->kind = kind;
 	slot->reason = reason;
 	slot->syscall = syscall;
@@ -595,7 +601,7 @@ static void thread__switch_out(void *ctx, struct loop_thread *thread, struct tas
 	unsigned int state;
 	__s32 syscall, kernel_stack_id, user_stack_id;
 	__u64 py_stack_id;
-	__u32 reason;
+	__u32 reason, slot;
 
 	thread__account(thread, now);
 	state = task__state(prev);
@@ -615,8 +621,11 @@ static void thread__switch_out(void *ctx, struct loop_thread *thread, struct tas
 	 * start of a callback has used no time yet, so no sampler would see it. */
 	py_stack_id = python__capture(thread, prev->pid);
 	thread->run_state = RUN_BLOCKED;
-	thread->current_slot = thread__slot(thread, kernel_stack_id, user_stack_id, py_stack_id,
-					    STACK_OFF_CPU, reason, syscall);
+	slot = thread__slot(thread, kernel_stack_id, user_stack_id, py_stack_id, STACK_OFF_CPU,
+			    reason, syscall);
+	thread->current_slot = slot;
+	if (reason == REASON_GIL && slot < MAX_STACK_SLOTS)
+		thread->slots[slot].gil_holder = python__gil_holder(thread->pid);
 }
 
 SEC("tp_btf/sched_switch")

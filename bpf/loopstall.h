@@ -82,6 +82,7 @@ struct stack_slot {
 	__u32 samples; /* on-CPU samples */
 	__u32 waker_tid; /* off-CPU: the thread of the same process that last woke it, or 0 */
 	__u32 pad;
+	__u64 gil_holder; /* reason GIL: the holder's PyThreadState, 0 when unknown */
 	__u64 py_stack_id; /* key in py_stacks, 0 when no Python frames were walked */
 };
 

@@ -157,4 +157,18 @@ static __always_inline bool python__is_gil(__u32 pid, __u64 futex_addr)
 	return proc && futex_addr >= proc->gil_start && futex_addr < proc->gil_end;
 }
 
+/*
+ * The PyThreadState that holds the GIL the thread now waits for: the GIL's last_holder. The
+ * waker is not enough: from 3.12 a waiter often takes the GIL after its timed wait expires,
+ * woken by a timer, not by the holder.
+ */
+static __always_inline __u64 python__gil_holder(__u32 pid)
+{
+	struct python_proc *proc = bpf_map_lookup_elem(&python_procs, &pid);
+
+	if (!proc || !proc->gil_start || proc->offsets.gil_last_holder == PY_NONE16)
+		return 0;
+	return read_user_u64(proc->gil_start + proc->offsets.gil_last_holder);
+}
+
 #endif /* PYTHON_BPF_H */

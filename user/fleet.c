@@ -263,12 +263,17 @@ void fleet__rename(struct fleet *fleet, pid_t pid, const char *comm)
 
 void fleet__exited(struct fleet *fleet, pid_t pid)
 {
+	struct stats_key key = { .pid = pid };
+	struct process_stats stats;
 	struct process_info *info;
 
 	pthread_mutex_lock(&fleet->lock);
 	info = fleet__find(fleet, pid);
-	if (info)
+	if (info) {
 		info->exited = true;
+		/* No series to show one last time: nothing for a scrape to wait for. */
+		info->scraped_exited = bpf_map_lookup_elem(fleet->stats_fd, &key, &stats) != 0;
+	}
 	pthread_mutex_unlock(&fleet->lock);
 }
 
@@ -297,7 +302,8 @@ void fleet__reap(struct fleet *fleet)
 
 	pthread_mutex_lock(&fleet->lock);
 	for (i = 0; i < fleet->nr; i++) {
-		if (fleet->procs[i].exited)
+		/* With an exporter, only after a scrape has read the final values. */
+		if (fleet->procs[i].exited && (!fleet->keep_exited || fleet->procs[i].scraped_exited))
 			fleet__drop_maps(fleet, fleet->procs[i].pid);
 		else
 			fleet->procs[kept++] = fleet->procs[i];
@@ -333,8 +339,10 @@ void fleet__visit(struct fleet *fleet, fleet_visit_fn visit, void *ctx)
 		first = false;
 		key = next;
 		info = fleet__find(fleet, (pid_t)next.pid);
-		if (info && !bpf_map_lookup_elem(fleet->stats_fd, &next, &stats))
+		if (info && !bpf_map_lookup_elem(fleet->stats_fd, &next, &stats)) {
 			visit(ctx, info, next.tid, &stats);
+			info->scraped_exited = info->exited;
+		}
 	}
 	pthread_mutex_unlock(&fleet->lock);
 }

@@ -20,6 +20,7 @@ struct process_info {
 	char container_id[CONTAINER_ID_LEN];  /* "" when not in a container */
 	bool exited;
 	bool explicit_target; /* given with -p or launched: always summarized */
+	bool scraped_exited;  /* a scrape has shown its final values */
 };
 
 /*

@@ -401,17 +401,16 @@ static void print_summaries(struct session *session)
 			MAX_LOOP_THREADS);
 }
 
+static void histogram__visit(void *ctx, const struct process_info *info, __u32 tid,
+			     const struct process_stats *stats)
+{
+	if (!tid && !info->exited)
+		hist__print(stderr, info->pid, info->comm, stats);
+}
+
 static void print_histograms(struct session *session)
 {
-	struct stats_key key = {};
-	struct process_stats stats;
-	int i;
-
-	for (i = 0; i < session->fleet.nr; i++) {
-		key.pid = session->fleet.procs[i].pid;
-		if (!bpf_map_lookup_elem(bpf_map__fd(session->skel->maps.process_stats), &key, &stats))
-			hist__print(stderr, key.pid, session->fleet.procs[i].comm, &stats);
-	}
+	fleet__visit(&session->fleet, histogram__visit, NULL);
 }
 
 static __u64 monotonic_ms(void)
@@ -587,6 +586,9 @@ static int run(struct session *session)
 	}
 	print_tracing(session);
 	err = stream(session, ring);
+	/* No scrape may reap the fleet while the summaries read it. */
+	export__stop(session->exporter);
+	session->exporter = NULL;
 	print_summaries(session);
 
 cleanup:

@@ -139,9 +139,9 @@ static void json__stack(FILE *file, const struct stack_report *stack)
 	json__string(file, reason__name(stack->reason));
 	fputs(",\"syscall\":", file);
 	json__string(file, syscall__name(stack->syscall));
-	if (stack->reason == REASON_GIL && stack->waker_tid) {
-		fprintf(file, ",\"gil_holder\":{\"tid\":%u,\"comm\":", stack->waker_tid);
-		json__string(file, stack->waker_comm);
+	if (stack->reason == REASON_GIL && stack->gil_holder_tid) {
+		fprintf(file, ",\"gil_holder\":{\"tid\":%u,\"comm\":", stack->gil_holder_tid);
+		json__string(file, stack->gil_holder_comm);
 		fputc('}', file);
 	}
 	if (stack->has_python)
@@ -236,8 +236,8 @@ static void text__stack(FILE *file, __u32 pid, const struct stack_report *stack)
 	else
 		fprintf(file, "  off-CPU %.1f ms: %s%s%s\n", ms(stack->ns), reason__name(stack->reason),
 			syscall ? " in " : "", syscall ? syscall : "");
-	if (stack->reason == REASON_GIL && stack->waker_tid)
-		fprintf(file, "    GIL held by tid %u (%s)\n", stack->waker_tid, stack->waker_comm);
+	if (stack->reason == REASON_GIL && stack->gil_holder_tid)
+		fprintf(file, "    GIL held by tid %u (%s)\n", stack->gil_holder_tid, stack->gil_holder_comm);
 	if (stack->has_python)
 		text__python(file, pid, &stack->python);
 	for (i = 0; i < stack->nr_user && i < TEXT_MAX_FRAMES; i++) {

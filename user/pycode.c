@@ -121,6 +121,24 @@ static int header__int(const unsigned char *header, __u16 offset)
 	return value;
 }
 
+/* The pointers to the name, file and line table objects, mixed: a new code object at the same
+ * address has new ones (its line table, at least, is its own object). */
+static __u64 header__stamp(const struct python_offsets *off, const unsigned char *header)
+{
+	return header__u64(header, off->code_name) ^ header__u64(header, off->code_filename) * 31 ^
+	       header__u64(header, off->code_linetable) * 1009 ^
+	       (__u64)header__int(header, off->code_firstlineno);
+}
+
+bool pycode__same(const struct pycode_reader *reader, const struct code_info *code)
+{
+	unsigned char header[CODE_HEADER_BYTES];
+
+	if (reader->read(reader->ctx, code->addr, header, sizeof(header)))
+		return false;
+	return header__stamp(reader->offsets, header) == code->stamp;
+}
+
 /* Read a code object. ob_type must be PyCode_Type: anything else is not a code object (a stale
  * or garbage frame), and marks the stack truncated. */
 void pycode__read(const struct pycode_reader *reader, struct code_info *code)
@@ -143,6 +161,7 @@ void pycode__read(const struct pycode_reader *reader, struct code_info *code)
 	code->flags = (__u32)header__int(header, off->code_flags);
 	code->linetable = pycode__bytes(reader, header__u64(header, off->code_linetable),
 					&code->linetable_len);
+	code->stamp = header__stamp(off, header);
 	code->valid = code->function && code->file && code->linetable;
 }
 

@@ -31,6 +31,7 @@ struct code_info {
 	__u32 flags;
 	unsigned char *linetable;
 	size_t linetable_len;
+	__u64 stamp; /* what identifies this code object at this address (see pycode__same) */
 };
 
 /*
@@ -39,6 +40,12 @@ struct code_info {
  * look like a code object leaves code->valid false.
  */
 void pycode__read(const struct pycode_reader *reader, struct code_info *code);
+/*
+ * Whether the code object at code->addr is still the one read: code objects never change, but
+ * a freed one's address is reused (exec, generated functions, reloads). One small read per
+ * check, never the names or line table again.
+ */
+bool pycode__same(const struct pycode_reader *reader, const struct code_info *code);
 /* Free a code_info allocated with malloc/calloc, and what it holds. */
 void pycode__free(struct code_info *code);
 

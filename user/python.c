@@ -115,18 +115,23 @@ static void code__free(void *code)
 /* Code objects are immutable once created, so one read per address serves every later stall. */
 static const struct code_info *code__get(struct python_process *proc, __u64 addr)
 {
+	struct pycode_reader reader = { .read = remote__reader, .ctx = &proc->pid,
+					.offsets = &proc->offsets, .code_type = proc->code_type };
 	struct code_info key = { .addr = addr }, *code, **node;
 
 	node = tfind(&key, &proc->codes, u64__cmp);
-	if (node)
-		return *node;
+	if (node) {
+		if (pycode__same(&reader, *node))
+			return *node;
+		code = *node;
+		tdelete(code, &proc->codes, u64__cmp);
+		pycode__free(code);
+	}
 	code = calloc(1, sizeof(*code));
 	if (!code)
 		return NULL;
 	code->addr = addr;
-	pycode__read(&(struct pycode_reader){ .read = remote__reader, .ctx = &proc->pid,
-					       .offsets = &proc->offsets,
-					       .code_type = proc->code_type }, code);
+	pycode__read(&reader, code);
 	if (!tsearch(code, &proc->codes, u64__cmp)) {
 		code__free(code);
 		return NULL;
@@ -480,6 +485,41 @@ static void thread__unmap(const void *node, VISIT which, void *ctx)
 
 	if (which == postorder || which == leaf)
 		bpf_map_delete_elem(python->maps.threads_fd, &attempt->tid);
+}
+
+/*
+ * glibc publishes struct pthread's layout for thread debuggers: _thread_db_pthread_tid is a
+ * descriptor of three u32 (size in bits, count, offset) locating the kernel tid in it.
+ */
+static int pthread__tid_offset(struct python *python, pid_t pid, __u32 *offset)
+{
+	__u32 descriptor[3];
+	__u64 addr;
+
+	if (syms__find_symbol(python->syms, pid, "_thread_db_pthread_tid", &addr, NULL) ||
+	    remote__read(pid, addr, descriptor, sizeof(descriptor)) || descriptor[0] != 32)
+		return -ENOENT;
+	*offset = descriptor[2];
+	return 0;
+}
+
+__u32 python__thread_tid(struct python *python, pid_t pid, __u64 tstate)
+{
+	struct python_process *proc = process__find(python, pid);
+	const struct python_offsets *off;
+	__u64 pthread;
+	__u32 tid = 0, offset;
+
+	if (!proc || !tstate)
+		return 0;
+	off = &proc->offsets;
+	if (off->tstate_native_thread_id != PY_NONE16)
+		return (__u32)remote__u64(pid, tstate + off->tstate_native_thread_id);
+	/* <= 3.10 only records pthread_self(): the tid is inside glibc's struct pthread. */
+	pthread = remote__u64(pid, tstate + off->tstate_thread_id);
+	if (pthread && !pthread__tid_offset(python, pid, &offset))
+		remote__read(pid, pthread + offset, &tid, sizeof(tid));
+	return tid;
 }
 
 void python__forget(struct python *python, pid_t pid)

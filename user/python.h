@@ -44,6 +44,8 @@ void python__sync_threads(struct python *python);
 /* Resolve a walked stack into frames; false if the id names no stack. */
 bool python__resolve(struct python *python, pid_t pid, __u64 py_stack_id,
 		     struct python_stack *out);
+/* The kernel tid of the thread owning a PyThreadState of process pid, 0 if unknown. */
+__u32 python__thread_tid(struct python *python, pid_t pid, __u64 tstate);
 /* Line `line` of the target's source file, stripped, for a person reading the report. */
 int python__source_line(pid_t pid, const char *file, int line, char *buf, size_t size);
 /* Forget a process (exited or exec'd): its code objects are gone. */

@@ -158,10 +158,14 @@ static void stacks__resolve(const struct stall_resolver *resolver, __u32 pid,
 		stack->syscall = slots[i].syscall;
 		stack->samples = slots[i].samples;
 		stack->ns = slots[i].ns;
-		stack->waker_tid = slots[i].waker_tid;
-		stack->waker_comm[0] = '\0';
-		if (stack->waker_tid)
-			thread__comm(pid, stack->waker_tid, stack->waker_comm);
+		/* The GIL's own record of its holder is exact; the waker may be a timer. */
+		stack->gil_holder_tid = slots[i].gil_holder && resolver->python ?
+			python__thread_tid(resolver->python, pid, slots[i].gil_holder) : 0;
+		if (!stack->gil_holder_tid)
+			stack->gil_holder_tid = slots[i].waker_tid;
+		stack->gil_holder_comm[0] = '\0';
+		if (stack->gil_holder_tid)
+			thread__comm(pid, stack->gil_holder_tid, stack->gil_holder_comm);
 		stack->has_python = resolver->python &&
 				    python__resolve(resolver->python, pid, slots[i].py_stack_id,
 						    &stack->python);

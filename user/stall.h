@@ -28,8 +28,8 @@ struct stack_report {
 	__s32 syscall;
 	__u32 samples;
 	__u64 ns;
-	__u32 waker_tid;                    /* off-CPU: same-process thread that woke it */
-	char waker_comm[TASK_COMM_LEN];
+	__u32 gil_holder_tid; /* reason GIL: the holder, from the GIL or the waker; 0 if unknown */
+	char gil_holder_comm[TASK_COMM_LEN];
 	bool has_python;
 	struct python_stack python;
 	int nr_kernel;

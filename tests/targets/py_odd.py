@@ -4,8 +4,8 @@
     py_odd.py --ctl DIR --actions A,B,... [--ms N]
 
 Each trigger runs the next action: the coroutine serve() awaits handler(), which calls one
-function that blocks the loop with time.sleep(ms). What differs is that function's code object,
-which loopstall reads from this process's memory:
+function that blocks the loop with time.sleep(ms) (passed in as `sleep`). What differs is that
+function's code object, which loopstall reads from this process's memory:
 
   unicode         a function named with non-ASCII letters (a 2-byte-per-char str in CPython)
   long_name       a function whose name is 600 characters long
@@ -18,10 +18,12 @@ which loopstall reads from this process's memory:
                   trigger's generated function was freed: CPython's allocator tends to give the
                   new code object the address of a freed one
 
-CPython itself never reads a line table unless it needs a line number (tracebacks, tracing), so
-the garbage tables are harmless to this program. Each report line says what ran:
+CPython reads a line table only when it needs a line number (tracebacks, tracing, f_lineno),
+so the garbage tables do not disturb this program. Each report line says what ran, with the
+line CPython itself gives the blocking frame (f_lineno of the same code object at the same call,
+asked just before the stall; null when CPython finds no line):
 {"n": 1, "action": "gen", "function": "gen_001", "file": "<gen-001>", "line": 2,
- "code_id": 140..., ...}; "line" is null for the garbage tables (there is no right answer).
+ "code_id": 140..., ...}
 Control directory protocol as in ctl.py (ready, go, report.jsonl); works with Python 3.8+.
 """
 
@@ -37,21 +39,29 @@ import types
 from ctl import POLL_S, Ctl, add_ctl_argument
 
 
-def блок_睡眠(seconds):
-    time.sleep(seconds)  # LINE:unicode
+def блок_睡眠(sleep, seconds):
+    sleep(seconds)  # LINE:unicode
 
 
-def garbage_lines(seconds):
-    time.sleep(seconds)  # LINE:garbage
+def garbage_lines(sleep, seconds):
+    sleep(seconds)  # LINE:garbage
 
 
-GENERATED = "def {name}(seconds):\n    __import__('time').sleep(seconds)\n"
+GENERATED = "def {name}(sleep, seconds):\n    sleep(seconds)\n"
 WEIRD_FILE = 'odd dir/we"ird\\name\n\tx\x01\U0001f40d.py'
 GARBAGE = {
     "garbage_random": bytes(random.Random(7).randrange(256) for _ in range(200)),
     "garbage_varint": b"\xff" * 200,
     "garbage_empty": b"",
 }
+
+
+def cpython_line(fn):
+    """The line CPython itself gives fn's frame at its sleep() call: the same code object at
+    the same instruction as during the stall, asked through the frame's f_lineno."""
+    lines = []
+    fn(lambda _: lines.append(sys._getframe(1).f_lineno), 0)
+    return lines[0]
 
 
 def generated(name, filename):
@@ -72,21 +82,21 @@ class Actions:
         self.kept = []  # every other action's function stays alive: no address is reused
 
     def pick(self, action, n):
-        """The function that will block, and the line its frame is at (None: no right answer)."""
-        fn, line = self._pick(action, n)
+        """The function that will block."""
+        fn = self._pick(action, n)
         if action != "gen":
             self.kept.append(fn)
-        return fn, line
+        return fn
 
     def _pick(self, action, n):
         if action == "unicode":
-            return блок_睡眠, блок_睡眠.__code__.co_firstlineno + 1
+            return блок_睡眠
         if action == "long_name":
-            return generated("f" + "x" * 599, "<long-name>"), 2
+            return generated("f" + "x" * 599, "<long-name>")
         if action == "weird_file":
-            return generated("weird", WEIRD_FILE), 2
+            return generated("weird", WEIRD_FILE)
         if action in GARBAGE:
-            return with_line_table(garbage_lines, GARBAGE[action]), None
+            return with_line_table(garbage_lines, GARBAGE[action])
         if action == "gen":
             # Free the previous generated function (the test has its stall by now) first, so
             # its memory is there for the new code object to take.
@@ -94,12 +104,12 @@ class Actions:
             gc.collect()
             fn = generated("gen_%03d" % n, "<gen-%03d>" % n)
             self.previous_gen = fn
-            return fn, 2
+            return fn
         raise ValueError(action)
 
 
 async def handler(fn, seconds):
-    fn(seconds)  # LINE:handler
+    fn(time.sleep, seconds)  # LINE:handler
 
 
 async def serve(args, ctl):
@@ -108,8 +118,8 @@ async def serve(args, ctl):
     for n, action in enumerate(args.actions.split(","), 1):
         while not ctl.take_go():
             await asyncio.sleep(POLL_S)
-        fn, line = actions.pick(action, n)
-        code = fn.__code__
+        fn = actions.pick(action, n)
+        code, line = fn.__code__, cpython_line(fn)
         wall, start = time.time(), time.monotonic()
         await handler(fn, args.ms / 1000.0)  # LINE:serve
         end = time.monotonic()
