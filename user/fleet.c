@@ -6,6 +6,7 @@
 #include <string.h>
 #include <bpf/bpf.h>
 #include "fleet.h"
+#include "targets.h"
 
 #define CGROUP2_ROOT "/sys/fs/cgroup"
 #define CONTAINER_ID_HEX 64
@@ -179,27 +180,12 @@ static int fleet__insert(struct fleet *fleet, pid_t pid, const char *comm)
 	return 0;
 }
 
-static void proc__comm(pid_t pid, char comm[TASK_COMM_LEN])
-{
-	char path[64];
-	FILE *file;
-
-	snprintf(comm, TASK_COMM_LEN, "?");
-	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
-	file = fopen(path, "r");
-	if (!file)
-		return;
-	if (fgets(comm, TASK_COMM_LEN, file))
-		comm[strcspn(comm, "\n")] = '\0';
-	fclose(file);
-}
-
 int fleet__add(struct fleet *fleet, pid_t pid)
 {
 	char comm[TASK_COMM_LEN];
 	int err;
 
-	proc__comm(pid, comm);
+	task__comm(pid, pid, comm);
 	pthread_mutex_lock(&fleet->lock);
 	err = fleet__insert(fleet, pid, comm);
 	if (!err)
@@ -228,7 +214,7 @@ bool fleet__decide(struct fleet *fleet, pid_t pid, pid_t parent_pid, const char 
 	bool trace;
 
 	/* A forked child has its parent's comm until it execs: filters see the current one. */
-	proc__comm(pid, current_comm);
+	task__comm(pid, pid, current_comm);
 	if (strcmp(current_comm, "?"))
 		comm = current_comm;
 	proc__cgroup(pid, cgroup, sizeof(cgroup));

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <bpf/bpf.h>
 #include "stall.h"
+#include "targets.h"
 
 static int stack__read(int map_fd, __s32 id, __u64 ips[MAX_STACK_DEPTH])
 {
@@ -70,8 +71,6 @@ static void stack__resolve_user(const struct stall_resolver *resolver, __u32 pid
 	}
 	stack->nr_user = depth;
 }
-
-static void thread__comm(__u32 pid, __u32 tid, char comm[TASK_COMM_LEN]);
 
 static int stack__cmp_heaviest(const void *a, const void *b)
 {
@@ -165,7 +164,7 @@ static void stacks__resolve(const struct stall_resolver *resolver, __u32 pid,
 			stack->gil_holder_tid = slots[i].waker_tid;
 		stack->gil_holder_comm[0] = '\0';
 		if (stack->gil_holder_tid)
-			thread__comm(pid, stack->gil_holder_tid, stack->gil_holder_comm);
+			task__comm(pid, stack->gil_holder_tid, stack->gil_holder_comm);
 		stack->has_python = resolver->python &&
 				    python__resolve(resolver->python, pid, slots[i].py_stack_id,
 						    &stack->python);
@@ -195,21 +194,6 @@ void stall__from_record(const struct stall_resolver *resolver, const struct stal
 	stacks__resolve(resolver, record->pid, record->slots, record->nr_slots, report);
 }
 
-static void thread__comm(__u32 pid, __u32 tid, char comm[TASK_COMM_LEN])
-{
-	char path[64];
-	FILE *file;
-
-	comm[0] = '\0';
-	snprintf(path, sizeof(path), "/proc/%u/task/%u/comm", pid, tid);
-	file = fopen(path, "r");
-	if (!file)
-		return;
-	if (fgets(comm, TASK_COMM_LEN, file))
-		comm[strcspn(comm, "\n")] = '\0';
-	fclose(file);
-}
-
 void stall__from_thread(const struct stall_resolver *resolver, __u32 tid,
 			const struct loop_thread *thread, __u64 now, struct stall_report *report)
 {
@@ -220,7 +204,7 @@ void stall__from_thread(const struct stall_resolver *resolver, __u32 tid,
 	report->in_progress = true;
 	report->pid = thread->pid;
 	report->tid = tid;
-	thread__comm(thread->pid, tid, report->comm);
+	task__comm(thread->pid, tid, report->comm);
 	report->start_ns = thread->busy_start_ns;
 	report->duration_ns = now - thread->busy_start_ns;
 	report->on_cpu_ns = thread->on_cpu_ns;

@@ -45,13 +45,13 @@ static int proc__flags(pid_t pid, unsigned long *flags)
 	return 0;
 }
 
-static void proc__comm(pid_t pid, char comm[TASK_COMM_LEN])
+void task__comm(pid_t pid, pid_t tid, char comm[TASK_COMM_LEN])
 {
 	char path[64];
 	FILE *file;
 
 	snprintf(comm, TASK_COMM_LEN, "?");
-	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", pid, tid);
 	file = fopen(path, "r");
 	if (!file)
 		return;
@@ -82,7 +82,7 @@ static int targets__remember(struct targets *targets, pid_t pid)
 			errno == ESRCH ? "no such process" : strerror(errno));
 		return -errno;
 	}
-	proc__comm(pid, target->comm);
+	task__comm(pid, pid, target->comm);
 	targets->nr++;
 	return 0;
 }
@@ -183,7 +183,7 @@ int targets__release(struct targets *targets)
 		waitpid(targets->child, NULL, 0);
 		return -err;
 	}
-	proc__comm(targets->child, targets->list[0].comm);
+	task__comm(targets->child, targets->child, targets->list[0].comm);
 	return 0;
 }
 

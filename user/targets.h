@@ -33,6 +33,8 @@ void targets__abort(struct targets *targets);
 /* Poll the targets' liveness; true once every target has exited. */
 bool targets__all_exited(struct targets *targets);
 void targets__close(struct targets *targets);
+/* A thread's name from /proc, "?" when it is gone. */
+void task__comm(pid_t pid, pid_t tid, char comm[TASK_COMM_LEN]);
 const char *targets__comm(const struct targets *targets, pid_t pid);
 
 #endif
