@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <regex.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,6 +153,20 @@ static void parse_loop_func(struct config *config, char *arg)
 	config->loop_func_symbol = colon + 1;
 }
 
+static const char *check_regex(const char *option, const char *pattern)
+{
+	char why[128];
+	regex_t regex;
+	int err = regcomp(&regex, pattern, REG_EXTENDED | REG_NOSUB);
+
+	if (err) {
+		regerror(err, &regex, why, sizeof(why));
+		usage_error("invalid %s '%s': %s", option, pattern, why);
+	}
+	regfree(&regex);
+	return pattern;
+}
+
 static pid_t parse_pid(const char *arg)
 {
 	char *end;
@@ -221,10 +236,10 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 		config->all = true;
 		break;
 	case OPT_COMM:
-		config->comm_regex = arg;
+		config->comm_regex = check_regex("--comm", arg);
 		break;
 	case OPT_EXCLUDE_COMM:
-		config->exclude_comm_regex = arg;
+		config->exclude_comm_regex = check_regex("--exclude-comm", arg);
 		break;
 	case OPT_CGROUP:
 		config->cgroup = arg;

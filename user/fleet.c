@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 #include <ctype.h>
 #include <errno.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,7 +9,6 @@
 #include "fleet.h"
 #include "targets.h"
 
-#define CGROUP2_ROOT "/sys/fs/cgroup"
 #define CONTAINER_ID_HEX 64
 
 static int regex__compile(regex_t *regex, const char *pattern, const char *option)
@@ -23,6 +23,53 @@ static int regex__compile(regex_t *regex, const char *pattern, const char *optio
 	return -EINVAL;
 }
 
+/* Where cgroup v2 is mounted: /sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid hosts. */
+static int cgroup2__mount(char *mount, size_t size)
+{
+	char line[512], dir[256], type[64];
+	FILE *mounts = fopen("/proc/self/mounts", "r");
+	int err = -ENOENT;
+
+	while (mounts && fgets(line, sizeof(line), mounts)) {
+		if (sscanf(line, "%*s %255s %63s", dir, type) == 2 && !strcmp(type, "cgroup2")) {
+			snprintf(mount, size, "%s", dir);
+			err = 0;
+			break;
+		}
+	}
+	if (mounts)
+		fclose(mounts);
+	return err;
+}
+
+/* --cgroup as a cgroup path ("/system.slice/x") or its directory under the cgroup2 mount,
+ * turned into the path /proc/PID/cgroup shows; it must exist. */
+static int cgroup__resolve(const char *arg, char *path, size_t size)
+{
+	char mount[256], dir[512];
+	size_t len;
+	struct stat st;
+
+	if (cgroup2__mount(mount, sizeof(mount))) {
+		fprintf(stderr, "loopstall: --cgroup %s: no cgroup v2 hierarchy is mounted\n", arg);
+		return -ENOENT;
+	}
+	len = strlen(mount);
+	if (!strncmp(arg, mount, len) && (arg[len] == '/' || !arg[len]))
+		arg += len;
+	snprintf(path, size, "%s", arg[0] ? arg : "/");
+	len = strlen(path);
+	while (len > 1 && path[len - 1] == '/')
+		path[--len] = '\0';
+	snprintf(dir, sizeof(dir), "%s%s", mount, path);
+	if (path[0] != '/' || stat(dir, &st) || !S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "loopstall: --cgroup %s: no such cgroup (%s does not exist)\n", arg,
+			dir);
+		return -ENOENT;
+	}
+	return 0;
+}
+
 int fleet__init(struct fleet *fleet, const struct config *config, int traced_pids_fd, int stats_fd)
 {
 	int err;
@@ -34,7 +81,13 @@ int fleet__init(struct fleet *fleet, const struct config *config, int traced_pid
 	fleet->max_processes = config->max_processes;
 	fleet->keep_exited = config->prometheus != NULL;
 	fleet->trace_children = !config->all;
-	fleet->cgroup_filter = config->cgroup;
+	if (config->cgroup) {
+		err = cgroup__resolve(config->cgroup, fleet->cgroup_filter,
+				      sizeof(fleet->cgroup_filter));
+		if (err)
+			return err;
+		fleet->has_cgroup_filter = true;
+	}
 	if (config->comm_regex) {
 		err = regex__compile(&fleet->comm_regex, config->comm_regex, "--comm");
 		if (err)
@@ -125,14 +178,8 @@ void cgroup__container_id(const char *cgroup, char *id, size_t size)
 
 static bool cgroup__matches(const char *filter, const char *cgroup)
 {
-	size_t len;
+	size_t len = strlen(filter);
 
-	/* Accept the filter as a cgroup path or as its /sys/fs/cgroup directory. */
-	if (!strncmp(filter, CGROUP2_ROOT, strlen(CGROUP2_ROOT)))
-		filter += strlen(CGROUP2_ROOT);
-	len = strlen(filter);
-	while (len > 1 && filter[len - 1] == '/')
-		len--;
 	if (len <= 1)
 		return true;
 	return !strncmp(cgroup, filter, len) && (cgroup[len] == '\0' || cgroup[len] == '/');
@@ -205,7 +252,7 @@ static bool fleet__wanted(struct fleet *fleet, const char *comm, const char *cgr
 		return false;
 	if (fleet->has_exclude_regex && !regexec(&fleet->exclude_regex, comm, 0, NULL, 0))
 		return false;
-	return !fleet->cgroup_filter || cgroup__matches(fleet->cgroup_filter, cgroup);
+	return !fleet->has_cgroup_filter || cgroup__matches(fleet->cgroup_filter, cgroup);
 }
 
 bool fleet__decide(struct fleet *fleet, pid_t pid, pid_t parent_pid, const char *comm)

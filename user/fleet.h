@@ -40,7 +40,8 @@ struct fleet {
 	bool trace_children; /* not in --all mode, where children pass the filters like any process */
 	regex_t comm_regex, exclude_regex;
 	bool has_comm_regex, has_exclude_regex;
-	const char *cgroup_filter; /* relative to the cgroup v2 root, NULL: any */
+	bool has_cgroup_filter;
+	char cgroup_filter[CGROUP_PATH_LEN]; /* as /proc/PID/cgroup shows it */
 	int traced_pids_fd;
 	int stats_fd;
 };

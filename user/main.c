@@ -198,7 +198,9 @@ static void configure(struct loopstall_bpf *skel, const struct config *config)
 	skel->rodata->sample_period_ns = NS_PER_SEC / config->sample_hz;
 	skel->rodata->py_depth = config->py_depth;
 	skel->rodata->trace_all = config->all;
-	skel->rodata->follow_forks = !config->no_follow_forks;
+	/* --all finds children when they poll, under the name they have by then: a decision at
+	 * fork time would judge them by their parent's name. */
+	skel->rodata->follow_forks = !config->no_follow_forks && !config->all;
 	skel->rodata->per_thread_stats = config->per_thread;
 	bpf_map__set_max_entries(skel->maps.traced_pids, MAX_TRACED_PROCESSES);
 	bpf_map__set_max_entries(skel->maps.process_stats,
@@ -327,6 +329,9 @@ static int on_record(void *ctx, void *data, size_t size)
 	if (size < sizeof(stall->type))
 		return 0;
 	if (stall->type == RECORD_STALL && size >= sizeof(*stall)) {
+		/* Processes rename themselves (setproctitle, prctl): keep the labels current. */
+		if (stall->tid == stall->pid)
+			fleet__rename(&session->fleet, stall->pid, stall->comm);
 		stall__from_record(&session->resolver, stall, &session->report);
 		output__stall(&session->output, &session->report);
 	} else if (process->type == RECORD_PROCESS_NEW && size >= sizeof(*process)) {
@@ -389,8 +394,10 @@ static void print_summaries(struct session *session)
 
 	for (i = 0; i < session->fleet.nr; i++) {
 		info = session->fleet.procs[i];
-		if (!info.exited)
-			summary__print(session, &info);
+		if (info.exited)
+			continue;
+		task__comm(info.pid, info.pid, info.comm);
+		summary__print(session, &info);
 	}
 	if (session->skel->bss->lost_events)
 		fprintf(stderr, "loopstall: %llu events lost: the ring buffer was full\n",
