@@ -110,6 +110,15 @@ def run_asyncio(args, ctl):
     if args.loop == "uvloop":
         import uvloop
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    if args.loop == "asyncio-poll":
+        # A loop built on poll(2), like GLib's: its iterations are bounded by poll, not epoll.
+        import selectors
+        loop = asyncio.SelectorEventLoop(selectors.PollSelector())
+        try:
+            loop.run_until_complete(main())
+        finally:
+            loop.close()
+        return
     asyncio.run(main())
 
 
@@ -130,7 +139,8 @@ def run_trio(args, ctl):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_ctl_argument(parser)
-    parser.add_argument("--loop", choices=["asyncio", "uvloop", "trio"], default="asyncio")
+    parser.add_argument("--loop", choices=["asyncio", "asyncio-poll", "uvloop", "trio"],
+                        default="asyncio")
     parser.add_argument("--action", choices=sorted(ACTIONS), default="sleep")
     parser.add_argument("--ms", type=float, default=300.0, help="how long each action blocks")
     parser.add_argument("--count", type=int, default=1, help="actions (triggers) before exiting")
