@@ -182,3 +182,23 @@ def test_error_without_privileges(lab):
     finally:
         victim.kill()
         victim.wait(10)
+
+
+def test_privileges_dropped_after_load(lab):
+    """Once attached, loopstall keeps only CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH (reading
+    targets), in every capability set, and can never regain more (no_new_privs)."""
+    kept = (1 << 19) | (1 << 2)  # CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH
+    target = idle_target(lab)
+    run = lab.loopstall("--json", "-p", target.pid)
+    run.wait_tracing()
+    status = {}
+    with open("/proc/%d/status" % run.proc.pid) as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            status[key] = value.strip()
+    for field in ("CapEff", "CapPrm", "CapBnd", "CapInh"):
+        assert int(status[field], 16) & ~kept == 0, "%s = %s" % (field, status[field])
+    assert int(status["CapEff"], 16) == kept, status["CapEff"]
+    assert status["NoNewPrivs"] == "1"
+    assert run.stop() == 0, run.describe()
+    assert len(run.of_kind("summary", target.pid)) == 1

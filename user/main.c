@@ -20,6 +20,7 @@
 #include "loopstall.h"
 #include "loopstall.skel.h"
 #include "output.h"
+#include "privileges.h"
 #include "progress.h"
 #include "python.h"
 #include "stall.h"
@@ -591,6 +592,10 @@ static int run(struct session *session)
 			goto cleanup;
 		}
 	}
+	/* Only loopstall itself: a launched command was forked before and keeps its privileges. */
+	err = privileges__drop();
+	if (err)
+		fprintf(stderr, "loopstall: cannot drop privileges after loading: %s\n", strerror(-err));
 	print_tracing(session);
 	err = stream(session, ring);
 	/* No scrape may reap the fleet while the summaries read it. */

@@ -1,0 +1,47 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <errno.h>
+#include <unistd.h>
+#include <linux/capability.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include "privileges.h"
+
+static const int kept_caps[] = { CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH };
+
+static int cap__kept(int cap)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(kept_caps) / sizeof(kept_caps[0]); i++)
+		if (kept_caps[i] == cap)
+			return 1;
+	return 0;
+}
+
+int privileges__drop(void)
+{
+	struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
+	int cap;
+
+	if (syscall(SYS_capget, &header, data))
+		return -errno;
+	/* The bounding set first: dropping from it needs CAP_SETPCAP, which goes below. */
+	for (cap = 0; cap <= CAP_LAST_CAP; cap++)
+		if (!cap__kept(cap) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) && errno != EINVAL)
+			return -errno;
+	for (cap = 0; cap <= CAP_LAST_CAP; cap++) {
+		__u32 bit = 1U << (cap % 32);
+
+		if (cap__kept(cap))
+			continue;
+		data[cap / 32].effective &= ~bit;
+		data[cap / 32].permitted &= ~bit;
+		data[cap / 32].inheritable &= ~bit;
+	}
+	if (syscall(SYS_capset, &header, data))
+		return -errno;
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+		return -errno;
+	return 0;
+}
