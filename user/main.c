@@ -592,6 +592,8 @@ static int run(struct session *session)
 			goto cleanup;
 		}
 	}
+	/* /proc/kallsyms shows addresses only to CAP_SYSLOG: read it while we have it. */
+	syms__kernel(session->resolver.syms, 0, &(__u64){ 0 });
 	/* Only loopstall itself: a launched command was forked before and keeps its privileges. */
 	err = privileges__drop();
 	if (err)

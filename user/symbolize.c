@@ -146,7 +146,8 @@ static int syms__load_kernel(struct syms *syms)
 		goto cleanup;
 	}
 
-	qsort(ksyms, nr, sizeof(*ksyms), ksym__cmp);
+	if (nr)
+		qsort(ksyms, nr, sizeof(*ksyms), ksym__cmp);
 	/* One name per address keeps the lookup a plain binary search. */
 	for (i = 0, kept = 0; i < nr; i++)
 		if (!kept || ksyms[i].addr != ksyms[kept - 1].addr)
