@@ -26,9 +26,12 @@ int privileges__drop(void)
 
 	if (syscall(SYS_capget, &header, data))
 		return -errno;
-	/* The bounding set first: dropping from it needs CAP_SETPCAP, which goes below. */
+	/* The bounding set first: dropping from it needs CAP_SETPCAP, which goes below. Without
+	 * it (a service given only the capabilities it needs) the bounding set stays, and
+	 * no_new_privs still keeps an exec from regaining anything. */
 	for (cap = 0; cap <= CAP_LAST_CAP; cap++)
-		if (!cap__kept(cap) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) && errno != EINVAL)
+		if (!cap__kept(cap) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) && errno != EINVAL &&
+		    errno != EPERM)
 			return -errno;
 	for (cap = 0; cap <= CAP_LAST_CAP; cap++) {
 		__u32 bit = 1U << (cap % 32);
