@@ -9,7 +9,9 @@
 
 /* Frames walked per stack: --py-depth, at most MAX_PY_DEPTH. */
 const volatile __u32 py_depth = DEFAULT_PY_DEPTH;
-/* Walks per iteration: a loop that blocks often (GIL ping-pong) must not pay a walk per switch. */
+/* Walks at switch-out per iteration: a loop that blocks often (GIL ping-pong) must not pay a
+ * walk per switch. The sampler is bounded by its own rate and does not use this budget: a
+ * CPU-bound stretch must not leave the blocking call that follows it without frames. */
 const volatile __u32 max_py_walks_per_iteration = 16;
 
 struct {
@@ -117,7 +119,7 @@ static __u64 python__walk(const struct python_offsets *off, __u64 frame, struct 
 }
 
 /* The current thread's Python stack, stored in py_stacks; its id, or 0 if there is none. */
-static __u64 python__capture(struct loop_thread *thread, __u32 tid)
+static __u64 python__capture(struct loop_thread *thread, __u32 tid, bool at_switch_out)
 {
 	struct python_proc *proc;
 	struct py_stack *stack;
@@ -130,7 +132,7 @@ static __u64 python__capture(struct loop_thread *thread, __u32 tid)
 	tstate = bpf_map_lookup_elem(&python_threads, &tid);
 	if (!tstate)
 		return 0;
-	if (thread->py_walks >= max_py_walks_per_iteration) {
+	if (at_switch_out && thread->py_walks >= max_py_walks_per_iteration) {
 		__sync_fetch_and_add(&py_walks_skipped, 1);
 		return 0;
 	}
@@ -141,7 +143,7 @@ static __u64 python__capture(struct loop_thread *thread, __u32 tid)
 	stack = bpf_map_lookup_elem(&py_scratch, &zero);
 	if (!stack)
 		return 0;
-	thread->py_walks++;
+	thread->py_walks += at_switch_out;
 	frame = tstate__current_frame(&proc->offsets, *tstate);
 	id = python__walk(&proc->offsets, frame, stack);
 	if (id)
