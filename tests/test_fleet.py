@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shlex
+import subprocess
 import time
 
 import pytest
@@ -551,3 +552,17 @@ def test_folded_stacks(lab):
     assert 0.9 * sleeps <= under <= sleeps + 2, (
         "%d ms under %s in the folded file, the two sleep stalls were blocked %.0f ms\n%s" % (
             under, helper, sleeps, text[:2000]))
+
+    # A real consumer: Brendan Gregg's flamegraph.pl (shipped in Debian's libdevel-nytprof-perl)
+    # renders the file, and the SVG shows the blocking function with its share of the time.
+    flamegraph = "/usr/share/perl5/Devel/NYTProf/flamegraph.pl"
+    if not os.path.exists(flamegraph):
+        pytest.skip("flamegraph.pl missing: install libdevel-nytprof-perl (tools/setup does)")
+    svg = subprocess.run(["perl", flamegraph, str(folded)], capture_output=True, text=True,
+                         timeout=60)
+    assert svg.returncode == 0 and svg.stdout.lstrip().startswith("<?xml"), svg.stderr
+    titles = re.findall(r"<title>([^<]*)</title>", svg.stdout)
+    drawn = [t for t in titles if t.startswith("blocking_helper (")]
+    assert drawn, "flamegraph.pl drew no blocking_helper frame; titles: %s" % titles[:20]
+    samples = int(re.search(r"\(([\d,]+) samples", drawn[0]).group(1).replace(",", ""))
+    assert abs(samples - under) <= 2, (drawn[0], under)
