@@ -268,7 +268,8 @@ def test_all_traces_every_loop_and_filters_by_comm(lab):
     other = fleet(lab, other_name, "--count", 3)
     skipped = fleet(lab, skip_name, "--count", 3)
     idle = fleet(lab, idle_name, "--mode", "noloop", "--count", 3)
-    one = fleet(lab, one_name, "--mode", "onepoll", "--long-ms", 1500)
+    # Long enough to still be running when checked for readiness on a loaded machine.
+    one = fleet(lab, one_name, "--mode", "onepoll", "--long-ms", 6000)
     ready(late, other, skipped, idle, one)
     for _ in range(2):
         trigger_all(early, late, other, skipped, idle)
