@@ -311,6 +311,7 @@ static void process__on_exit(struct session *session, pid_t pid)
 	summary__print(session, &info);
 	python__forget(session->resolver.python, pid);
 	syms__forget_pid(session->resolver.syms, pid);
+	jsmap__forget_pid(session->resolver.jsmap, pid);
 	/* With an exporter, the final counts stay until the next scrape has read them. */
 	if (!session->fleet.keep_exited)
 		fleet__reap(&session->fleet);
@@ -347,6 +348,7 @@ static int on_record(void *ctx, void *data, size_t size)
 		/* A new program: new interpreter, new mappings, new name. */
 		python__forget(session->resolver.python, process->pid);
 		syms__forget_pid(session->resolver.syms, process->pid);
+		jsmap__forget_pid(session->resolver.jsmap, process->pid);
 		fleet__rename(&session->fleet, process->pid, process->comm);
 	}
 	return 0;
@@ -616,6 +618,7 @@ cleanup:
 		bpf_link__destroy(session->loop_func_links[i]);
 	loopstall_bpf__destroy(session->skel);
 	python__free(session->resolver.python);
+	jsmap__free(session->resolver.jsmap);
 	if (session->fleet_ready)
 		fleet__free(&session->fleet);
 	if (session->resolver.syms)

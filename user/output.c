@@ -130,6 +130,30 @@ static void json__python(FILE *file, const struct python_stack *python)
 	fprintf(file, "],\"truncated\":%s", python->truncated ? "true" : "false");
 }
 
+static void json__js(FILE *file, const struct stack_report *stack)
+{
+	const struct js_frame *frame;
+	int i;
+
+	fputs(",\"js\":[", file);
+	for (i = 0; i < stack->nr_js; i++) {
+		frame = &stack->js[i];
+		fputs(i ? ",{\"function\":" : "{\"function\":", file);
+		json__string(file, frame->function);
+		fputs(",\"file\":", file);
+		json__string(file, frame->file);
+		if (frame->line >= 0)
+			fprintf(file, ",\"line\":%d", frame->line);
+		else
+			fputs(",\"line\":null", file);
+		if (frame->column >= 0)
+			fprintf(file, ",\"column\":%d}", frame->column);
+		else
+			fputs(",\"column\":null}", file);
+	}
+	fputc(']', file);
+}
+
 static void json__stack(FILE *file, const struct stack_report *stack)
 {
 	int i;
@@ -146,6 +170,8 @@ static void json__stack(FILE *file, const struct stack_report *stack)
 	}
 	if (stack->has_python)
 		json__python(file, &stack->python);
+	if (stack->nr_js)
+		json__js(file, stack);
 	fputs(",\"kernel\":[", file);
 	for (i = 0; i < stack->nr_kernel; i++) {
 		fputs(i ? ",{\"symbol\":" : "{\"symbol\":", file);
@@ -226,6 +252,25 @@ static void text__python(FILE *file, __u32 pid, const struct python_stack *pytho
 	}
 }
 
+/* Node's own look, innermost first; the line is where the function starts. */
+static void text__js(FILE *file, const struct stack_report *stack)
+{
+	const struct js_frame *frame;
+	int i;
+
+	for (i = 0; i < stack->nr_js && i < TEXT_MAX_FRAMES; i++) {
+		frame = &stack->js[i];
+		if (!frame->file)
+			fprintf(file, "    at %s\n", frame->function);
+		else if (frame->line < 0)
+			fprintf(file, "    at %s (%s)\n", frame->function, frame->file);
+		else
+			fprintf(file, "    at %s (%s:%d)\n", frame->function, frame->file, frame->line);
+	}
+	if (stack->nr_js > TEXT_MAX_FRAMES)
+		fprintf(file, "    ... %d more JavaScript frames\n", stack->nr_js - TEXT_MAX_FRAMES);
+}
+
 static void text__stack(FILE *file, __u32 pid, const struct stack_report *stack)
 {
 	const char *syscall = syscall__name(stack->syscall);
@@ -240,6 +285,8 @@ static void text__stack(FILE *file, __u32 pid, const struct stack_report *stack)
 		fprintf(file, "    GIL held by tid %u (%s)\n", stack->gil_holder_tid, stack->gil_holder_comm);
 	if (stack->has_python)
 		text__python(file, pid, &stack->python);
+	if (stack->nr_js)
+		text__js(file, stack);
 	for (i = 0; i < stack->nr_user && i < TEXT_MAX_FRAMES; i++) {
 		const struct user_frame *frame = &stack->user[i];
 

@@ -51,12 +51,36 @@ static void stack__resolve_kernel(const struct stall_resolver *resolver, __s32 i
 	}
 }
 
+/*
+ * JIT code is in no ELF file, so it has no symbol (its module may still be known: V8 maps
+ * node's builtins a second time next to its JIT code, and that module's range spans it); V8's
+ * perf map names it. The map is re-read once per report, at the first frame that needs it:
+ * its strings stay valid until the next refresh.
+ */
+static struct jsmap *stall__jsmap(const struct stall_resolver *resolver, __u32 pid,
+				  bool *refreshed)
+{
+	/* Created here so that processes without JIT code cost nothing and the owner need not
+	 * know; the resolver is the caller's own object, const to stack resolution only. */
+	struct stall_resolver *owner = (struct stall_resolver *)resolver;
+
+	if (!owner->jsmap)
+		owner->jsmap = jsmap__new();
+	if (owner->jsmap && !*refreshed) {
+		jsmap__refresh(owner->jsmap, pid);
+		*refreshed = true;
+	}
+	return owner->jsmap;
+}
+
 static void stack__resolve_user(const struct stall_resolver *resolver, __u32 pid, __s32 id,
-				struct stack_report *stack)
+				struct stack_report *stack, bool *js_refreshed)
 {
 	__u64 ips[MAX_STACK_DEPTH];
 	int i, depth = stack__read(resolver->stacks_map_fd, id, ips);
+	struct jsmap_sym js;
 
+	stack->nr_js = 0;
 	for (i = 0; i < depth; i++) {
 		struct user_frame *frame = &stack->user[i];
 		struct user_sym sym = {};
@@ -68,6 +92,17 @@ static void stack__resolve_user(const struct stall_resolver *resolver, __u32 pid
 		frame->symbol = sym.symbol;
 		frame->module = sym.module;
 		frame->offset = sym.offset + (lookup != ips[i]);
+		if (sym.symbol ||
+		    jsmap__lookup(stall__jsmap(resolver, pid, js_refreshed), pid, lookup, &js))
+			continue;
+		frame->resolved = true;
+		frame->symbol = js.name;
+		frame->module = js.map_path;
+		frame->offset = js.offset + (lookup != ips[i]);
+		if (js.js)
+			stack->js[stack->nr_js++] = (struct js_frame){
+				.function = js.name, .file = js.file, .line = js.line, .column = js.column,
+			};
 	}
 	stack->nr_user = depth;
 }
@@ -112,10 +147,30 @@ static bool python__same(const struct python_stack *a, const struct python_stack
 	return true;
 }
 
+static bool str__same(const char *a, const char *b)
+{
+	return a == b || (a && b && !strcmp(a, b));
+}
+
+/* Names from a perf map: one string per entry, and one function has several (one per tier). */
+static bool js__same(const struct stack_report *a, const struct stack_report *b)
+{
+	int i;
+
+	if (a->nr_js != b->nr_js)
+		return false;
+	for (i = 0; i < a->nr_js; i++)
+		if (!str__same(a->js[i].function, b->js[i].function) ||
+		    !str__same(a->js[i].file, b->js[i].file) || a->js[i].line != b->js[i].line)
+			return false;
+	return true;
+}
+
 /*
  * On-CPU samples of one Python line land on many native stacks and instruction offsets: the
  * interpreter's C frames move under it, and without frame pointers they unwind to noise. One
  * entry per Python stack is what a reader wants; the heaviest sample's native stack stays.
+ * The same for JavaScript stacks: the native code a JS function calls (crypto, JSON) varies.
  */
 static void stacks__merge_on_cpu(struct stall_report *report)
 {
@@ -127,8 +182,10 @@ static void stacks__merge_on_cpu(struct stall_report *report)
 		for (j = 0; j < nr; j++) {
 			kept = &report->stacks[j];
 			if (stack->kind == STACK_ON_CPU && kept->kind == STACK_ON_CPU &&
-			    stack->has_python && kept->has_python &&
-			    python__same(&stack->python, &kept->python)) {
+			    ((stack->has_python && kept->has_python &&
+			      python__same(&stack->python, &kept->python)) ||
+			     (!stack->has_python && !kept->has_python && stack->nr_js &&
+			      js__same(stack, kept)))) {
 				kept->ns += stack->ns;
 				kept->samples += stack->samples;
 				break;
@@ -144,6 +201,7 @@ static void stacks__resolve(const struct stall_resolver *resolver, __u32 pid,
 			    const struct stack_slot *slots, __u32 nr_slots,
 			    struct stall_report *report)
 {
+	bool js_refreshed = false;
 	__u32 i;
 
 	report->nr_stacks = 0;
@@ -169,7 +227,7 @@ static void stacks__resolve(const struct stall_resolver *resolver, __u32 pid,
 				    python__resolve(resolver->python, pid, slots[i].py_stack_id,
 						    &stack->python);
 		stack__resolve_kernel(resolver, slots[i].kernel_stack_id, stack);
-		stack__resolve_user(resolver, pid, slots[i].user_stack_id, stack);
+		stack__resolve_user(resolver, pid, slots[i].user_stack_id, stack, &js_refreshed);
 		report->nr_stacks++;
 	}
 	stacks__merge_on_cpu(report);

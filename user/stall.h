@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <linux/types.h>
+#include "jsmap.h"
 #include "loopstall.h"
 #include "python.h"
 #include "symbolize.h"
@@ -22,6 +23,13 @@ struct user_frame {
 	bool resolved; /* module known */
 };
 
+/* A JavaScript function of a JIT frame, named by V8's perf map (node --perf-basic-prof). */
+struct js_frame {
+	const char *function;
+	const char *file; /* NULL for eval'd code */
+	int line, column; /* where the function starts (a perf map has no per-address lines); -1 */
+};
+
 struct stack_report {
 	__u32 kind;   /* enum stack_kind */
 	__u32 reason; /* enum offcpu_reason */
@@ -32,6 +40,8 @@ struct stack_report {
 	char gil_holder_comm[TASK_COMM_LEN];
 	bool has_python;
 	struct python_stack python;
+	int nr_js; /* JavaScript frames among the user frames, innermost first */
+	struct js_frame js[MAX_STACK_DEPTH];
 	int nr_kernel;
 	int nr_user;
 	struct kernel_frame kernel[MAX_STACK_DEPTH];
@@ -60,6 +70,9 @@ struct stall_resolver {
 	struct syms *syms;
 	struct python *python;
 	int stacks_map_fd;
+	/* Perf maps of JIT runtimes, created at the first frame no ELF file names (NULL until
+	 * then); the owner frees it with jsmap__free and forgets pids with jsmap__forget_pid. */
+	struct jsmap *jsmap;
 };
 
 void stall__from_record(const struct stall_resolver *resolver, const struct stall_record *record,
