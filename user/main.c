@@ -630,7 +630,8 @@ cleanup:
 int main(int argc, char **argv)
 {
 	static struct session session;
-	struct sigaction action = { .sa_handler = on_signal };
+	/* SA_RESTART: a write blocked on a full stdout pipe must finish, not lose its buffer. */
+	struct sigaction action = { .sa_handler = on_signal, .sa_flags = SA_RESTART };
 
 	cli__parse(argc, argv, &session.config);
 	/* libdw would fetch missing debuginfo over the network at the first stripped module: an

@@ -61,10 +61,40 @@ void output__close(struct output *output)
 	output->folded = NULL;
 }
 
-/* RFC 8259 string: the target controls comm and symbol names, so escape everything needed. */
+/* Length of the valid UTF-8 sequence at c (RFC 3629: no overlongs, surrogates or values above
+ * U+10FFFF), 0 if it is not one. */
+static int utf8__valid(const unsigned char *c)
+{
+	int len, i;
+	unsigned int cp;
+
+	if (*c < 0x80)
+		return 1;
+	if (*c >= 0xc2 && *c <= 0xdf)
+		len = 2, cp = *c & 0x1f;
+	else if (*c >= 0xe0 && *c <= 0xef)
+		len = 3, cp = *c & 0x0f;
+	else if (*c >= 0xf0 && *c <= 0xf4)
+		len = 4, cp = *c & 0x07;
+	else
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((c[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (c[i] & 0x3f);
+	}
+	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return len;
+}
+
+/* RFC 8259 string: the target controls comm, file and symbol names, so escape everything
+ * needed, and replace bytes that are not UTF-8 (a JSON text must be) with U+FFFD. */
 static void json__string(FILE *file, const char *text)
 {
 	const unsigned char *c;
+	int len;
 
 	if (!text) {
 		fputs("null", file);
@@ -72,6 +102,16 @@ static void json__string(FILE *file, const char *text)
 	}
 	fputc('"', file);
 	for (c = (const unsigned char *)text; *c; c++) {
+		if (*c >= 0x80) {
+			len = utf8__valid(c);
+			if (!len) {
+				fputs("\ufffd", file);
+				continue;
+			}
+			fwrite(c, 1, len, file);
+			c += len - 1;
+			continue;
+		}
 		switch (*c) {
 		case '"': fputs("\\\"", file); break;
 		case '\\': fputs("\\\\", file); break;

@@ -277,11 +277,26 @@ int python__attach(struct python *python, pid_t pid)
 	return 0;
 }
 
-/* Walk the interpreters' thread lists for the PyThreadState of tid. */
+static __u64 tstate__frame(const struct python_process *proc, __u64 tstate)
+{
+	const struct python_offsets *off = &proc->offsets;
+	__u64 frame = remote__u64(proc->pid, tstate + off->tstate_frame);
+
+	if (frame && off->cframe_current_frame != PY_NONE16)
+		frame = remote__u64(proc->pid, frame + off->cframe_current_frame);
+	return frame;
+}
+
+/*
+ * Walk the interpreters' thread lists for the PyThreadState of tid. A thread can own several:
+ * one per subinterpreter it entered, and on <= 3.11 a thread being started briefly shares its
+ * creator's ids. The oldest one running code (a current frame) is the one to walk.
+ */
 static __u64 python__find_tstate(const struct python_process *proc, __u32 tid, __u64 tls_base)
 {
 	const struct python_offsets *off = &proc->offsets;
-	__u64 interp, tstate, id;
+	__u64 interp, tstate, id, found = 0;
+	bool found_running = false;
 	int interps, threads;
 
 	interp = remote__u64(proc->pid, proc->runtime + off->runtime_interpreters_head);
@@ -293,13 +308,16 @@ static __u64 python__find_tstate(const struct python_process *proc, __u32 tid, _
 				id = remote__u64(proc->pid, tstate + off->tstate_native_thread_id) == tid;
 			else
 				id = remote__u64(proc->pid, tstate + off->tstate_thread_id) == tls_base;
-			if (id)
-				return tstate;
+			/* New tstates are pushed at the head: the last match is the oldest. */
+			if (id && (!found_running || tstate__frame(proc, tstate))) {
+				found = tstate;
+				found_running = tstate__frame(proc, tstate) != 0;
+			}
 			tstate = remote__u64(proc->pid, tstate + off->tstate_next);
 		}
 		interp = remote__u64(proc->pid, interp + off->interp_next);
 	}
-	return 0;
+	return found;
 }
 
 static struct thread_attempt *thread__attempt(struct python_process *proc, __u32 tid)
@@ -355,14 +373,18 @@ static void python__sync_thread(struct python *python, struct python_process *pr
 				const struct loop_thread *thread)
 {
 	struct thread_attempt *attempt = thread__attempt(proc, tid);
-	__u64 now = now_ns();
+	__u64 now = now_ns(), tstate;
 
-	if (!attempt || attempt->tstate || (attempt->tried_ns && now - attempt->tried_ns < THREAD_RETRY_NS))
+	/* Found or not, look again now and then: the thread's running tstate can change
+	 * (a subinterpreter entered, a tstate reused after a thread start). */
+	if (!attempt || (attempt->tried_ns && now - attempt->tried_ns < THREAD_RETRY_NS))
 		return;
 	attempt->tried_ns = now;
-	attempt->tstate = python__find_tstate(proc, tid, thread->tls_base);
-	if (attempt->tstate)
-		bpf_map_update_elem(python->maps.threads_fd, &tid, &attempt->tstate, BPF_ANY);
+	tstate = python__find_tstate(proc, tid, thread->tls_base);
+	if (tstate && tstate != attempt->tstate)
+		bpf_map_update_elem(python->maps.threads_fd, &tid, &tstate, BPF_ANY);
+	if (tstate)
+		attempt->tstate = tstate;
 }
 
 void python__sync_threads(struct python *python)

@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""An asyncio loop that spawns and joins thousands of short-lived threads, some of them loops.
+
+    fault_threads.py --ctl DIR [--threads N] [--batch N] [--pause-ms N] [--loop-every K] [--ms N]
+                     [--count N]
+
+From the main loop, --threads threading.Threads are started in batches of --batch, one batch per
+loop iteration, --pause-ms apart (an asyncio.sleep); every --loop-every'th thread runs a tiny asyncio loop of its own
+(asyncio.run of two short sleeps: it polls epoll, so it is a loop thread while it lives), the
+others only bump a counter. Finished threads are joined from the loop (only those already done,
+so a join never blocks the loop). DIR/churn.json is written once all have been joined:
+{"threads": N, "loop_threads": M, "seconds": S}.
+
+Independently, each DIR/go makes the main loop stall: time.sleep(--ms) in main_loop_sleep(),
+--count times; the report has {"spawned": threads started so far, "tid": the main loop's tid}.
+After the last action and the last thread, the loop lingers 300 ms and the process exits 0.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import threading
+import time
+
+from ctl import POLL_S, Ctl, add_ctl_argument, timed
+
+
+def main_loop_sleep(ms):
+    time.sleep(ms / 1000.0)  # LINE:main_sleep
+
+
+def plain_worker(counter, lock):
+    with lock:
+        counter[0] += 1
+
+
+def loop_worker(counter, lock):
+    async def tiny():
+        await asyncio.sleep(0)
+        await asyncio.sleep(0.001)
+    asyncio.run(tiny())
+    with lock:
+        counter[0] += 1
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_ctl_argument(parser)
+    parser.add_argument("--threads", type=int, default=3000)
+    parser.add_argument("--batch", type=int, default=10)
+    parser.add_argument("--pause-ms", type=float, default=10.0)
+    parser.add_argument("--loop-every", type=int, default=3)
+    parser.add_argument("--ms", type=float, default=300.0)
+    parser.add_argument("--count", type=int, default=4)
+    args = parser.parse_args()
+    ctl = Ctl(args.ctl)
+    done_counter, lock = [0], threading.Lock()
+    state = {"spawned": 0, "loops": 0}
+
+    async def churn():
+        started = time.monotonic()
+        running = []
+        while state["spawned"] < args.threads or running:
+            for _ in range(min(args.batch, args.threads - state["spawned"])):
+                is_loop = state["spawned"] % args.loop_every == 0
+                t = threading.Thread(target=loop_worker if is_loop else plain_worker,
+                                     args=(done_counter, lock),
+                                     name="churn-%d" % state["spawned"])
+                t.start()
+                running.append(t)
+                state["spawned"] += 1
+                state["loops"] += is_loop
+            await asyncio.sleep(args.pause_ms / 1000.0)
+            still = []
+            for t in running:
+                if t.is_alive():
+                    still.append(t)
+                else:
+                    t.join()
+            running = still
+        tmp = os.path.join(ctl.path, ".churn.tmp")
+        with open(tmp, "w") as f:
+            json.dump({"threads": state["spawned"], "loop_threads": state["loops"],
+                       "finished": done_counter[0], "seconds": time.monotonic() - started}, f)
+        os.rename(tmp, os.path.join(ctl.path, "churn.json"))
+
+    async def stalls():
+        tid = threading.get_native_id()
+        for n in range(1, args.count + 1):
+            while not ctl.take_go():
+                await asyncio.sleep(POLL_S)
+            spawned = state["spawned"]
+            ctl.report(**timed(n, "sleep", lambda: main_loop_sleep(args.ms)),
+                       spawned=spawned, tid=tid)
+
+    async def run():
+        ctl.ready(loop="asyncio", loop_tids=[threading.get_native_id()], threads=args.threads)
+        await asyncio.gather(churn(), stalls())
+        await asyncio.sleep(0.3)
+
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()
