@@ -4,8 +4,10 @@ Every wait here is bounded (TIMEOUT_S by default) so a broken binary fails a tes
 the suite. Times are CLOCK_MONOTONIC (time.monotonic()), the clock the targets report in too.
 """
 
+import glob
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -332,3 +334,32 @@ def fs_type(path):
 
 if sys.version_info < (3, 7):
     raise SystemExit("the tests need Python 3.7+ (run them with /usr/bin/python3 -m pytest)")
+
+
+def pyenv_root():
+    root = os.environ.get("PYENV_ROOT")
+    if not root:
+        try:
+            root = subprocess.run(["pyenv", "root"], capture_output=True, text=True,
+                                  timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            root = ""
+    return root or os.path.expanduser("~/.pyenv")
+
+
+def pyenv_python(minor):
+    """The newest pyenv CPython 3.<minor>.*, or None."""
+    pattern = os.path.join(pyenv_root(), "versions", "3.%d.*" % minor, "bin", "python3.%d" % minor)
+    found = [p for p in glob.glob(pattern) if os.access(p, os.X_OK)]
+    version = lambda p: [int(x) for x in re.findall(r"\d+", p.split("/versions/")[1])[:3]]
+    return max(found, key=version) if found else None
+
+
+def libc_path(pid):
+    """The libc a process really maps (its path differs between distributions); None if none."""
+    with open("/proc/%d/maps" % pid) as maps:
+        for line in maps:
+            path = line.split()[-1]
+            if "/libc.so" in path or "/libc-" in path:
+                return path
+    return None

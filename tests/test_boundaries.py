@@ -2,17 +2,15 @@
 
 import pytest
 
+from harness import libc_path
 from test_stalls import attach_and_trigger, check_summary
 
 
-def libc_path(pid):
-    """The libc the target really maps (its path differs between distributions)."""
-    with open("/proc/%d/maps" % pid) as maps:
-        for line in maps:
-            path = line.split()[-1]
-            if "/libc.so" in path or "/libc-" in path:
-                return path
-    pytest.skip("target %d maps no libc" % pid)
+def target_libc(pid):
+    path = libc_path(pid)
+    if not path:
+        pytest.skip("target %d maps no libc" % pid)
+    return path
 
 
 def check_sleep_stalls(run, pid, count):
@@ -29,7 +27,7 @@ def test_loop_func_attach(lab):
     """A uprobe pair on libc's epoll_wait bounds the iterations instead of the syscalls."""
     target = lab.target("stall_target.py", "--action", "sleep", "--ms", 300, "--count", 3)
     info = target.wait_ready()
-    func = "%s:epoll_wait" % libc_path(info["pid"])
+    func = "%s:epoll_wait" % target_libc(info["pid"])
     run, _ = attach_and_trigger(lab, target, 2, "--loop-func", func)
     check_sleep_stalls(run, info["pid"], 2)
 
@@ -37,7 +35,7 @@ def test_loop_func_attach(lab):
 def test_loop_func_launch(lab):
     """Launch mode: the uprobes are attached to the command before it execs."""
     probe = lab.target("stall_target.py", "--count", 1)
-    func = "%s:epoll_wait" % libc_path(probe.wait_ready()["pid"])
+    func = "%s:epoll_wait" % target_libc(probe.wait_ready()["pid"])
     out = lab.tmp_path / "out.jsonl"
     target = lab.target("stall_target.py", "--action", "sleep", "--ms", 300, "--count", 2,
                         start=False)

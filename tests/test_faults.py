@@ -38,6 +38,7 @@ import warnings
 import pytest
 
 import harness
+from test_boundaries import target_libc
 from harness import (DEBIAN_PYTHON, STOP_TIMEOUT_S, TARGETS, TIMEOUT_S, brief, caused_stalls,
                      check_stall_shape, starved, wait_until)
 from test_stalls import interpreters, pyenv_python
@@ -180,14 +181,6 @@ def probe_events():
     return found
 
 
-def libc_path(pid):
-    with open("/proc/%d/maps" % pid) as maps:
-        for line in maps:
-            path = line.split()[-1]
-            if "/libc.so" in path or "/libc-" in path:
-                return path
-    pytest.skip("target %d maps no libc" % pid)
-
 
 @pytest.mark.parametrize("boundary", ["syscalls", "loop-func"])
 def test_sigkill_leaves_nothing_attached(lab, boundary):
@@ -199,7 +192,7 @@ def test_sigkill_leaves_nothing_attached(lab, boundary):
     bpffs_before, probes_before = bpffs_tree(), probe_events()
     target = lab.target("fault_loop.py", "--actions", "count,sleep,count,count", "--ms", 3000)
     info = target.wait_ready()
-    extra = ["--loop-func", "%s:epoll_wait" % libc_path(info["pid"])] \
+    extra = ["--loop-func", "%s:epoll_wait" % target_libc(info["pid"])] \
         if boundary == "loop-func" else []
     run = lab.loopstall("--json", "-p", info["pid"], *extra)
     run.wait_tracing()

@@ -20,7 +20,6 @@ Run: /usr/bin/python3 -m pytest tests/test_python.py -v   (as root, after buildi
 
 import collections
 import datetime
-import glob
 import http.server
 import json
 import os
@@ -32,7 +31,8 @@ import urllib.request
 
 import pytest
 
-from harness import DEBIAN_PYTHON, TARGETS, brief, check_stall_shape, python_version
+from harness import (DEBIAN_PYTHON, TARGETS, brief, check_stall_shape, pyenv_python, pyenv_root,
+                     python_version)
 
 SETTLE_S = 10.0  # how long a stall event may take to arrive after the loop polls again
 WARMUP_S = 0.6  # loopstall maps a loop thread to its Python thread state after its first poll
@@ -40,23 +40,8 @@ WARMUP_S = 0.6  # loopstall maps a loop thread to its Python thread state after 
 
 # --- interpreters --------------------------------------------------------------------------
 
-def pyenv_root():
-    root = os.environ.get("PYENV_ROOT")
-    if not root:
-        try:
-            root = subprocess.run(["pyenv", "root"], capture_output=True, text=True,
-                                  timeout=10).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            root = ""
-    return root or os.path.expanduser("~/.pyenv")
 
 
-def pyenv_python(minor):
-    """The newest pyenv CPython 3.<minor>.*, or None."""
-    pattern = os.path.join(pyenv_root(), "versions", "3.%d.*" % minor, "bin", "python3.%d" % minor)
-    found = [p for p in glob.glob(pattern) if os.access(p, os.X_OK)]
-    version = lambda p: [int(x) for x in re.findall(r"\d+", p.split("/versions/")[1])[:3]]
-    return max(found, key=version) if found else None
 
 
 def interpreter(name):

@@ -7,37 +7,20 @@ checks the values of the JSON events. Timing tolerances are wide on purpose (2 n
 
 import collections
 import datetime
-import glob
 import os
-import re
 import subprocess
 import time
 
 import pytest
 
 from harness import (DEBIAN_PYTHON, brief, caused_stalls, check_stall_shape, fs_type,
-                     kernel_symbols, python_version, starved)
+                     kernel_symbols, pyenv_python, pyenv_root, python_version, starved)
 
 SETTLE_S = 10.0  # how long a stall event may take to arrive after the loop polls again
 
 
-def pyenv_root():
-    root = os.environ.get("PYENV_ROOT")
-    if not root:
-        try:
-            root = subprocess.run(["pyenv", "root"], capture_output=True, text=True,
-                                  timeout=10).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            root = ""
-    return root or os.path.expanduser("~/.pyenv")
 
 
-def pyenv_python(minor):
-    """The newest pyenv CPython 3.<minor>.*, or None."""
-    pattern = os.path.join(pyenv_root(), "versions", "3.%d.*" % minor, "bin", "python3.%d" % minor)
-    found = [p for p in glob.glob(pattern) if os.access(p, os.X_OK)]
-    version = lambda p: [int(x) for x in re.findall(r"\d+", p.split("/versions/")[1])[:3]]
-    return max(found, key=version) if found else None
 
 
 def interpreters():
