@@ -328,6 +328,9 @@ static int on_record(void *ctx, void *data, size_t size)
 	const struct stall_record *stall = data;
 	const struct process_record *process = data;
 
+	/* Under a flood of events the ring never runs dry: stop consuming once asked to stop. */
+	if (stopping)
+		return -EINTR;
 	if (size < sizeof(stall->type))
 		return 0;
 	if (stall->type == RECORD_STALL && size >= sizeof(*stall)) {
