@@ -279,6 +279,7 @@ struct session {
 	struct fleet fleet;
 	bool fleet_ready;
 	struct exporter *exporter;
+	long drain_budget; /* records still reported after a stop was asked */
 	struct loopstall_bpf *skel;
 	struct bpf_link **sampler_links;
 	struct bpf_link *loop_func_links[2 * MAX_TARGET_PIDS];
@@ -328,8 +329,9 @@ static int on_record(void *ctx, void *data, size_t size)
 	const struct stall_record *stall = data;
 	const struct process_record *process = data;
 
-	/* Under a flood of events the ring never runs dry: stop consuming once asked to stop. */
-	if (stopping)
+	/* Under a flood of events the ring never runs dry: once asked to stop, report what the
+	 * buffer can hold at most (events from before the stop), then stop consuming. */
+	if (stopping && session->drain_budget-- <= 0)
 		return -EINTR;
 	if (size < sizeof(stall->type))
 		return 0;
@@ -603,6 +605,8 @@ static int run(struct session *session)
 	err = privileges__drop();
 	if (err)
 		fprintf(stderr, "loopstall: cannot drop privileges after loading: %s\n", strerror(-err));
+	/* As many stall records as the ring holds: bounded work after Ctrl-C. */
+	session->drain_budget = (long)config->ring_buffer_kb * 1024 / sizeof(struct stall_record);
 	print_tracing(session);
 	err = stream(session, ring);
 	/* No scrape may reap the fleet while the summaries read it. */
