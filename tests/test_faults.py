@@ -514,6 +514,9 @@ def test_python_frames_despite_other_thread_states(lab, python):
         assert got[0] == ("subinterp_loop_sleep", path, line), (got[:3], brief(ev))
 
 
+@pytest.mark.xfail(strict=False, reason="known race, about 1 run in 3 on CI: attached while "
+                   "thousands of threads start, a stall can come before the loop thread's "
+                   "PyThreadState is mapped (see the issue notes)")
 def test_python_frames_when_attached_while_threads_start(lab):
     """5c. Attach, one 300 ms sleep, detach, four times, to a loop that starts 10 threads every
     2 ms: each time the stall has the main loop's Python frames. (On <= 3.11 a thread being
