@@ -294,10 +294,12 @@ static int poll__enter(__u32 fd)
 	__u32 pid = pid_tgid >> 32, tid = (__u32)pid_tgid;
 	struct loop_thread *thread;
 
-	if (!is_traced(pid))
-		return 0;
+	/* A thread only gets an entry once its process is traced, and loses it when it exits or
+	 * execs: known loop threads, the hot path, skip the traced_pids lookup. */
 	thread = bpf_map_lookup_elem(&loop_threads, &tid);
 	if (!thread) {
+		if (!is_traced(pid))
+			return 0;
 		thread = thread__create(tid, pid, fd);
 		if (!thread)
 			return 0;
@@ -321,10 +323,10 @@ static int poll__exit(void)
 	__u32 pid = pid_tgid >> 32, tid = (__u32)pid_tgid;
 	struct loop_thread *thread;
 
-	if (!is_traced(pid))
-		return 0;
 	thread = bpf_map_lookup_elem(&loop_threads, &tid);
 	if (!thread) {
+		if (!is_traced(pid))
+			return 0;
 		/* Attached while the thread waited in its poll: which fd it was is learnt at its
 		 * next poll entry. */
 		thread = thread__create(tid, pid, LOOP_FD_UNKNOWN);
