@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * V8 frame walker: follows the frame-pointer chain of the current thread's user stack and keeps
+ * the SharedFunctionInfo of every JavaScript frame on it. V8 always keeps a frame-pointer chain
+ * through its own frames (interpreted, baseline and optimized code, builtins); native frames in
+ * between are followed while they keep rbp as a frame pointer, and glibc code that does not
+ * touch rbp is skipped over. Names and lines are resolved in userspace (user/v8.c).
+ */
+#ifndef V8_BPF_H
+#define V8_BPF_H
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024); /* resized by userspace */
+	__type(key, __u32);        /* pid */
+	__type(value, struct v8_proc);
+} v8_procs SEC(".maps");
+
+/* Walked stacks by content hash; LRU so that old stacks make room without userspace help. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096); /* resized by userspace */
+	__type(key, __u64);
+	__type(value, struct js_stack);
+} js_stacks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct js_stack);
+} js_scratch SEC(".maps");
+
+struct fp_link {
+	__u64 caller_fp; /* [fp] */
+	__u64 ret;       /* [fp + 8] */
+};
+
+static __always_inline bool v8__is_heap_object(const struct v8_proc *proc, __u64 value)
+{
+	return (value & proc->heap_object_tag_mask) == proc->heap_object_tag;
+}
+
+/* Whether a frame's function slot holds a JSFunction: a heap object whose map says so. */
+static __always_inline bool v8__is_js_function(const struct v8_proc *proc, __u64 slot)
+{
+	__u16 type = 0;
+	__u64 map;
+
+	if (!v8__is_heap_object(proc, slot))
+		return false;
+	map = read_user_u64(slot - proc->heap_object_tag + proc->heap_object_map);
+	if (!v8__is_heap_object(proc, map) ||
+	    bpf_probe_read_user(&type, sizeof(type),
+				(void *)(map - proc->heap_object_tag + proc->map_instance_type)))
+		return false;
+	return type >= proc->js_function_first && type <= proc->js_function_last;
+}
+
+/*
+ * Walk from frame pointer fp into *stack; returns a content hash, 0 if no JS frame was seen. The
+ * depth is kept in the map value, not in a register: read back, it is a number the verifier does
+ * not know, so the states of one iteration do not multiply by every depth reached so far.
+ */
+static __always_inline __u64 v8__walk(const struct v8_proc *proc, __u64 fp,
+				      struct js_stack *stack)
+{
+	__u64 hash = 14695981039346656037ULL; /* FNV-1a offset basis */
+	struct fp_link link;
+	__u64 slot, shared;
+	__u32 i, depth;
+
+	stack->depth = 0;
+	stack->truncated = 0;
+	for (i = 0; i < MAX_FP_FRAMES; i++) {
+		if (!fp || fp & 7 || bpf_probe_read_user(&link, sizeof(link), (void *)fp))
+			break;
+		slot = read_user_u64(fp + proc->fp_function);
+		if (v8__is_js_function(proc, slot)) {
+			depth = stack->depth;
+			if (depth >= MAX_JS_DEPTH) {
+				stack->truncated = 1;
+				break;
+			}
+			shared = read_user_u64(slot - proc->heap_object_tag + proc->function_shared);
+			stack->shared[depth & (MAX_JS_DEPTH - 1)] = shared;
+			stack->depth = depth + 1;
+			hash = (hash ^ shared) * 1099511628211ULL;
+		}
+		/* The stack grows down: a caller's frame is above its callee's. Anything else is
+		 * a register used for data, or the end of the chain. */
+		if (!link.ret || link.caller_fp <= fp)
+			break;
+		fp = link.caller_fp;
+	}
+	return stack->depth ? hash | 1 : 0;
+}
+
+/*
+ * The JavaScript stack under user frame pointer fp, stored in js_stacks; its id, or 0. A global
+ * function, so that the verifier checks its loop once, on its own: inlined, each path through
+ * the walk multiplies with each path through the CPython walk of the same program, and the
+ * product exceeds the verifier's budget.
+ */
+__noinline __u64 v8__capture(__u32 pid, __u64 fp)
+{
+	struct v8_proc *proc;
+	struct js_stack *stack;
+	__u32 zero = 0;
+	__u64 id;
+
+	proc = bpf_map_lookup_elem(&v8_procs, &pid);
+	if (!proc)
+		return 0;
+	stack = bpf_map_lookup_elem(&js_scratch, &zero);
+	if (!stack)
+		return 0;
+	id = v8__walk(proc, fp, stack);
+	if (id)
+		bpf_map_update_elem(&js_stacks, &id, stack, BPF_NOEXIST);
+	return id;
+}
+
+#endif /* V8_BPF_H */
