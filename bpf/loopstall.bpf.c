@@ -451,6 +451,11 @@ static __always_inline __u32 thread__slot(struct loop_thread *thread, __s32 kern
 		if (i >= thread->nr_slots)
 			break;
 		slot = &thread->slots[i];
+		/* On-CPU samples under one JavaScript stack share a slot whatever native code
+		 * they hit (crypto, JSON, the GC): the first sample's native stacks stand for it. */
+		if (js_stack_id && kind == STACK_ON_CPU && slot->kind == kind &&
+		    slot->js_stack_id == js_stack_id && slot->py_stack_id == py_stack_id)
+			return i;
 		if (slot->kernel_stack_id == kernel_stack_id && slot->user_stack_id == user_stack_id &&
 		    slot->py_stack_id == py_stack_id && slot->js_stack_id == js_stack_id &&
 		    slot->kind == kind && slot->reason == reason && slot->syscall == syscall)
@@ -622,7 +627,7 @@ static void thread__switch_out(void *ctx, struct loop_thread *thread, struct tas
 	/* Switch-out is the only moment the thread's frames are current: a time.sleep() at the
 	 * start of a callback has used no time yet, so no sampler would see it. */
 	py_stack_id = python__capture(thread, prev->pid, true);
-	js_stack_id = v8__capture(thread->pid, REGS_FP(regs));
+	js_stack_id = v8__capture(thread->pid, REGS_FP(regs), REGS_SP(regs));
 	thread->run_state = RUN_BLOCKED;
 	slot = thread__slot(thread, kernel_stack_id, user_stack_id, py_stack_id, js_stack_id,
 			    STACK_OFF_CPU, reason, syscall);
@@ -679,8 +684,9 @@ int on_cpu_sample(struct bpf_perf_event_data *ctx)
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct loop_thread *thread;
 	__s32 kernel_stack_id = -1, user_stack_id;
-	__u64 py_stack_id, js_stack_id, fp;
+	__u64 py_stack_id, js_stack_id;
 	bool in_user = sample__in_user_mode(ctx);
+	struct pt_regs *regs;
 	__u32 slot;
 
 	thread = bpf_map_lookup_elem(&loop_threads, &tid);
@@ -693,9 +699,12 @@ int on_cpu_sample(struct bpf_perf_event_data *ctx)
 	user_stack_id = stack__capture(ctx, BPF_F_USER_STACK);
 	py_stack_id = python__capture(thread, tid, false);
 	/* In the kernel (a syscall, a page fault) the user frames are the ones saved on entry. */
-	fp = in_user ? sample__fp(ctx) : REGS_FP((struct pt_regs *)bpf_task_pt_regs(
-						 bpf_get_current_task_btf()));
-	js_stack_id = v8__capture(thread->pid, fp);
+	if (in_user) {
+		js_stack_id = v8__capture(thread->pid, sample__fp(ctx), sample__sp(ctx));
+	} else {
+		regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+		js_stack_id = v8__capture(thread->pid, REGS_FP(regs), REGS_SP(regs));
+	}
 	/* Under a Python stack the interpreter's own C frames change at every sample (and unwind
 	 * to noise without frame pointers): keying by them would spread one hot line over all
 	 * the slots. */

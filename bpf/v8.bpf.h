@@ -96,13 +96,48 @@ static __always_inline __u64 v8__walk(const struct v8_proc *proc, __u64 fp,
 	return stack->depth ? hash | 1 : 0;
 }
 
+/* How far above the stack pointer a frame pointer may point: one thread's stack. */
+#define MAX_FRAME_SPAN (8U << 20)
+
+static __always_inline bool fp__plausible(__u64 fp, __u64 below)
+{
+	return fp > below && fp - below < MAX_FRAME_SPAN && !(fp & 7);
+}
+
 /*
- * The JavaScript stack under user frame pointer fp, stored in js_stacks; its id, or 0. A global
- * function, so that the verifier checks its loop once, on its own: inlined, each path through
- * the walk multiplies with each path through the CPython walk of the same program, and the
- * product exceeds the verifier's budget.
+ * Where the frame-pointer chain continues when rbp is not part of it: glibc is built without
+ * frame pointers, and its syscall wrappers (epoll_pwait, futex waits, read) use rbp for data.
+ * They save the caller's rbp on entry, next to the return address into the caller, so the
+ * chain's head is the word above the stack pointer that points up the stack and is followed
+ * by a return address into V8's module (libuv and V8 are). A spilled pointer argument is
+ * followed by another argument, not by a code address; libc frames calling each other return
+ * into libc. The words are read into the scratch stack, which the walk overwrites afterwards.
  */
-__noinline __u64 v8__capture(__u32 pid, __u64 fp)
+static __always_inline __u64 fp__from_sp(const struct v8_proc *proc, __u64 sp,
+					 struct js_stack *scratch)
+{
+	__u64 word, next;
+	__u32 i;
+
+	if (bpf_probe_read_user(scratch->shared, SP_SCAN_WORDS * sizeof(__u64), (void *)sp))
+		return 0;
+	for (i = 0; i + 1 < SP_SCAN_WORDS; i++) {
+		word = scratch->shared[i & (MAX_JS_DEPTH - 1)];
+		next = scratch->shared[(i + 1) & (MAX_JS_DEPTH - 1)];
+		if (fp__plausible(word, sp + i * 8) && next >= proc->code_start &&
+		    next < proc->code_end)
+			return word;
+	}
+	return 0;
+}
+
+/*
+ * The JavaScript stack under the user registers' frame and stack pointers, stored in js_stacks;
+ * its id, or 0. A global function, so that the verifier checks its loop once, on its own:
+ * inlined, each path through the walk multiplies with each path through the CPython walk of
+ * the same program, and the product exceeds the verifier's budget.
+ */
+__noinline __u64 v8__capture(__u32 pid, __u64 fp, __u64 sp)
 {
 	struct v8_proc *proc;
 	struct js_stack *stack;
@@ -115,7 +150,11 @@ __noinline __u64 v8__capture(__u32 pid, __u64 fp)
 	stack = bpf_map_lookup_elem(&js_scratch, &zero);
 	if (!stack)
 		return 0;
-	id = v8__walk(proc, fp, stack);
+	id = fp__plausible(fp, sp - 8) ? v8__walk(proc, fp, stack) : 0;
+	if (!id) {
+		fp = fp__from_sp(proc, sp, stack);
+		id = fp ? v8__walk(proc, fp, stack) : 0;
+	}
 	if (id)
 		bpf_map_update_elem(&js_stacks, &id, stack, BPF_NOEXIST);
 	return id;

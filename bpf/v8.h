@@ -13,6 +13,8 @@
 #define MAX_JS_DEPTH 64
 /* Frames (native and JavaScript) followed along the frame-pointer chain per walk. */
 #define MAX_FP_FRAMES 128
+/* Words above the stack pointer searched for a saved frame pointer (at most MAX_JS_DEPTH). */
+#define SP_SCAN_WORDS 64
 
 /*
  * Per traced V8 process, keyed by pid. A frame is a JavaScript frame when the slot at
@@ -29,6 +31,10 @@ struct v8_proc {
 	__u8 heap_object_tag;
 	__u8 heap_object_tag_mask;
 	__u16 pad;
+	/* The executable code of the module V8 is in: return addresses into it mark the frames
+	 * that called into libc (see fp__from_sp()). */
+	__u64 code_start;
+	__u64 code_end;
 };
 
 /* The SharedFunctionInfo of each JavaScript frame: a JSFunction is a per-closure object that
