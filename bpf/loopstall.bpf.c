@@ -627,7 +627,8 @@ static void thread__switch_out(void *ctx, struct loop_thread *thread, struct tas
 	/* Switch-out is the only moment the thread's frames are current: a time.sleep() at the
 	 * start of a callback has used no time yet, so no sampler would see it. */
 	py_stack_id = python__capture(thread, prev->pid, true);
-	js_stack_id = v8__capture(thread->pid, REGS_FP(regs), REGS_SP(regs));
+	js_stack_id = v8__switch_walk_allowed(thread->pid, prev->pid, thread->busy_start_ns) ?
+		      v8__capture(thread->pid, REGS_FP(regs), REGS_SP(regs)) : 0;
 	thread->run_state = RUN_BLOCKED;
 	slot = thread__slot(thread, kernel_stack_id, user_stack_id, py_stack_id, js_stack_id,
 			    STACK_OFF_CPU, reason, syscall);

@@ -31,6 +31,25 @@ struct {
 	__type(value, struct js_stack);
 } js_scratch SEC(".maps");
 
+/* Walks at switch-out per iteration and thread: a loop that blocks often must not pay a walk per
+ * switch (as max_py_walks_per_iteration for Python). The sampler has its own rate. */
+const volatile __u32 max_js_walks_per_iteration = 16;
+
+struct js_budget {
+	__u64 busy_start_ns; /* the iteration the count is for */
+	__u32 walks;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384); /* resized by userspace */
+	__type(key, __u32);         /* tid */
+	__type(value, struct js_budget);
+} js_budgets SEC(".maps");
+
+__u64 js_walks_skipped = 0;
+
 struct fp_link {
 	__u64 caller_fp; /* [fp] */
 	__u64 ret;       /* [fp + 8] */
@@ -158,6 +177,27 @@ __noinline __u64 v8__capture(__u32 pid, __u64 fp, __u64 sp)
 	if (id)
 		bpf_map_update_elem(&js_stacks, &id, stack, BPF_NOEXIST);
 	return id;
+}
+
+/* Whether a switch-out of this thread of a V8 process may walk its frames in this iteration;
+ * threads of other processes are not V8's (one lookup, no budget entry). */
+static __always_inline bool v8__switch_walk_allowed(__u32 pid, __u32 tid, __u64 busy_start_ns)
+{
+	struct js_budget *budget, fresh = { .busy_start_ns = busy_start_ns, .walks = 1 };
+
+	if (!bpf_map_lookup_elem(&v8_procs, &pid))
+		return false;
+	budget = bpf_map_lookup_elem(&js_budgets, &tid);
+	if (!budget || budget->busy_start_ns != busy_start_ns) {
+		bpf_map_update_elem(&js_budgets, &tid, &fresh, BPF_ANY);
+		return true;
+	}
+	if (budget->walks >= max_js_walks_per_iteration) {
+		__sync_fetch_and_add(&js_walks_skipped, 1);
+		return false;
+	}
+	budget->walks++;
+	return true;
 }
 
 #endif /* V8_BPF_H */

@@ -213,6 +213,7 @@ static void configure(struct loopstall_bpf *skel, const struct config *config)
 	bpf_map__set_max_entries(skel->maps.py_stacks, MAX_PY_STACKS);
 	bpf_map__set_max_entries(skel->maps.v8_procs, MAX_TRACED_PROCESSES);
 	bpf_map__set_max_entries(skel->maps.js_stacks, MAX_PY_STACKS);
+	bpf_map__set_max_entries(skel->maps.js_budgets, MAX_LOOP_THREADS);
 	bpf_map__set_max_entries(skel->maps.stacks, MAX_STACKS);
 	bpf_map__set_max_entries(skel->maps.events, config->ring_buffer_kb * 1024);
 }
