@@ -39,10 +39,11 @@ static const struct v8dbg_field fields[] = {
 	FIELD("class_SharedFunctionInfo__name_or_scope_info__Object", shared_name_or_scope_info),
 	FIELD("class_SharedFunctionInfo__script_or_debug_info__HeapObject", shared_script),
 	FIELD("type_ScopeInfo__SCOPE_INFO_TYPE", type_scope_info),
-	FIELD("type_UncompiledDataWithoutPreparseData__UNCOMPILED_DATA_WITHOUT_PREPARSE_DATA_TYPE",
+	/* The four UncompiledData types are consecutive: the outer two bound them. */
+	FIELD("type_UncompiledDataWithPreparseData__UNCOMPILED_DATA_WITH_PREPARSE_DATA_TYPE",
 	      type_uncompiled_first),
-	FIELD("type_UncompiledDataWithPreparseDataAndJob__"
-	      "UNCOMPILED_DATA_WITH_PREPARSE_DATA_AND_JOB_TYPE", type_uncompiled_last),
+	FIELD("type_UncompiledDataWithoutPreparseDataWithJob__"
+	      "UNCOMPILED_DATA_WITHOUT_PREPARSE_DATA_WITH_JOB_TYPE", type_uncompiled_last),
 	FIELD("class_UncompiledData__start_position__int32_t", uncompiled_start_position),
 	FIELD("type_Script__SCRIPT_TYPE", type_script),
 	FIELD("class_Script__name__Object", script_name),
@@ -138,6 +139,10 @@ static int meta__check(struct v8_meta *meta, char *why, size_t size)
 	meta->layout = v8_layout__find(meta->major, meta->minor);
 	if (!meta->layout) {
 		snprintf(why, size, "V8 %d.%d is not supported (11.3 is)", meta->major, meta->minor);
+		return -ENOTSUP;
+	}
+	if (meta->type_uncompiled_last - meta->type_uncompiled_first != 3) {
+		snprintf(why, size, "its V8 metadata has unexpected UncompiledData types");
 		return -ENOTSUP;
 	}
 	/* Compressed pointers are 32-bit offsets from a cage base the walker does not know. */
