@@ -18,6 +18,31 @@
 /* The thread pointer: glibc's struct pthread, i.e. pthread_self(). */
 #define TASK_TLS_BASE(task) BPF_CORE_READ(task, thread.fsbase)
 
+/* The frame and stack pointers of saved user registers (bpf_task_pt_regs). */
+#define REGS_FP(regs) BPF_CORE_READ(regs, bp)
+#define REGS_SP(regs) BPF_CORE_READ(regs, sp)
+
+/*
+ * Whether a perf_event sample hit user mode: the privilege level in the saved cs. Read as the
+ * whole 8-byte slot: a perf_event program may only load its context a long at a time, and
+ * kernels before FRED (6.9) declare cs an unsigned long, later ones a u16 in a union.
+ */
+static __always_inline bool sample__in_user_mode(struct bpf_perf_event_data *ctx)
+{
+	return (*(__u64 *)&ctx->regs.cs & 3) == 3;
+}
+
+/* The frame and stack pointers of a perf_event sample's registers (user mode only). */
+static __always_inline __u64 sample__fp(struct bpf_perf_event_data *ctx)
+{
+	return ctx->regs.bp;
+}
+
+static __always_inline __u64 sample__sp(struct bpf_perf_event_data *ctx)
+{
+	return ctx->regs.sp;
+}
+
 /*
  * The syscall a task is blocked in, -1 if it is not in one. orig_ax alone cannot tell: exceptions
  * store their error code there (a page fault's is >= 0). But syscall entry pre-loads ax with

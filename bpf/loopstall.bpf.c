@@ -86,6 +86,7 @@ __u64 thread_table_full = 0;
 __u64 process_table_full = 0;
 
 #include "python.bpf.h"
+#include "v8.bpf.h"
 
 static void process__announce(__u32 pid, __u32 parent_pid)
 {
@@ -442,8 +443,8 @@ int BPF_KRETPROBE(loop_func_exit)
 /* Find the slot for this stack in the iteration, or start one; NO_SLOT when all are taken. */
 static __always_inline __u32 thread__slot(struct loop_thread *thread, __s32 kernel_stack_id,
 					  __s32 user_stack_id,
-					  __u64 py_stack_id, __u32 kind, __u32 reason,
-					  __s32 syscall)
+					  __u64 py_stack_id, __u64 js_stack_id, __u32 kind,
+					  __u32 reason, __s32 syscall)
 {
 	struct stack_slot *slot;
 	__u32 i, same_kind = 0;
@@ -452,9 +453,14 @@ static __always_inline __u32 thread__slot(struct loop_thread *thread, __s32 kern
 		if (i >= thread->nr_slots)
 			break;
 		slot = &thread->slots[i];
+		/* On-CPU samples under one JavaScript stack share a slot whatever native code
+		 * they hit (crypto, JSON, the GC): the first sample's native stacks stand for it. */
+		if (js_stack_id && kind == STACK_ON_CPU && slot->kind == kind &&
+		    slot->js_stack_id == js_stack_id && slot->py_stack_id == py_stack_id)
+			return i;
 		if (slot->kernel_stack_id == kernel_stack_id && slot->user_stack_id == user_stack_id &&
-		    slot->py_stack_id == py_stack_id && slot->kind == kind && slot->reason == reason &&
-		    slot->syscall == syscall)
+		    slot->py_stack_id == py_stack_id && slot->js_stack_id == js_stack_id &&
+		    slot->kind == kind && slot->reason == reason && slot->syscall == syscall)
 			return i;
 		same_kind += slot->kind == kind;
 	}
@@ -466,6 +472,7 @@ static __always_inline __u32 thread__slot(struct loop_thread *thread, __s32 kern
 	slot->kernel_stack_id = kernel_stack_id;
 	slot->user_stack_id = user_stack_id;
 	slot->py_stack_id = py_stack_id;
+	slot->js_stack_id = js_stack_id;
 	slot->waker_tid = 0;
 	slot->gil_holder = 0;
 	slot->kind = kind;
@@ -602,7 +609,7 @@ static void thread__switch_out(void *ctx, struct loop_thread *thread, struct tas
 	struct pt_regs *regs;
 	unsigned int state;
 	__s32 syscall, kernel_stack_id, user_stack_id;
-	__u64 py_stack_id;
+	__u64 py_stack_id, js_stack_id;
 	__u32 reason, slot;
 
 	thread__account(thread, now);
@@ -622,9 +629,11 @@ static void thread__switch_out(void *ctx, struct loop_thread *thread, struct tas
 	/* Switch-out is the only moment the thread's frames are current: a time.sleep() at the
 	 * start of a callback has used no time yet, so no sampler would see it. */
 	py_stack_id = python__capture(thread, prev->pid, true);
+	js_stack_id = v8__switch_walk_allowed(thread->pid, prev->pid, thread->busy_start_ns) ?
+		      v8__capture(thread->pid, REGS_FP(regs), REGS_SP(regs)) : 0;
 	thread->run_state = RUN_BLOCKED;
-	slot = thread__slot(thread, kernel_stack_id, user_stack_id, py_stack_id, STACK_OFF_CPU,
-			    reason, syscall);
+	slot = thread__slot(thread, kernel_stack_id, user_stack_id, py_stack_id, js_stack_id,
+			    STACK_OFF_CPU, reason, syscall);
 	thread->current_slot = slot;
 	if (reason == REASON_GIL && slot < MAX_STACK_SLOTS)
 		thread->slots[slot].gil_holder = python__gil_holder(thread->pid);
@@ -677,25 +686,35 @@ int on_cpu_sample(struct bpf_perf_event_data *ctx)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct loop_thread *thread;
-	__s32 kernel_stack_id, user_stack_id;
+	__s32 kernel_stack_id = -1, user_stack_id;
+	__u64 py_stack_id, js_stack_id;
+	bool in_user = sample__in_user_mode(ctx);
+	struct pt_regs *regs;
 	__u32 slot;
-
-	__u64 py_stack_id;
 
 	thread = bpf_map_lookup_elem(&loop_threads, &tid);
 	if (!thread || !thread->busy_start_ns ||
 	    bpf_ktime_get_ns() - thread->busy_start_ns < sample_after_ns)
 		return 0;
-	kernel_stack_id = stack__capture(ctx, 0);
+	/* A sample in user mode has no kernel stack: asking for one only fails. */
+	if (!in_user)
+		kernel_stack_id = stack__capture(ctx, 0);
 	user_stack_id = stack__capture(ctx, BPF_F_USER_STACK);
 	py_stack_id = python__capture(thread, tid, false);
+	/* In the kernel (a syscall, a page fault) the user frames are the ones saved on entry. */
+	if (in_user) {
+		js_stack_id = v8__capture(thread->pid, sample__fp(ctx), sample__sp(ctx));
+	} else {
+		regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+		js_stack_id = v8__capture(thread->pid, REGS_FP(regs), REGS_SP(regs));
+	}
 	/* Under a Python stack the interpreter's own C frames change at every sample (and unwind
 	 * to noise without frame pointers): keying by them would spread one hot line over all
 	 * the slots. */
 	if (py_stack_id)
 		user_stack_id = -1;
-	slot = thread__slot(thread, kernel_stack_id, user_stack_id, py_stack_id, STACK_ON_CPU,
-			    REASON_NONE, -1);
+	slot = thread__slot(thread, kernel_stack_id, user_stack_id, py_stack_id, js_stack_id,
+			    STACK_ON_CPU, REASON_NONE, -1);
 	if (slot >= MAX_STACK_SLOTS) {
 		thread->untracked_stack_ns += sample_period_ns;
 		return 0;

@@ -8,6 +8,7 @@
 #include <linux/types.h>
 #endif
 #include "python.h"
+#include "v8.h"
 
 #define TASK_COMM_LEN 16
 
@@ -84,6 +85,7 @@ struct stack_slot {
 	__u32 pad;
 	__u64 gil_holder; /* reason GIL: the holder's PyThreadState, 0 when unknown */
 	__u64 py_stack_id; /* key in py_stacks, 0 when no Python frames were walked */
+	__u64 js_stack_id; /* key in js_stacks, 0 when no JavaScript frames were walked */
 };
 
 /*

@@ -23,6 +23,7 @@
 #include "privileges.h"
 #include "progress.h"
 #include "python.h"
+#include "v8.h"
 #include "stall.h"
 #include "symbolize.h"
 #include "targets.h"
@@ -210,6 +211,9 @@ static void configure(struct loopstall_bpf *skel, const struct config *config)
 	bpf_map__set_max_entries(skel->maps.python_procs, MAX_TRACED_PROCESSES);
 	bpf_map__set_max_entries(skel->maps.python_threads, MAX_LOOP_THREADS);
 	bpf_map__set_max_entries(skel->maps.py_stacks, MAX_PY_STACKS);
+	bpf_map__set_max_entries(skel->maps.v8_procs, MAX_TRACED_PROCESSES);
+	bpf_map__set_max_entries(skel->maps.js_stacks, MAX_PY_STACKS);
+	bpf_map__set_max_entries(skel->maps.js_budgets, MAX_LOOP_THREADS);
 	bpf_map__set_max_entries(skel->maps.stacks, MAX_STACKS);
 	bpf_map__set_max_entries(skel->maps.events, config->ring_buffer_kb * 1024);
 }
@@ -311,11 +315,19 @@ static void process__on_exit(struct session *session, pid_t pid)
 	fleet__exited(&session->fleet, pid);
 	summary__print(session, &info);
 	python__forget(session->resolver.python, pid);
+	v8__forget(session->resolver.v8, pid);
 	syms__forget_pid(session->resolver.syms, pid);
 	jsmap__forget_pid(session->resolver.jsmap, pid);
 	/* With an exporter, the final counts stay until the next scrape has read them. */
 	if (!session->fleet.keep_exited)
 		fleet__reap(&session->fleet);
+}
+
+/* Let the BPF frame walkers at the interpreters a process runs. */
+static void runtimes__attach(struct session *session, pid_t pid)
+{
+	python__attach(session->resolver.python, pid);
+	v8__attach(session->resolver.v8, pid);
 }
 
 static void fleet__reap_cb(void *fleet)
@@ -346,12 +358,13 @@ static int on_record(void *ctx, void *data, size_t size)
 		 * that its first stall has Python frames. */
 		if (fleet__decide(&session->fleet, process->pid, process->parent_pid, process->comm) &&
 		    !process->parent_pid)
-			python__attach(session->resolver.python, process->pid);
+			runtimes__attach(session, process->pid);
 	} else if (process->type == RECORD_PROCESS_EXIT && size >= sizeof(*process)) {
 		process__on_exit(session, process->pid);
 	} else if (process->type == RECORD_PROCESS_EXEC && size >= sizeof(*process)) {
 		/* A new program: new interpreter, new mappings, new name. */
 		python__forget(session->resolver.python, process->pid);
+		v8__forget(session->resolver.v8, process->pid);
 		syms__forget_pid(session->resolver.syms, process->pid);
 		jsmap__forget_pid(session->resolver.jsmap, process->pid);
 		fleet__rename(&session->fleet, process->pid, process->comm);
@@ -564,11 +577,16 @@ static int run(struct session *session)
 			.stacks_fd = bpf_map__fd(session->skel->maps.py_stacks),
 			.loop_threads_fd = bpf_map__fd(session->skel->maps.loop_threads),
 		});
+	if (session->resolver.syms)
+		session->resolver.v8 = v8__new(session->resolver.syms, &(struct v8_maps){
+			.procs_fd = bpf_map__fd(session->skel->maps.v8_procs),
+			.stacks_fd = bpf_map__fd(session->skel->maps.js_stacks),
+		});
 	session->progress.interval_ns = (__u64)(config->threshold_ms * NS_PER_MS);
 	if (session->progress.interval_ns < PROGRESS_MIN_INTERVAL_MS * NS_PER_MS)
 		session->progress.interval_ns = PROGRESS_MIN_INTERVAL_MS * NS_PER_MS;
 	ring = ring_buffer__new(bpf_map__fd(session->skel->maps.events), on_record, session, NULL);
-	if (!session->resolver.syms || !session->resolver.python || !ring) {
+	if (!session->resolver.syms || !session->resolver.python || !session->resolver.v8 || !ring) {
 		err = -ENOMEM;
 		fprintf(stderr, "loopstall: out of memory\n");
 		goto cleanup;
@@ -583,7 +601,7 @@ static int run(struct session *session)
 		/* A launched command is recognized once it has exec'd and polls; a running
 		 * process now, so its first stall already has Python frames. */
 		for (i = 0; i < session->targets.nr; i++)
-			python__attach(session->resolver.python, session->targets.list[i].pid);
+			runtimes__attach(session, session->targets.list[i].pid);
 	}
 	if (config->prometheus) {
 		session->exporter = export__start(config->prometheus, &(struct export_source){
@@ -625,6 +643,7 @@ cleanup:
 		bpf_link__destroy(session->loop_func_links[i]);
 	loopstall_bpf__destroy(session->skel);
 	python__free(session->resolver.python);
+	v8__free(session->resolver.v8);
 	jsmap__free(session->resolver.jsmap);
 	if (session->fleet_ready)
 		fleet__free(&session->fleet);

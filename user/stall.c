@@ -107,6 +107,28 @@ static void stack__resolve_user(const struct stall_resolver *resolver, __u32 pid
 	stack->nr_user = depth;
 }
 
+/*
+ * A process whose V8 frames are walked gets all its "js" frames from the walk: interpreted
+ * functions included, and one source for every stack. The perf map, if any, still names the
+ * JIT code among the native frames.
+ */
+static void stack__resolve_js(const struct stall_resolver *resolver, __u32 pid, __u64 id,
+			      struct stack_report *stack)
+{
+	struct v8_frame frames[MAX_JS_DEPTH];
+	int i, nr;
+
+	if (!v8__active(resolver->v8, pid))
+		return;
+	nr = v8__resolve(resolver->v8, pid, id, frames, MAX_JS_DEPTH);
+	for (i = 0; i < nr; i++)
+		stack->js[i] = (struct js_frame){
+			.function = frames[i].function, .file = frames[i].file,
+			.line = frames[i].line, .column = frames[i].column,
+		};
+	stack->nr_js = nr;
+}
+
 static int stack__cmp_heaviest(const void *a, const void *b)
 {
 	const struct stack_report *left = a, *right = b;
@@ -205,6 +227,7 @@ static void stacks__resolve(const struct stall_resolver *resolver, __u32 pid,
 	__u32 i;
 
 	report->nr_stacks = 0;
+	v8__trim(resolver->v8, pid);
 	for (i = 0; i < nr_slots && i < MAX_STACK_SLOTS; i++) {
 		struct stack_report *stack = &report->stacks[report->nr_stacks];
 
@@ -228,6 +251,7 @@ static void stacks__resolve(const struct stall_resolver *resolver, __u32 pid,
 						    &stack->python);
 		stack__resolve_kernel(resolver, slots[i].kernel_stack_id, stack);
 		stack__resolve_user(resolver, pid, slots[i].user_stack_id, stack, &js_refreshed);
+		stack__resolve_js(resolver, pid, slots[i].js_stack_id, stack);
 		report->nr_stacks++;
 	}
 	stacks__merge_on_cpu(report);

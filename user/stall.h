@@ -8,6 +8,7 @@
 #include "loopstall.h"
 #include "python.h"
 #include "symbolize.h"
+#include "v8.h"
 
 struct kernel_frame {
 	__u64 address;
@@ -23,11 +24,12 @@ struct user_frame {
 	bool resolved; /* module known */
 };
 
-/* A JavaScript function of a JIT frame, named by V8's perf map (node --perf-basic-prof). */
+/* A JavaScript function: from the BPF walk of V8's frames (user/v8.c) when the process's V8 is
+ * supported, else from the JIT frames V8's perf map names (node --perf-basic-prof). */
 struct js_frame {
 	const char *function;
 	const char *file; /* NULL for eval'd code */
-	int line, column; /* where the function starts (a perf map has no per-address lines); -1 */
+	int line, column; /* where the function starts (its parameter list), not the current line; -1 */
 };
 
 struct stack_report {
@@ -69,6 +71,7 @@ struct stall_report {
 struct stall_resolver {
 	struct syms *syms;
 	struct python *python;
+	struct v8 *v8;
 	int stacks_map_fd;
 	/* Perf maps of JIT runtimes, created at the first frame no ELF file names (NULL until
 	 * then); the owner frees it with jsmap__free and forgets pids with jsmap__forget_pid. */

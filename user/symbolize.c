@@ -516,6 +516,76 @@ int syms__find_symbol(struct syms *syms, pid_t pid, const char *name, __u64 *add
 	return 0;
 }
 
+#define MAX_EXTRA_SYMBOLS 8
+
+struct symbol_walk {
+	const char *prefix;
+	const char *const *extra;
+	syms_symbol_fn fn;
+	void *ctx;
+	bool found;
+};
+
+/* Index of name among the walk's extra names, -1 if it is not one. */
+static int symbol__extra(const struct symbol_walk *walk, const char *name)
+{
+	int i;
+
+	for (i = 0; walk->extra && walk->extra[i] && i < MAX_EXTRA_SYMBOLS; i++)
+		if (!strcmp(name, walk->extra[i]))
+			return i;
+	return -1;
+}
+
+static int module__each_symbol(Dwfl_Module *mod, void **userdata, const char *module_name,
+			       Dwarf_Addr base, void *arg)
+{
+	struct symbol_walk *walk = arg;
+	__u64 extra_addr[MAX_EXTRA_SYMBOLS] = {};
+	bool stop = false;
+	GElf_Addr addr;
+	GElf_Sym sym;
+	const char *name;
+	int i, extra, nr = dwfl_module_getsymtab(mod);
+
+	for (i = 1; i < nr && !stop; i++) {
+		name = dwfl_module_getsym_info(mod, i, &sym, &addr, NULL, NULL, NULL);
+		if (!name || sym.st_shndx == SHN_UNDEF)
+			continue;
+		/* Extra names only count in the module that has the prefixed ones: kept for
+		 * after the scan. */
+		extra = symbol__extra(walk, name);
+		if (extra >= 0)
+			extra_addr[extra] = addr;
+		if (extra < 0 && !strncmp(name, walk->prefix, strlen(walk->prefix))) {
+			walk->found = true;
+			stop = walk->fn(walk->ctx, name, addr) != 0;
+		}
+	}
+	if (!walk->found)
+		return DWARF_CB_OK;
+	for (i = 0; !stop && walk->extra && walk->extra[i] && i < MAX_EXTRA_SYMBOLS; i++)
+		if (extra_addr[i])
+			stop = walk->fn(walk->ctx, walk->extra[i], extra_addr[i]) != 0;
+	return DWARF_CB_ABORT;
+}
+
+int syms__each_symbol(struct syms *syms, pid_t pid, const char *prefix,
+		      const char *const *extra, syms_symbol_fn fn, void *ctx)
+{
+	struct symbol_walk walk = { .prefix = prefix, .extra = extra, .fn = fn, .ctx = ctx };
+	struct pid_syms *ps;
+	int err = 0;
+
+	ps = syms__pid(syms, pid, &err);
+	if (!ps)
+		return err;
+	if (!ps->dwfl)
+		return -ENOENT;
+	dwfl_getmodules(ps->dwfl, module__each_symbol, &walk, 0);
+	return walk.found ? 0 : -ENOENT;
+}
+
 int syms__user(struct syms *syms, pid_t pid, __u64 addr, struct user_sym *out)
 {
 	const char *module, *symbol;

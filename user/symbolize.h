@@ -40,6 +40,14 @@ int syms__user(struct syms *syms, pid_t pid, __u64 addr, struct user_sym *out);
  * valid like user_sym's strings, if module is not NULL). -ENOENT if no module defines it. */
 int syms__find_symbol(struct syms *syms, pid_t pid, const char *name, __u64 *addr,
 		      const char **module);
+/* Called for each defined symbol whose name starts with the prefix given to syms__each_symbol,
+ * with its address in the process; a non-zero return stops the iteration. */
+typedef int (*syms_symbol_fn)(void *ctx, const char *name, __u64 addr);
+/* Every defined symbol of the first module of process pid that has a symbol starting with
+ * prefix (a runtime's metadata lives in one module), then each of `extra` names (NULL-ended)
+ * looked up in that same module. 0, or -ENOENT if no module has such a symbol. */
+int syms__each_symbol(struct syms *syms, pid_t pid, const char *prefix,
+		      const char *const *extra, syms_symbol_fn fn, void *ctx);
 /* Drop what is cached for pid (process exited or exec'd). After an exec the cached modules are
  * those of the old program: the caller must call this, nothing here notices. */
 void syms__forget_pid(struct syms *syms, pid_t pid);

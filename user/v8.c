@@ -1,0 +1,389 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * V8 (node) support: recognize a V8 process from its post-mortem metadata, tell the BPF walker
+ * how to recognize JavaScript frames, and turn walked SharedFunctionInfo pointers into
+ * function, script and line. Everything read here comes from the target's memory: every read
+ * is bounded and checked (user/v8heap.c), and what cannot be read is left out.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <search.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <bpf/bpf.h>
+#include "loopstall.h"
+#include "v8.h"
+#include "v8heap.h"
+#include "v8meta.h"
+
+/* Cached per process before v8__trim starts over: a service that keeps generating functions
+ * (eval, vm) must not grow us without bound. */
+#define MAX_FUNCTIONS 65536
+#define MAX_STRING_BYTES (16U << 20)
+
+enum v8_kind {
+	V8_NOT = 0, /* no V8 metadata in this process */
+	V8_SUPPORTED,
+	V8_UNSUPPORTED,
+};
+
+struct function_entry {
+	__u64 addr; /* tagged SharedFunctionInfo */
+	struct v8_shared shared;
+	struct v8_frame frame; /* strings interned in the process */
+};
+
+struct script_entry {
+	__u64 addr;
+	struct v8_script script;
+	const char *file; /* interned */
+};
+
+struct v8_process {
+	pid_t pid;
+	enum v8_kind kind;
+	struct v8_meta meta;
+	void *functions; /* tsearch tree of struct function_entry by address */
+	void *scripts;   /* tsearch tree of struct script_entry by address */
+	void *strings;   /* tsearch tree of interned strings */
+	size_t nr_functions, string_bytes;
+};
+
+struct v8 {
+	struct syms *syms;
+	struct v8_maps maps;
+	void *processes; /* tsearch tree of struct v8_process by pid */
+};
+
+static int pid__cmp(const void *a, const void *b)
+{
+	pid_t left = *(const pid_t *)a, right = *(const pid_t *)b;
+
+	return left < right ? -1 : left > right;
+}
+
+static int u64__cmp(const void *a, const void *b)
+{
+	__u64 left = *(const __u64 *)a, right = *(const __u64 *)b;
+
+	return left < right ? -1 : left > right;
+}
+
+static int str__cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+static int remote__read(void *ctx, __u64 addr, void *buf, size_t len)
+{
+	pid_t pid = *(const pid_t *)ctx;
+	struct iovec local = { .iov_base = buf, .iov_len = len };
+	struct iovec remote = { .iov_base = (void *)(uintptr_t)addr, .iov_len = len };
+
+	if (!addr)
+		return -EFAULT;
+	return process_vm_readv(pid, &local, 1, &remote, 1, 0) == (ssize_t)len ? 0 : -EFAULT;
+}
+
+static void function__free(void *ptr)
+{
+	struct function_entry *entry = ptr;
+
+	v8heap__free_shared(&entry->shared);
+	free(entry);
+}
+
+static void script__free(void *ptr)
+{
+	struct script_entry *entry = ptr;
+
+	v8heap__free_script(&entry->script);
+	free(entry);
+}
+
+static void process__clear(struct v8_process *proc)
+{
+	tdestroy(proc->functions, function__free);
+	tdestroy(proc->scripts, script__free);
+	tdestroy(proc->strings, free);
+	proc->functions = proc->scripts = proc->strings = NULL;
+	proc->nr_functions = proc->string_bytes = 0;
+}
+
+static void process__free(void *ptr)
+{
+	struct v8_process *proc = ptr;
+
+	process__clear(proc);
+	free(proc);
+}
+
+static struct v8_process *process__find(struct v8 *v8, pid_t pid)
+{
+	struct v8_process key = { .pid = pid }, **node;
+
+	node = v8 ? tfind(&key, &v8->processes, pid__cmp) : NULL;
+	return node ? *node : NULL;
+}
+
+/* One copy per distinct string: frames point at it until the process's caches are cleared. */
+static const char *process__intern(struct v8_process *proc, const char *text)
+{
+	char *copy, **node;
+
+	if (!text)
+		return NULL;
+	node = tfind(text, &proc->strings, str__cmp);
+	if (node)
+		return *node;
+	copy = strdup(text);
+	if (!copy)
+		return NULL;
+	node = tsearch(copy, &proc->strings, str__cmp);
+	if (!node || *node != copy) {
+		free(copy);
+		return node ? *node : NULL;
+	}
+	proc->string_bytes += strlen(copy) + 1;
+	return copy;
+}
+
+struct v8 *v8__new(struct syms *syms, const struct v8_maps *maps)
+{
+	struct v8 *v8 = calloc(1, sizeof(*v8));
+
+	if (!v8)
+		return NULL;
+	v8->syms = syms;
+	v8->maps = *maps;
+	return v8;
+}
+
+void v8__free(struct v8 *v8)
+{
+	if (!v8)
+		return;
+	tdestroy(v8->processes, process__free);
+	free(v8);
+}
+
+/* The executable mappings of the file mapped at addr: V8's and libuv's code. */
+static int code__range(pid_t pid, __u64 addr, __u64 *code_start, __u64 *code_end)
+{
+	unsigned long long start, end, inode, file_inode = 0;
+	unsigned int major, minor, file_major = 0, file_minor = 0;
+	char path[64], line[512], perms[8];
+	int pass;
+	FILE *maps;
+
+	*code_start = *code_end = 0;
+	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+	maps = fopen(path, "re");
+	if (!maps)
+		return -errno;
+	/* First the file that holds addr, then its executable ranges. */
+	for (pass = 0; pass < 2; pass++) {
+		rewind(maps);
+		while (fgets(line, sizeof(line), maps)) {
+			if (sscanf(line, "%llx-%llx %7s %*x %x:%x %llu", &start, &end, perms, &major,
+				   &minor, &inode) != 6 || !inode)
+				continue;
+			if (!pass && addr >= start && addr < end) {
+				file_major = major, file_minor = minor, file_inode = inode;
+				break;
+			}
+			if (pass && perms[2] == 'x' && inode == file_inode && major == file_major &&
+			    minor == file_minor) {
+				if (!*code_start || start < *code_start)
+					*code_start = start;
+				if (end > *code_end)
+					*code_end = end;
+			}
+		}
+		if (!file_inode)
+			break;
+	}
+	fclose(maps);
+	return *code_end ? 0 : -ENOENT;
+}
+
+static int v8__publish(struct v8 *v8, const struct v8_process *proc)
+{
+	const struct v8_meta *meta = &proc->meta;
+	struct v8_proc value = {
+		.fp_function = (__s16)meta->fp_function,
+		.map_instance_type = (__u16)meta->map_instance_type,
+		.js_function_first = (__u16)meta->type_js_function,
+		.js_function_last = (__u16)(meta->type_js_function + meta->layout->js_function_types - 1),
+		.heap_object_map = (__u16)meta->heap_object_map,
+		.function_shared = (__u16)meta->function_shared,
+		.heap_object_tag = (__u8)meta->heap_object_tag,
+		.heap_object_tag_mask = (__u8)meta->heap_object_tag_mask,
+	};
+
+	/* Without it, walks only start from rbp: no harm, fewer off-CPU frames. */
+	code__range(proc->pid, meta->anchor, &value.code_start, &value.code_end);
+	if (bpf_map_update_elem(v8->maps.procs_fd, &proc->pid, &value, BPF_ANY))
+		return -errno;
+	return 0;
+}
+
+int v8__attach(struct v8 *v8, pid_t pid)
+{
+	struct v8_process *proc = process__find(v8, pid);
+	char why[128];
+	int err;
+
+	if (proc)
+		return proc->kind == V8_SUPPORTED ? 0 : proc->kind == V8_NOT ? -ENOENT : -ENOTSUP;
+	proc = calloc(1, sizeof(*proc));
+	if (!proc)
+		return -ENOMEM;
+	proc->pid = pid;
+	if (!tsearch(proc, &v8->processes, pid__cmp)) {
+		free(proc);
+		return -ENOMEM;
+	}
+	err = v8meta__read(v8->syms, pid, &proc->meta, why, sizeof(why));
+	if (err && err != -ENOTSUP && err != -EFAULT)
+		return -ENOENT; /* no V8 metadata, or the process is gone */
+	if (!err) {
+		err = v8__publish(v8, proc);
+		if (err)
+			snprintf(why, sizeof(why), "cannot walk its V8 frames: %s", strerror(-err));
+	}
+	if (err) {
+		proc->kind = V8_UNSUPPORTED;
+		fprintf(stderr, "loopstall: pid %d: %s: JavaScript frames only from V8's perf map "
+				"(node --perf-basic-prof)\n", pid, why);
+		return -ENOTSUP;
+	}
+	proc->kind = V8_SUPPORTED;
+	return 0;
+}
+
+bool v8__active(struct v8 *v8, pid_t pid)
+{
+	struct v8_process *proc = process__find(v8, pid);
+
+	return proc && proc->kind == V8_SUPPORTED;
+}
+
+static const struct script_entry *script__get(struct v8_process *proc,
+					      const struct v8_reader *reader, __u64 addr)
+{
+	struct script_entry key = { .addr = addr }, *entry, **node;
+
+	node = tfind(&key, &proc->scripts, u64__cmp);
+	if (node) {
+		if (v8heap__same_script(reader, addr, &(*node)->script))
+			return *node;
+		entry = *node;
+		tdelete(entry, &proc->scripts, u64__cmp);
+		script__free(entry);
+	}
+	entry = calloc(1, sizeof(*entry));
+	if (!entry)
+		return NULL;
+	entry->addr = addr;
+	v8heap__read_script(reader, addr, &entry->script);
+	entry->file = process__intern(proc, entry->script.name);
+	if (!tsearch(entry, &proc->scripts, u64__cmp)) {
+		script__free(entry);
+		return NULL;
+	}
+	return entry;
+}
+
+static void function__name(struct v8_process *proc, const struct v8_reader *reader,
+			   struct function_entry *entry)
+{
+	const struct script_entry *script;
+	struct v8_frame *frame = &entry->frame;
+
+	frame->function = process__intern(proc, entry->shared.name[0] ? entry->shared.name
+								       : "(anonymous)");
+	frame->file = NULL;
+	frame->line = frame->column = -1;
+	if (!entry->shared.script)
+		return;
+	script = script__get(proc, reader, entry->shared.script);
+	if (!script || !script->script.valid)
+		return;
+	frame->file = script->file;
+	if (!v8heap__position(&script->script, entry->shared.start_position, &frame->line,
+			      &frame->column))
+		frame->line = frame->column = -1;
+}
+
+/* SharedFunctionInfos are immutable once compiled, so one read per address serves every later
+ * stall; the stamp check catches an address reused after a GC. */
+static const struct function_entry *function__get(struct v8_process *proc, __u64 addr)
+{
+	struct v8_reader reader = { .read = remote__read, .ctx = &proc->pid, .meta = &proc->meta };
+	struct function_entry key = { .addr = addr }, *entry, **node;
+
+	node = tfind(&key, &proc->functions, u64__cmp);
+	if (node) {
+		if (v8heap__same_shared(&reader, addr, &(*node)->shared))
+			return *node;
+		entry = *node;
+		tdelete(entry, &proc->functions, u64__cmp);
+		function__free(entry);
+		proc->nr_functions--;
+	}
+	entry = calloc(1, sizeof(*entry));
+	if (!entry)
+		return NULL;
+	entry->addr = addr;
+	v8heap__read_shared(&reader, addr, &entry->shared);
+	if (entry->shared.valid)
+		function__name(proc, &reader, entry);
+	if (!tsearch(entry, &proc->functions, u64__cmp)) {
+		function__free(entry);
+		return NULL;
+	}
+	proc->nr_functions++;
+	return entry;
+}
+
+int v8__resolve(struct v8 *v8, pid_t pid, __u64 js_stack_id, struct v8_frame *frames, int max)
+{
+	struct v8_process *proc = process__find(v8, pid);
+	const struct function_entry *entry;
+	struct js_stack stack;
+	__u32 i;
+	int nr = 0;
+
+	if (!proc || proc->kind != V8_SUPPORTED || !js_stack_id ||
+	    bpf_map_lookup_elem(v8->maps.stacks_fd, &js_stack_id, &stack))
+		return 0;
+	for (i = 0; i < stack.depth && i < MAX_JS_DEPTH && nr < max; i++) {
+		entry = function__get(proc, stack.shared[i]);
+		if (entry && entry->shared.valid && entry->frame.function)
+			frames[nr++] = entry->frame;
+	}
+	return nr;
+}
+
+void v8__trim(struct v8 *v8, pid_t pid)
+{
+	struct v8_process *proc = process__find(v8, pid);
+
+	if (proc && (proc->nr_functions > MAX_FUNCTIONS || proc->string_bytes > MAX_STRING_BYTES))
+		process__clear(proc);
+}
+
+void v8__forget(struct v8 *v8, pid_t pid)
+{
+	struct v8_process *proc = process__find(v8, pid);
+
+	if (!proc)
+		return;
+	tdelete(proc, &v8->processes, pid__cmp);
+	bpf_map_delete_elem(v8->maps.procs_fd, &pid);
+	process__free(proc);
+}

@@ -1,0 +1,183 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* V8's post-mortem metadata: the v8dbg_* ints node exports, read from the running process. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/uio.h>
+#include "v8meta.h"
+
+#define V8DBG_PREFIX "v8dbg_"
+#define VERSION_MAJOR "_ZN2v88internal7Version6major_E"
+#define VERSION_MINOR "_ZN2v88internal7Version6minor_E"
+#define MISSING (-0x7fffffff)
+
+struct v8dbg_field {
+	const char *name; /* without the v8dbg_ prefix */
+	size_t offset;    /* in struct v8_meta */
+};
+
+#define FIELD(name, member) { name, offsetof(struct v8_meta, member) }
+
+/* Every one is needed: a V8 that lacks one is not one whose frames we know how to read. */
+static const struct v8dbg_field fields[] = {
+	FIELD("TaggedSize", tagged_size),
+	FIELD("SystemPointerSize", pointer_size),
+	FIELD("HeapObjectTag", heap_object_tag),
+	FIELD("HeapObjectTagMask", heap_object_tag_mask),
+	FIELD("SmiTagMask", smi_tag_mask),
+	FIELD("SmiShiftSize", smi_shift_size),
+	FIELD("off_fp_function", fp_function),
+	FIELD("class_HeapObject__map__Map", heap_object_map),
+	FIELD("class_Map__instance_type__uint16_t", map_instance_type),
+	FIELD("type_JSFunction__JS_FUNCTION_TYPE", type_js_function),
+	FIELD("class_JSFunction__shared__SharedFunctionInfo", function_shared),
+	FIELD("type_SharedFunctionInfo__SHARED_FUNCTION_INFO_TYPE", type_shared),
+	FIELD("class_SharedFunctionInfo__function_data__Object", shared_function_data),
+	FIELD("class_SharedFunctionInfo__name_or_scope_info__Object", shared_name_or_scope_info),
+	FIELD("class_SharedFunctionInfo__script_or_debug_info__HeapObject", shared_script),
+	FIELD("type_ScopeInfo__SCOPE_INFO_TYPE", type_scope_info),
+	/* The four UncompiledData types are consecutive: the outer two bound them. */
+	FIELD("type_UncompiledDataWithPreparseData__UNCOMPILED_DATA_WITH_PREPARSE_DATA_TYPE",
+	      type_uncompiled_first),
+	FIELD("type_UncompiledDataWithoutPreparseDataWithJob__"
+	      "UNCOMPILED_DATA_WITHOUT_PREPARSE_DATA_WITH_JOB_TYPE", type_uncompiled_last),
+	FIELD("class_UncompiledData__start_position__int32_t", uncompiled_start_position),
+	FIELD("type_Script__SCRIPT_TYPE", type_script),
+	FIELD("class_Script__name__Object", script_name),
+	FIELD("class_Script__source__Object", script_source),
+	FIELD("class_Script__line_ends__Object", script_line_ends),
+	FIELD("type_FixedArray__FIXED_ARRAY_TYPE", type_fixed_array),
+	FIELD("class_FixedArrayBase__length__SMI", fixed_array_length),
+	FIELD("class_FixedArray__data__uintptr_t", fixed_array_data),
+	FIELD("FirstNonstringType", first_nonstring_type),
+	FIELD("StringEncodingMask", string_encoding_mask),
+	FIELD("StringRepresentationMask", string_representation_mask),
+	FIELD("OneByteStringTag", one_byte_string_tag),
+	FIELD("SeqStringTag", seq_string_tag),
+	FIELD("ConsStringTag", cons_string_tag),
+	FIELD("SlicedStringTag", sliced_string_tag),
+	FIELD("ThinStringTag", thin_string_tag),
+	FIELD("ExternalStringTag", external_string_tag),
+	FIELD("class_String__length__int32_t", string_length),
+	FIELD("class_SeqOneByteString__chars__char", seq_one_byte_chars),
+	FIELD("class_SeqTwoByteString__chars__char", seq_two_byte_chars),
+	FIELD("class_ConsString__first__String", cons_first),
+	FIELD("class_ConsString__second__String", cons_second),
+	FIELD("class_ThinString__actual__String", thin_actual),
+	FIELD("class_SlicedString__parent__String", sliced_parent),
+	FIELD("class_SlicedString__offset__SMI", sliced_offset),
+};
+
+struct meta_read {
+	pid_t pid;
+	struct v8_meta *meta;
+	int err;
+};
+
+static int remote__int(pid_t pid, __u64 addr, int *value)
+{
+	struct iovec local = { .iov_base = value, .iov_len = sizeof(*value) };
+	struct iovec remote = { .iov_base = (void *)(uintptr_t)addr, .iov_len = sizeof(*value) };
+
+	return process_vm_readv(pid, &local, 1, &remote, 1, 0) == sizeof(*value) ? 0 : -EFAULT;
+}
+
+/*
+ * Values are read from the process, not the file: the zero-valued ones are in .bss, which only
+ * exists in memory (zeroed at load, never written: V8 only defines them).
+ */
+static int meta__symbol(void *ctx, const char *name, __u64 addr)
+{
+	struct meta_read *read = ctx;
+	int value, *field;
+	size_t i;
+
+	read->meta->anchor = addr;
+	if (!strcmp(name, VERSION_MAJOR) || !strcmp(name, VERSION_MINOR)) {
+		field = !strcmp(name, VERSION_MAJOR) ? &read->meta->major : &read->meta->minor;
+	} else {
+		for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+			if (!strcmp(name + strlen(V8DBG_PREFIX), fields[i].name))
+				break;
+		if (i == sizeof(fields) / sizeof(fields[0]))
+			return 0;
+		field = (int *)((char *)read->meta + fields[i].offset);
+	}
+	if (remote__int(read->pid, addr, &value)) {
+		read->err = -EFAULT;
+		return 1;
+	}
+	*field = value;
+	return 0;
+}
+
+static const char *meta__missing(const struct v8_meta *meta)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		if (*(const int *)((const char *)meta + fields[i].offset) == MISSING)
+			return fields[i].name;
+	return NULL;
+}
+
+static int meta__check(struct v8_meta *meta, char *why, size_t size)
+{
+	const char *missing = meta__missing(meta);
+
+	if (missing) {
+		snprintf(why, size, "its V8 metadata lacks v8dbg_%s", missing);
+		return -ENOTSUP;
+	}
+	if (meta->major == MISSING || meta->minor == MISSING) {
+		snprintf(why, size, "its V8 version is unknown (no symbol table)");
+		return -ENOTSUP;
+	}
+	meta->layout = v8_layout__find(meta->major, meta->minor);
+	if (!meta->layout) {
+		snprintf(why, size, "V8 %d.%d is not supported (11.3 is)", meta->major, meta->minor);
+		return -ENOTSUP;
+	}
+	if (meta->type_uncompiled_last - meta->type_uncompiled_first != 3) {
+		snprintf(why, size, "its V8 metadata has unexpected UncompiledData types");
+		return -ENOTSUP;
+	}
+	/* Compressed pointers are 32-bit offsets from a cage base the walker does not know. */
+	if (meta->tagged_size != meta->pointer_size || meta->pointer_size != 8) {
+		snprintf(why, size, "its V8 uses pointer compression (tagged size %d)",
+			 meta->tagged_size);
+		return -ENOTSUP;
+	}
+	/* A 64-bit Smi keeps its value in the upper half; other shifts are 32-bit builds. */
+	if (meta->smi_shift_size != 31 || meta->smi_tag_mask != 1 || meta->heap_object_tag_mask <= 0 ||
+	    meta->heap_object_tag & ~meta->heap_object_tag_mask) {
+		snprintf(why, size, "its V8 tags values in an unknown way");
+		return -ENOTSUP;
+	}
+	return 0;
+}
+
+int v8meta__read(struct syms *syms, pid_t pid, struct v8_meta *meta, char *why, size_t size)
+{
+	static const char *const version[] = { VERSION_MAJOR, VERSION_MINOR, NULL };
+	struct meta_read read = { .pid = pid, .meta = meta };
+	size_t i;
+	int err;
+
+	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		*(int *)((char *)meta + fields[i].offset) = MISSING;
+	meta->major = meta->minor = MISSING;
+	meta->layout = NULL;
+	meta->anchor = 0;
+	err = syms__each_symbol(syms, pid, V8DBG_PREFIX, version, meta__symbol, &read);
+	if (err)
+		return err;
+	if (read.err) {
+		snprintf(why, size, "its V8 metadata is unreadable");
+		return read.err;
+	}
+	return meta__check(meta, why, size);
+}
