@@ -22,6 +22,7 @@ import re
 import shutil
 import struct
 import subprocess
+import sys
 import threading
 import time
 import warnings
@@ -35,6 +36,7 @@ pytestmark = pytest.mark.skipif(NODE is None, reason="no `node` on PATH (Debian 
 
 PERF_MAP = ["--perf-basic-prof", "--interpreted-frames-native-stack"]
 SETTLE_S = 10.0  # how long a stall event may take to arrive after the loop polls again
+ROOT = TARGETS.parent.parent
 HTTP_TARGET = str(TARGETS / "node_http.js")
 WORKER_TARGET = str(TARGETS / "node_worker.js")
 
@@ -179,6 +181,17 @@ def check_js_frame(ev, function, path, map_pid):
     assert jit and all(u["module"] == "/tmp/perf-%d.map" % map_pid and u["offset"] is not None
                        for u in jit), [s["user"] for s in stacks]
     return stacks
+
+
+def test_layouts_are_generated(tmp_path):
+    """0. user/v8_layouts.h is what tools/gen-v8-layouts measures on this node: the committed
+    row was not edited by hand, and still fits the installed V8. (A table with rows for other
+    V8 versions too needs those nodes: pass each with --node.)"""
+    out = tmp_path / "v8_layouts.h"
+    gen = subprocess.run([sys.executable, str(ROOT / "tools" / "gen-v8-layouts"), "--node", NODE,
+                          "--output", str(out)], capture_output=True, text=True, timeout=120)
+    assert gen.returncode == 0, gen.stderr
+    assert out.read_text() == (ROOT / "user" / "v8_layouts.h").read_text()
 
 
 # --- stalls of the main loop ----------------------------------------------------------------
