@@ -170,12 +170,19 @@ void v8__free(struct v8 *v8)
 	free(v8);
 }
 
-/* The executable mappings of the file mapped at addr: V8's and libuv's code. */
+/*
+ * The executable mappings of the file mapped at addr where it was loaded: V8's and libuv's code.
+ * V8 also maps its embedded builtins a second time for each isolate, next to the isolate's code
+ * space (for short calls): those copies are of the same file, but at another load bias, among
+ * the heaps. A range that reached them would take heap pointers for return addresses (a
+ * worker's copy lies above its heap: the frames under its Atomics.wait were lost so).
+ */
 static int code__range(pid_t pid, __u64 addr, __u64 *code_start, __u64 *code_end)
 {
-	unsigned long long start, end, inode, file_inode = 0;
+	unsigned long long start, end, offset, inode, file_inode = 0, bias = 0;
 	unsigned int major, minor, file_major = 0, file_minor = 0;
 	char path[64], line[512], perms[8];
+	bool same_file;
 	int pass;
 	FILE *maps;
 
@@ -184,26 +191,31 @@ static int code__range(pid_t pid, __u64 addr, __u64 *code_start, __u64 *code_end
 	maps = fopen(path, "re");
 	if (!maps)
 		return -errno;
-	/* First the file that holds addr, then its executable ranges. */
-	for (pass = 0; pass < 2; pass++) {
+	/* The file that holds addr, then its load bias (its mapping at offset 0), then its
+	 * executable ranges at that bias. */
+	for (pass = 0; pass < 3; pass++) {
 		rewind(maps);
 		while (fgets(line, sizeof(line), maps)) {
-			if (sscanf(line, "%llx-%llx %7s %*x %x:%x %llu", &start, &end, perms, &major,
-				   &minor, &inode) != 6 || !inode)
+			if (sscanf(line, "%llx-%llx %7s %llx %x:%x %llu", &start, &end, perms, &offset,
+				   &major, &minor, &inode) != 7 || !inode)
 				continue;
-			if (!pass && addr >= start && addr < end) {
+			same_file = inode == file_inode && major == file_major && minor == file_minor;
+			if (pass == 0 && addr >= start && addr < end) {
 				file_major = major, file_minor = minor, file_inode = inode;
 				break;
 			}
-			if (pass && perms[2] == 'x' && inode == file_inode && major == file_major &&
-			    minor == file_minor) {
+			if (pass == 1 && same_file && !offset) {
+				bias = start;
+				break;
+			}
+			if (pass == 2 && same_file && perms[2] == 'x' && start - offset == bias) {
 				if (!*code_start || start < *code_start)
 					*code_start = start;
 				if (end > *code_end)
 					*code_end = end;
 			}
 		}
-		if (!file_inode)
+		if (!file_inode || (pass == 1 && !bias))
 			break;
 	}
 	fclose(maps);
