@@ -225,15 +225,20 @@ static int code__range(pid_t pid, __u64 addr, __u64 *code_start, __u64 *code_end
 static int v8__publish(struct v8 *v8, const struct v8_process *proc)
 {
 	const struct v8_meta *meta = &proc->meta;
+	const struct v8_layout *layout = meta->layout;
 	struct v8_proc value = {
-		.fp_function = (__s16)meta->fp_function,
 		.map_instance_type = (__u16)meta->map_instance_type,
 		.js_function_first = (__u16)meta->type_js_function,
-		.js_function_last = (__u16)(meta->type_js_function + meta->layout->js_function_types - 1),
+		.js_function_last = (__u16)(meta->type_js_function + layout->js_function_types - 1),
 		.heap_object_map = (__u16)meta->heap_object_map,
 		.function_shared = (__u16)meta->function_shared,
 		.heap_object_tag = (__u8)meta->heap_object_tag,
 		.heap_object_tag_mask = (__u8)meta->heap_object_tag_mask,
+		.native_context_type = layout->native_context_type,
+		.entry_c_entry_fp = layout->entry_c_entry_fp,
+		.entry_marker = (__u64)meta->frametype_entry << layout->frame_marker_shift,
+		.construct_entry_marker =
+			(__u64)meta->frametype_construct_entry << layout->frame_marker_shift,
 	};
 
 	/* Without it, walks only start from rbp: no harm, fewer off-CPU frames. */

@@ -34,6 +34,14 @@ struct v8_layout {
 	 * sources are cached external one-byte strings). */
 	__u8 external_data;
 	__u8 uncached_external_mask;
+	/* NATIVE_CONTEXT_TYPE: the context of an outermost JSEntry frame (node's API calls). */
+	__u16 native_context_type;
+	/* Frames: StackFrame::TypeToMarker shifts a frame type (v8dbg_frametype_*) by this in
+	 * the frame type slot. JSEntry saves the isolate's c_entry_fp at entry_c_entry_fp from
+	 * its frame pointer: the frame of the last exit from JavaScript, 0 in the outermost
+	 * entry, which has no JavaScript below it. */
+	__u8 frame_marker_shift;
+	__s8 entry_c_entry_fp;
 };
 
 static const struct v8_layout v8_layouts[] = {
@@ -42,7 +50,8 @@ static const struct v8_layout v8_layouts[] = {
 	  .scope_header_slots = 3, .scope_type_shift = 0, .scope_type_bits = 4,
 	  .saved_class_variable_bit = 10, .function_variable_shift = 12, .inferred_name_bit = 14,
 	  .scope_eval = 1, .scope_function = 2, .scope_module = 3, .scope_script = 4,
-	  .max_inlined_local_names = 75, .external_data = 24, .uncached_external_mask = 0x10 },
+	  .max_inlined_local_names = 75, .external_data = 24, .uncached_external_mask = 0x10,
+	  .native_context_type = 212, .frame_marker_shift = 1, .entry_c_entry_fp = -64 },
 };
 
 static inline const struct v8_layout *v8_layout__find(int major, int minor)
