@@ -127,7 +127,10 @@ static __always_inline __u64 v8__walk(const struct v8_proc *proc, __u64 fp,
 	for (i = 0; i < MAX_FP_FRAMES; i++) {
 		if (!fp || fp & 7 || bpf_probe_read_user(&frame, sizeof(frame), (void *)(fp - 16)))
 			break;
-		if (v8__is_js_function(proc, frame.function)) {
+		/* The JSEntryTrampoline's internal frame holds the function it calls, which has
+		 * a frame of its own above: counted once. */
+		if (frame.type != proc->internal_marker &&
+		    v8__is_js_function(proc, frame.function)) {
 			depth = stack->depth;
 			if (depth >= MAX_JS_DEPTH) {
 				stack->truncated = 1;

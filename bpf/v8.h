@@ -31,9 +31,10 @@ struct v8_proc {
 	__u16 native_context_type; /* a table */
 	__u8 heap_object_tag;
 	__u8 heap_object_tag_mask;
-	/* JSEntry frames: their frame type markers (v8dbg_frametype_EntryFrame and
-	 * ConstructEntryFrame, encoded as the table says) and where they save c_entry_fp. */
+	/* Frame type markers (v8dbg_frametype_*, encoded as the table says) of internal and
+	 * JSEntry frames, and where JSEntry frames save c_entry_fp. */
 	__s16 entry_c_entry_fp;
+	__u64 internal_marker;
 	__u64 entry_marker;
 	__u64 construct_entry_marker;
 	/* The executable code of the module V8 is in: return addresses into it mark the frames

@@ -236,6 +236,7 @@ static int v8__publish(struct v8 *v8, const struct v8_process *proc)
 		.heap_object_tag_mask = (__u8)meta->heap_object_tag_mask,
 		.native_context_type = layout->native_context_type,
 		.entry_c_entry_fp = layout->entry_c_entry_fp,
+		.internal_marker = (__u64)meta->frametype_internal << layout->frame_marker_shift,
 		.entry_marker = (__u64)meta->frametype_entry << layout->frame_marker_shift,
 		.construct_entry_marker =
 			(__u64)meta->frametype_construct_entry << layout->frame_marker_shift,

@@ -31,6 +31,7 @@ static const struct v8dbg_field fields[] = {
 	FIELD("SmiShiftSize", smi_shift_size),
 	FIELD("off_fp_function", fp_function),
 	FIELD("off_fp_context_or_frame_type", fp_frame_type),
+	FIELD("frametype_InternalFrame", frametype_internal),
 	FIELD("frametype_EntryFrame", frametype_entry),
 	FIELD("frametype_ConstructEntryFrame", frametype_construct_entry),
 	FIELD("class_HeapObject__map__Map", heap_object_map),

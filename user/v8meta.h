@@ -24,7 +24,7 @@ struct v8_meta {
 	int smi_tag_mask, smi_shift_size;
 	/* frames */
 	int fp_function, fp_frame_type;
-	int frametype_entry, frametype_construct_entry;
+	int frametype_internal, frametype_entry, frametype_construct_entry;
 	/* HeapObject, Map */
 	int heap_object_map, map_instance_type;
 	/* JSFunction, SharedFunctionInfo */
