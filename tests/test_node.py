@@ -234,6 +234,11 @@ def test_pbkdf2_handler_js_frames(lab):
     line, _ = defined_at(HTTP_TARGET, "hashPassword")
     out = text.stdout.text()
     assert "    at hashPassword (%s:%d)\n    at " % (HTTP_TARGET, line) in out, out
+    # Under the target's request dispatch, node's HTTP parser and EventEmitter frames are
+    # summed up, as Python's event-loop frames are.
+    assert re.search(r"\n    at \(anonymous\) \(%s:\d+\)\n    \(\d+ node frames\)\n"
+                     % re.escape(HTTP_TARGET), out), out
+    assert "at emit (node:events" not in out, out
 
 
 def test_jit_frames_without_interpreted_stack(lab):
