@@ -50,7 +50,14 @@ struct {
 
 __u64 js_walks_skipped = 0;
 
-struct fp_link {
+/*
+ * The words around a frame pointer that the walk reads at once. V8's frames keep the JSFunction
+ * and, under the saved frame pointer, the context or a frame type marker (v8dbg_off_fp_function
+ * and _context_or_frame_type, checked by userspace); in native frames they are any data.
+ */
+struct fp_frame {
+	__u64 function;  /* [fp - 16]; JSEntry frames keep their context here */
+	__u64 type;      /* [fp - 8]: a context, or a frame type marker */
 	__u64 caller_fp; /* [fp] */
 	__u64 ret;       /* [fp + 8] */
 };
@@ -60,20 +67,46 @@ static __always_inline bool v8__is_heap_object(const struct v8_proc *proc, __u64
 	return (value & proc->heap_object_tag_mask) == proc->heap_object_tag;
 }
 
-/* Whether a frame's function slot holds a JSFunction: a heap object whose map says so. */
-static __always_inline bool v8__is_js_function(const struct v8_proc *proc, __u64 slot)
+/* The instance type of the heap object at tagged pointer value, or -1. */
+static __always_inline int v8__instance_type(const struct v8_proc *proc, __u64 value)
 {
 	__u16 type = 0;
 	__u64 map;
 
-	if (!v8__is_heap_object(proc, slot))
-		return false;
-	map = read_user_u64(slot - proc->heap_object_tag + proc->heap_object_map);
+	if (!v8__is_heap_object(proc, value))
+		return -1;
+	map = read_user_u64(value - proc->heap_object_tag + proc->heap_object_map);
 	if (!v8__is_heap_object(proc, map) ||
 	    bpf_probe_read_user(&type, sizeof(type),
 				(void *)(map - proc->heap_object_tag + proc->map_instance_type)))
-		return false;
+		return -1;
+	return type;
+}
+
+/* Whether a frame's function slot holds a JSFunction: a heap object whose map says so. */
+static __always_inline bool v8__is_js_function(const struct v8_proc *proc, __u64 slot)
+{
+	int type = v8__instance_type(proc, slot);
+
 	return type >= proc->js_function_first && type <= proc->js_function_last;
+}
+
+/*
+ * Whether the frame at fp is V8's outermost JSEntry: below it are only the native frames that
+ * first entered JavaScript (uv_run's callback, main), so the walk is done. JSEntry saves the
+ * isolate's c_entry_fp, the frame of the last exit from JavaScript to C++: an inner entry (C++
+ * called from JavaScript calling back) saves that exit, the outermost one 0. A native frame
+ * whose data look like that must also hold a NativeContext where JSEntry keeps the context it
+ * entered (node enters through the API, in a native context): a wrong stop would lose frames,
+ * a missed one only costs the rest of the walk.
+ */
+static __always_inline bool v8__outermost_entry(const struct v8_proc *proc, __u64 fp,
+						const struct fp_frame *frame)
+{
+	if (frame->type != proc->entry_marker && frame->type != proc->construct_entry_marker)
+		return false;
+	return !read_user_u64(fp + proc->entry_c_entry_fp) &&
+	       v8__instance_type(proc, frame->function) == proc->native_context_type;
 }
 
 /*
@@ -85,32 +118,37 @@ static __always_inline __u64 v8__walk(const struct v8_proc *proc, __u64 fp,
 				      struct js_stack *stack)
 {
 	__u64 hash = 14695981039346656037ULL; /* FNV-1a offset basis */
-	struct fp_link link;
-	__u64 slot, shared;
+	struct fp_frame frame;
+	__u64 shared;
 	__u32 i, depth;
 
 	stack->depth = 0;
 	stack->truncated = 0;
 	for (i = 0; i < MAX_FP_FRAMES; i++) {
-		if (!fp || fp & 7 || bpf_probe_read_user(&link, sizeof(link), (void *)fp))
+		if (!fp || fp & 7 || bpf_probe_read_user(&frame, sizeof(frame), (void *)(fp - 16)))
 			break;
-		slot = read_user_u64(fp + proc->fp_function);
-		if (v8__is_js_function(proc, slot)) {
+		/* The JSEntryTrampoline's internal frame holds the function it calls, which has
+		 * a frame of its own above: counted once. */
+		if (frame.type != proc->internal_marker &&
+		    v8__is_js_function(proc, frame.function)) {
 			depth = stack->depth;
 			if (depth >= MAX_JS_DEPTH) {
 				stack->truncated = 1;
 				break;
 			}
-			shared = read_user_u64(slot - proc->heap_object_tag + proc->function_shared);
+			shared = read_user_u64(frame.function - proc->heap_object_tag +
+					       proc->function_shared);
 			stack->shared[depth & (MAX_JS_DEPTH - 1)] = shared;
 			stack->depth = depth + 1;
 			hash = (hash ^ shared) * 1099511628211ULL;
+		} else if (v8__outermost_entry(proc, fp, &frame)) {
+			break;
 		}
 		/* The stack grows down: a caller's frame is above its callee's. Anything else is
 		 * a register used for data, or the end of the chain. */
-		if (!link.ret || link.caller_fp <= fp)
+		if (!frame.ret || frame.caller_fp <= fp)
 			break;
-		fp = link.caller_fp;
+		fp = frame.caller_fp;
 	}
 	return stack->depth ? hash | 1 : 0;
 }

@@ -292,13 +292,26 @@ static void text__python(FILE *file, __u32 pid, const struct python_stack *pytho
 	}
 }
 
-/* Node's own look, innermost first; the line is where the function starts. */
+static bool js_frame__is_node(const struct js_frame *frame)
+{
+	return frame->file && !strncmp(frame->file, "node:", strlen("node:"));
+}
+
+/*
+ * Node's own look, innermost first; the line is where the function starts. As for Python's
+ * event loop, the run of node's own frames at the outer end (the HTTP parser, EventEmitter,
+ * timers) is summed up in one line when code of the program is above it (JSON keeps them all).
+ */
 static void text__js(FILE *file, const struct stack_report *stack)
 {
 	const struct js_frame *frame;
-	int i;
+	int i, end = stack->nr_js;
 
-	for (i = 0; i < stack->nr_js && i < TEXT_MAX_FRAMES; i++) {
+	while (end > 0 && js_frame__is_node(&stack->js[end - 1]))
+		end--;
+	if (!end)
+		end = stack->nr_js;
+	for (i = 0; i < end && i < TEXT_MAX_FRAMES; i++) {
 		frame = &stack->js[i];
 		if (!frame->file)
 			fprintf(file, "    at %s\n", frame->function);
@@ -307,8 +320,10 @@ static void text__js(FILE *file, const struct stack_report *stack)
 		else
 			fprintf(file, "    at %s (%s:%d)\n", frame->function, frame->file, frame->line);
 	}
-	if (stack->nr_js > TEXT_MAX_FRAMES)
-		fprintf(file, "    ... %d more JavaScript frames\n", stack->nr_js - TEXT_MAX_FRAMES);
+	if (end > TEXT_MAX_FRAMES)
+		fprintf(file, "    ... %d more JavaScript frames\n", end - TEXT_MAX_FRAMES);
+	if (end < stack->nr_js)
+		fprintf(file, "    (%d node frames)\n", stack->nr_js - end);
 }
 
 static void text__stack(FILE *file, __u32 pid, const struct stack_report *stack)

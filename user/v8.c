@@ -170,12 +170,19 @@ void v8__free(struct v8 *v8)
 	free(v8);
 }
 
-/* The executable mappings of the file mapped at addr: V8's and libuv's code. */
+/*
+ * The executable mappings of the file mapped at addr where it was loaded: V8's and libuv's code.
+ * V8 also maps its embedded builtins a second time for each isolate, next to the isolate's code
+ * space (for short calls): those copies are of the same file, but at another load bias, among
+ * the heaps. A range that reached them would take heap pointers for return addresses (a
+ * worker's copy lies above its heap: the frames under its Atomics.wait were lost so).
+ */
 static int code__range(pid_t pid, __u64 addr, __u64 *code_start, __u64 *code_end)
 {
-	unsigned long long start, end, inode, file_inode = 0;
+	unsigned long long start, end, offset, inode, file_inode = 0, bias = 0;
 	unsigned int major, minor, file_major = 0, file_minor = 0;
 	char path[64], line[512], perms[8];
+	bool same_file;
 	int pass;
 	FILE *maps;
 
@@ -184,26 +191,31 @@ static int code__range(pid_t pid, __u64 addr, __u64 *code_start, __u64 *code_end
 	maps = fopen(path, "re");
 	if (!maps)
 		return -errno;
-	/* First the file that holds addr, then its executable ranges. */
-	for (pass = 0; pass < 2; pass++) {
+	/* The file that holds addr, then its load bias (its mapping at offset 0), then its
+	 * executable ranges at that bias. */
+	for (pass = 0; pass < 3; pass++) {
 		rewind(maps);
 		while (fgets(line, sizeof(line), maps)) {
-			if (sscanf(line, "%llx-%llx %7s %*x %x:%x %llu", &start, &end, perms, &major,
-				   &minor, &inode) != 6 || !inode)
+			if (sscanf(line, "%llx-%llx %7s %llx %x:%x %llu", &start, &end, perms, &offset,
+				   &major, &minor, &inode) != 7 || !inode)
 				continue;
-			if (!pass && addr >= start && addr < end) {
+			same_file = inode == file_inode && major == file_major && minor == file_minor;
+			if (pass == 0 && addr >= start && addr < end) {
 				file_major = major, file_minor = minor, file_inode = inode;
 				break;
 			}
-			if (pass && perms[2] == 'x' && inode == file_inode && major == file_major &&
-			    minor == file_minor) {
+			if (pass == 1 && same_file && !offset) {
+				bias = start;
+				break;
+			}
+			if (pass == 2 && same_file && perms[2] == 'x' && start - offset == bias) {
 				if (!*code_start || start < *code_start)
 					*code_start = start;
 				if (end > *code_end)
 					*code_end = end;
 			}
 		}
-		if (!file_inode)
+		if (!file_inode || (pass == 1 && !bias))
 			break;
 	}
 	fclose(maps);
@@ -213,15 +225,21 @@ static int code__range(pid_t pid, __u64 addr, __u64 *code_start, __u64 *code_end
 static int v8__publish(struct v8 *v8, const struct v8_process *proc)
 {
 	const struct v8_meta *meta = &proc->meta;
+	const struct v8_layout *layout = meta->layout;
 	struct v8_proc value = {
-		.fp_function = (__s16)meta->fp_function,
 		.map_instance_type = (__u16)meta->map_instance_type,
 		.js_function_first = (__u16)meta->type_js_function,
-		.js_function_last = (__u16)(meta->type_js_function + meta->layout->js_function_types - 1),
+		.js_function_last = (__u16)(meta->type_js_function + layout->js_function_types - 1),
 		.heap_object_map = (__u16)meta->heap_object_map,
 		.function_shared = (__u16)meta->function_shared,
 		.heap_object_tag = (__u8)meta->heap_object_tag,
 		.heap_object_tag_mask = (__u8)meta->heap_object_tag_mask,
+		.native_context_type = layout->native_context_type,
+		.entry_c_entry_fp = layout->entry_c_entry_fp,
+		.internal_marker = (__u64)meta->frametype_internal << layout->frame_marker_shift,
+		.entry_marker = (__u64)meta->frametype_entry << layout->frame_marker_shift,
+		.construct_entry_marker =
+			(__u64)meta->frametype_construct_entry << layout->frame_marker_shift,
 	};
 
 	/* Without it, walks only start from rbp: no harm, fewer off-CPU frames. */

@@ -30,6 +30,10 @@ static const struct v8dbg_field fields[] = {
 	FIELD("SmiTagMask", smi_tag_mask),
 	FIELD("SmiShiftSize", smi_shift_size),
 	FIELD("off_fp_function", fp_function),
+	FIELD("off_fp_context_or_frame_type", fp_frame_type),
+	FIELD("frametype_InternalFrame", frametype_internal),
+	FIELD("frametype_EntryFrame", frametype_entry),
+	FIELD("frametype_ConstructEntryFrame", frametype_construct_entry),
 	FIELD("class_HeapObject__map__Map", heap_object_map),
 	FIELD("class_Map__instance_type__uint16_t", map_instance_type),
 	FIELD("type_JSFunction__JS_FUNCTION_TYPE", type_js_function),
@@ -143,6 +147,12 @@ static int meta__check(struct v8_meta *meta, char *why, size_t size)
 	}
 	if (meta->type_uncompiled_last - meta->type_uncompiled_first != 3) {
 		snprintf(why, size, "its V8 metadata has unexpected UncompiledData types");
+		return -ENOTSUP;
+	}
+	/* The walker reads both slots with the frame record (struct fp_frame). */
+	if (meta->fp_function != -16 || meta->fp_frame_type != -8) {
+		snprintf(why, size, "its V8 frames have an unknown layout (function at fp%+d)",
+			 meta->fp_function);
 		return -ENOTSUP;
 	}
 	/* Compressed pointers are 32-bit offsets from a cage base the walker does not know. */

@@ -23,7 +23,8 @@ struct v8_meta {
 	int heap_object_tag, heap_object_tag_mask;
 	int smi_tag_mask, smi_shift_size;
 	/* frames */
-	int fp_function;
+	int fp_function, fp_frame_type;
+	int frametype_internal, frametype_entry, frametype_construct_entry;
 	/* HeapObject, Map */
 	int heap_object_map, map_instance_type;
 	/* JSFunction, SharedFunctionInfo */
