@@ -191,9 +191,17 @@ static __always_inline __u32 hist_bucket(__u64 ns)
 }
 
 /* Charge the time since the thread's last state change to the state it was in. */
+/* bpf_ktime_get_ns() read on two CPUs can step back a little (the NMI-safe fast clock during a
+ * timekeeper update): a span between events of one thread on different CPUs is never
+ * negative, which unsigned arithmetic would turn into centuries. */
+static __always_inline __u64 span_ns(__u64 from, __u64 to)
+{
+	return (__s64)(to - from) > 0 ? to - from : 0;
+}
+
 static __always_inline void thread__account(struct loop_thread *thread, __u64 now)
 {
-	__u64 delta = now - thread->last_change_ns;
+	__u64 delta = span_ns(thread->last_change_ns, now);
 	__u32 slot = thread->current_slot;
 
 	thread->last_change_ns = now;
@@ -275,7 +283,7 @@ static void stats__count(struct process_stats *stats, const struct loop_thread *
 
 static void iteration__end(struct loop_thread *thread, __u32 tid, __u64 now)
 {
-	__u64 start_ns = thread->busy_start_ns, duration_ns = now - start_ns;
+	__u64 start_ns = thread->busy_start_ns, duration_ns = span_ns(start_ns, now);
 	struct process_stats *stats;
 
 	thread__account(thread, now);
