@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <linux/perf_event.h>
 #include <sys/mount.h>
@@ -14,6 +13,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "cli.h"
+#include "clock.h"
 #include "export.h"
 #include "fleet.h"
 #include "hist.h"
@@ -430,10 +430,7 @@ static void print_histograms(struct session *session)
 
 static __u64 monotonic_ms(void)
 {
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (__u64)now.tv_sec * 1000 + (__u64)now.tv_nsec / NS_PER_MS;
+	return clock__ns() / NS_PER_MS;
 }
 
 static int stream(struct session *session, struct ring_buffer *ring)

@@ -11,9 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <sys/uio.h>
 #include <bpf/bpf.h>
+#include "clock.h"
 #include "linetable.h"
 #include "python.h"
 #include "python_debug.h"
@@ -54,14 +54,6 @@ struct python {
 	struct python_maps maps;
 	void *processes; /* tsearch tree of struct python_process by pid */
 };
-
-static __u64 now_ns(void)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (__u64)now.tv_sec * 1000000000ULL + (__u64)now.tv_nsec;
-}
 
 static int remote__read(pid_t pid, __u64 addr, void *buf, size_t len)
 {
@@ -373,7 +365,7 @@ static void python__sync_thread(struct python *python, struct python_process *pr
 				const struct loop_thread *thread)
 {
 	struct thread_attempt *attempt = thread__attempt(proc, tid);
-	__u64 now = now_ns(), tstate;
+	__u64 now = clock__ns(), tstate;
 
 	/* Found or not, look again now and then: the thread's running tstate can change
 	 * (a subinterpreter entered, a tstate reused after a thread start). */
