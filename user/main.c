@@ -14,6 +14,7 @@
 #include <bpf/libbpf.h>
 #include "cli.h"
 #include "clock.h"
+#include "counters.h"
 #include "export.h"
 #include "fleet.h"
 #include "hist.h"
@@ -279,6 +280,7 @@ struct session {
 	struct fleet fleet;
 	bool fleet_ready;
 	struct exporter *exporter;
+	struct counter counters[NR_COUNTERS]; /* lost_events first: the exporter has its own family */
 	long drain_budget; /* records still reported after a stop was asked */
 	struct loopstall_bpf *skel;
 	struct bpf_link **sampler_links;
@@ -395,6 +397,38 @@ static void print_tracing(const struct session *session)
 			targets->nr, session->config.threshold_ms);
 }
 
+#define STR(x) #x
+#define XSTR(x) STR(x)
+
+/* The BPF drop and skip counters, readable once the skeleton is loaded (.bss is mmapped). */
+static void counters__init(struct session *session)
+{
+	struct loopstall_bpf__bss *bss = session->skel->bss;
+	const struct counter counters[NR_COUNTERS] = {
+		{ "lost_events",
+		  "events lost: the ring buffer was full (see --ring-buffer)",
+		  &bss->lost_events },
+		{ "stack_errors",
+		  "kernel or user stacks not captured: the stack map was full or the stack could "
+		  "not be read",
+		  &bss->stack_errors },
+		{ "thread_table_full",
+		  "loop threads not tracked: the thread table (" XSTR(MAX_LOOP_THREADS) ") was full",
+		  &bss->thread_table_full },
+		{ "process_table_full",
+		  "processes not traced: the process table (" XSTR(MAX_TRACED_PROCESSES) ") was full",
+		  &bss->process_table_full },
+		{ "py_walks_skipped",
+		  "Python stack walks skipped: the iteration had used its walks at switch-out",
+		  &bss->py_walks_skipped },
+		{ "py_thread_mismatch",
+		  "Python stacks not read: the thread's PyThreadState was not (yet) its own",
+		  &bss->py_thread_mismatch },
+	};
+
+	memcpy(session->counters, counters, sizeof(counters));
+}
+
 static void print_summaries(struct session *session)
 {
 	struct process_info info;
@@ -407,13 +441,7 @@ static void print_summaries(struct session *session)
 		task__comm(info.pid, info.pid, info.comm);
 		summary__print(session, &info);
 	}
-	if (session->skel->bss->lost_events)
-		fprintf(stderr, "loopstall: %llu events lost: the ring buffer was full\n",
-			(unsigned long long)session->skel->bss->lost_events);
-	if (session->skel->bss->thread_table_full)
-		fprintf(stderr, "loopstall: %llu loop threads not tracked: the thread table (%d) was "
-				"full\n", (unsigned long long)session->skel->bss->thread_table_full,
-			MAX_LOOP_THREADS);
+	output__counters(&session->output, session->counters, NR_COUNTERS);
 }
 
 static void histogram__visit(void *ctx, const struct process_info *info, __u32 tid,
@@ -526,6 +554,7 @@ static int run(struct session *session)
 				"verifier's log)\n", strerror(-err));
 		goto cleanup;
 	}
+	counters__init(session);
 	err = fleet__init(&session->fleet, config, bpf_map__fd(session->skel->maps.traced_pids),
 			  bpf_map__fd(session->skel->maps.process_stats));
 	session->fleet_ready = true;
@@ -586,6 +615,8 @@ static int run(struct session *session)
 		session->exporter = export__start(config->prometheus, &(struct export_source){
 			.fleet = &session->fleet,
 			.lost_events = &session->skel->bss->lost_events,
+			.counters = session->counters + 1,
+			.nr_counters = NR_COUNTERS - 1,
 			.per_thread = config->per_thread,
 			.version = LOOPSTALL_VERSION,
 			.after_scrape = fleet__reap_cb,
