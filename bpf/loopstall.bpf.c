@@ -221,6 +221,7 @@ static __always_inline void iteration__begin(struct loop_thread *thread, __u64 n
 	thread->nr_slots = 0;
 	thread->current_slot = NO_SLOT;
 	thread->py_walks = 0;
+	thread->py_wait_walks = 0;
 }
 
 static void stall__emit(struct loop_thread *thread, __u32 tid, __u64 start_ns, __u64 duration_ns,
@@ -619,7 +620,7 @@ static void thread__switch_out(void *ctx, struct loop_thread *thread, struct tas
 	user_stack_id = stack__capture(ctx, BPF_F_USER_STACK);
 	/* Switch-out is the only moment the thread's frames are current: a time.sleep() at the
 	 * start of a callback has used no time yet, so no sampler would see it. */
-	py_stack_id = python__capture(thread, prev->pid, true);
+	py_stack_id = python__capture(thread, prev->pid, reason);
 	thread->run_state = RUN_BLOCKED;
 	slot = thread__slot(thread, kernel_stack_id, user_stack_id, py_stack_id, STACK_OFF_CPU,
 			    reason, syscall);
@@ -686,7 +687,7 @@ int on_cpu_sample(struct bpf_perf_event_data *ctx)
 		return 0;
 	kernel_stack_id = stack__capture(ctx, 0);
 	user_stack_id = stack__capture(ctx, BPF_F_USER_STACK);
-	py_stack_id = python__capture(thread, tid, false);
+	py_stack_id = python__capture(thread, tid, REASON_NONE);
 	/* Under a Python stack the interpreter's own C frames change at every sample (and unwind
 	 * to noise without frame pointers): keying by them would spread one hot line over all
 	 * the slots. */

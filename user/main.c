@@ -589,6 +589,7 @@ static int run(struct session *session)
 			.threads_fd = bpf_map__fd(session->skel->maps.python_threads),
 			.stacks_fd = bpf_map__fd(session->skel->maps.py_stacks),
 			.loop_threads_fd = bpf_map__fd(session->skel->maps.loop_threads),
+			.resync_fd = bpf_map__fd(session->skel->maps.python_resync),
 		});
 	session->progress.interval_ns = (__u64)(config->threshold_ms * NS_PER_MS);
 	if (session->progress.interval_ns < PROGRESS_MIN_INTERVAL_MS * NS_PER_MS)
