@@ -26,7 +26,7 @@ import os
 import threading
 import time
 
-from ctl import POLL_S, Ctl, add_ctl_argument, timed
+from ctl import Ctl, add_ctl_argument, serve, timed
 
 
 def main_loop_sleep(ms):
@@ -90,31 +90,27 @@ def main():
                        "finished": done_counter[0], "seconds": time.monotonic() - started}, f)
         os.rename(tmp, os.path.join(ctl.path, "churn.json"))
 
-    async def stalls():
-        tid = threading.get_native_id()
-        for n in range(1, args.count + 1):
-            while not ctl.take_go():
-                await asyncio.sleep(POLL_S)
-            if args.starts_before_sleep:
-                state["paused"] = True
-                await asyncio.sleep(args.pause_ms * 3 / 1000.0)  # let a due batch go by
-            spawned = state["spawned"]
+    def starts_then_sleep():
+        started = [threading.Thread(target=plain_worker, args=(done_counter, lock))
+                   for _ in range(args.starts_before_sleep)]
+        for t in started:
+            t.start()
+        main_loop_sleep(args.ms)
+        for t in started:
+            t.join()
 
-            def starts_then_sleep():
-                started = [threading.Thread(target=plain_worker, args=(done_counter, lock))
-                           for _ in range(args.starts_before_sleep)]
-                for t in started:
-                    t.start()
-                main_loop_sleep(args.ms)
-                for t in started:
-                    t.join()
-            ctl.report(**timed(n, "sleep", starts_then_sleep), spawned=spawned, tid=tid,
-                       starts_before_sleep=args.starts_before_sleep)
-            state["paused"] = False
+    async def stall(n):
+        if args.starts_before_sleep:
+            state["paused"] = True
+            await asyncio.sleep(args.pause_ms * 3 / 1000.0)  # let a due batch go by
+        report = dict(timed(n, "sleep", starts_then_sleep), spawned=state["spawned"],
+                      tid=threading.get_native_id(), starts_before_sleep=args.starts_before_sleep)
+        state["paused"] = False
+        return report
 
     async def run():
         ctl.ready(loop="asyncio", loop_tids=[threading.get_native_id()], threads=args.threads)
-        await asyncio.gather(churn(), stalls())
+        await asyncio.gather(churn(), serve(ctl, args.count, stall, linger_s=0))
         await asyncio.sleep(0.3)
 
     asyncio.run(run())
