@@ -704,10 +704,12 @@ int on_cpu_sample(struct bpf_perf_event_data *ctx)
 	return 0;
 }
 
-/* A thread that exits or execs is no longer the loop thread it was. */
+/* A thread that exits or execs is no longer the loop thread it was. Its tstate mapping goes
+ * too: tids are reused (pid_max is often 32768), and a new thread must not inherit it. */
 static __always_inline void thread__forget(__u32 tid)
 {
 	bpf_map_delete_elem(&loop_threads, &tid);
+	bpf_map_delete_elem(&python_threads, &tid);
 }
 
 static void process__report(__u32 type, __u32 pid)

@@ -379,7 +379,9 @@ static void python__sync_thread(struct python *python, struct python_process *pr
 		return;
 	attempt->tried_ns = now;
 	tstate = python__find_tstate(proc, tid, thread->tls_base);
-	if (tstate && tstate != attempt->tstate)
+	/* Even when unchanged: the BPF side drops the mapping of a thread that exits, and a new
+	 * thread with the same tid may get a tstate at the same address. */
+	if (tstate)
 		bpf_map_update_elem(python->maps.threads_fd, &tid, &tstate, BPF_ANY);
 	if (tstate)
 		attempt->tstate = tstate;
