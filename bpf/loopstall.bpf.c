@@ -230,6 +230,7 @@ static __always_inline void iteration__begin(struct loop_thread *thread, __u64 n
 	thread->nr_slots = 0;
 	thread->current_slot = NO_SLOT;
 	thread->py_walks = 0;
+	thread->py_wait_walks = 0;
 }
 
 static void stall__emit(struct loop_thread *thread, __u32 tid, __u64 start_ns, __u64 duration_ns,
@@ -636,7 +637,7 @@ static void thread__switch_out(void *ctx, struct loop_thread *thread, struct tas
 	user_stack_id = stack__capture(ctx, BPF_F_USER_STACK);
 	/* Switch-out is the only moment the thread's frames are current: a time.sleep() at the
 	 * start of a callback has used no time yet, so no sampler would see it. */
-	py_stack_id = python__capture(thread, prev->pid, true);
+	py_stack_id = python__capture(thread, prev->pid, reason);
 	js_stack_id = v8__switch_walk_allowed(thread->pid, prev->pid, thread->busy_start_ns) ?
 		      v8__capture(thread->pid, REGS_FP(regs), REGS_SP(regs)) : 0;
 	thread->run_state = RUN_BLOCKED;
@@ -708,7 +709,7 @@ int on_cpu_sample(struct bpf_perf_event_data *ctx)
 	if (!in_user)
 		kernel_stack_id = stack__capture(ctx, 0);
 	user_stack_id = stack__capture(ctx, BPF_F_USER_STACK);
-	py_stack_id = python__capture(thread, tid, false);
+	py_stack_id = python__capture(thread, tid, REASON_NONE);
 	/* In the kernel (a syscall, a page fault) the user frames are the ones saved on entry. */
 	if (in_user) {
 		js_stack_id = v8__capture(thread->pid, sample__fp(ctx), sample__sp(ctx));
@@ -732,10 +733,12 @@ int on_cpu_sample(struct bpf_perf_event_data *ctx)
 	return 0;
 }
 
-/* A thread that exits or execs is no longer the loop thread it was. */
+/* A thread that exits or execs is no longer the loop thread it was. Its tstate mapping goes
+ * too: tids are reused (pid_max is often 32768), and a new thread must not inherit it. */
 static __always_inline void thread__forget(__u32 tid)
 {
 	bpf_map_delete_elem(&loop_threads, &tid);
+	bpf_map_delete_elem(&python_threads, &tid);
 }
 
 static void process__report(__u32 type, __u32 pid)

@@ -11,7 +11,10 @@
 const volatile __u32 py_depth = DEFAULT_PY_DEPTH;
 /* Walks at switch-out per iteration: a loop that blocks often (GIL ping-pong) must not pay a
  * walk per switch. The sampler is bounded by its own rate and does not use this budget: a
- * CPU-bound stretch must not leave the blocking call that follows it without frames. */
+ * CPU-bound stretch must not leave the blocking call that follows it without frames. Lock and
+ * GIL waits (short handoffs that come by the dozen: each threading.Thread.start() is one or
+ * two) have a budget of their own, so a storm of them cannot leave the sleep or read that
+ * follows in the same iteration, usually what makes the stall, without frames. */
 const volatile __u32 max_py_walks_per_iteration = 16;
 
 struct {
@@ -28,6 +31,16 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } python_threads SEC(".maps");
+
+/* Loop threads whose mapped tstate was not theirs (or had no frame) at a walk: userspace looks
+ * them up again at its next scan instead of at its periodic retry. When full, that retry
+ * remains. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32); /* tid */
+	__type(value, __u8);
+} python_resync SEC(".maps");
 
 /* Walked stacks by content hash; LRU so that old stacks make room without userspace help. */
 struct {
@@ -118,13 +131,16 @@ static __u64 python__walk(const struct python_offsets *off, __u64 frame, struct 
 	return depth ? hash | 1 : 0;
 }
 
-/* The current thread's Python stack, stored in py_stacks; its id, or 0 if there is none. */
-static __u64 python__capture(struct loop_thread *thread, __u32 tid, bool at_switch_out)
+/*
+ * The current thread's Python stack, stored in py_stacks; its id, or 0 if there is none.
+ * reason: why the thread switches out (enum offcpu_reason), REASON_NONE for the sampler.
+ */
+static __u64 python__capture(struct loop_thread *thread, __u32 tid, __u32 reason)
 {
 	struct python_proc *proc;
 	struct py_stack *stack;
 	__u64 *tstate, frame, id;
-	__u32 zero = 0;
+	__u32 zero = 0, *walks = NULL;
 
 	proc = bpf_map_lookup_elem(&python_procs, &thread->pid);
 	if (!proc)
@@ -132,19 +148,29 @@ static __u64 python__capture(struct loop_thread *thread, __u32 tid, bool at_swit
 	tstate = bpf_map_lookup_elem(&python_threads, &tid);
 	if (!tstate)
 		return 0;
-	if (at_switch_out && thread->py_walks >= max_py_walks_per_iteration) {
+	if (reason == REASON_LOCK || reason == REASON_GIL)
+		walks = &thread->py_wait_walks;
+	else if (reason != REASON_NONE)
+		walks = &thread->py_walks;
+	if (walks && *walks >= max_py_walks_per_iteration) {
 		__sync_fetch_and_add(&py_walks_skipped, 1);
 		return 0;
 	}
 	if (!tstate__owned_by(&proc->offsets, *tstate, tid, thread->tls_base)) {
 		__sync_fetch_and_add(&py_thread_mismatch, 1);
+		bpf_map_update_elem(&python_resync, &tid, &(__u8){ 1 }, BPF_NOEXIST);
 		return 0;
 	}
 	stack = bpf_map_lookup_elem(&py_scratch, &zero);
 	if (!stack)
 		return 0;
-	thread->py_walks += at_switch_out;
+	if (walks)
+		*walks += 1;
 	frame = tstate__current_frame(&proc->offsets, *tstate);
+	/* A loop thread runs Python code: a tstate without a frame is one still being set up for
+	 * another thread (on <= 3.11 it carries its creator's ids for a moment). */
+	if (!frame)
+		bpf_map_update_elem(&python_resync, &tid, &(__u8){ 1 }, BPF_NOEXIST);
 	id = python__walk(&proc->offsets, frame, stack);
 	if (id)
 		bpf_map_update_elem(&py_stacks, &id, stack, BPF_NOEXIST);

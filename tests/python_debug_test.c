@@ -23,38 +23,25 @@
 #include <sys/wait.h>
 #include "python_offsets.h"
 #include "python_debug.h"
+#include "check.h"
 
 #define MINOR 13
 /* Prints its hexversion once initialized, then holds still; killed at the end. */
 #define PYTHON_SCRIPT "import sys, time; print('ready', sys.hexversion, flush=True); time.sleep(60)"
 #define READY_TIMEOUT_MS 10000
-#define SKIP 77
 /* Mutation rounds of the hostile-bytes check: a second or so, also under ASan. */
 #define MUTATIONS 200000
-
-static int failures;
-
-#define CHECK(cond, ...)                                                          \
-	do {                                                                      \
-		if (!(cond)) {                                                    \
-			failures++;                                               \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);     \
-			fprintf(stderr, __VA_ARGS__);                             \
-			fputc('\n', stderr);                                      \
-		}                                                                 \
-	} while (0)
 
 /* The newest pyenv 3.13.N, skipping free-threaded (3.13.0t) and other suffixed builds. */
 static bool python__find(char *path, size_t size)
 {
-	const char *root = getenv("PYENV_ROOT");
-	char pattern[4096];
+	char root[256], pattern[4096];
 	int best = -1, patch, end;
 	glob_t g;
 	size_t i;
 
-	snprintf(pattern, sizeof(pattern), "%s/versions/3.%d.*/bin/python3",
-		 root && *root ? root : "/root/.pyenv", MINOR);
+	pyenv__root(root, sizeof(root));
+	snprintf(pattern, sizeof(pattern), "%s/versions/3.%d.*/bin/python3", root, MINOR);
 	if (glob(pattern, 0, NULL, &g))
 		return false;
 	for (i = 0; i < g.gl_pathc; i++) {
@@ -103,8 +90,7 @@ static pid_t python__start(const char *python, unsigned long *hex)
 	buf[got] = 0;
 	if (pid > 0 && sscanf(buf, "ready %lu", hex) != 1) {
 		fprintf(stderr, "FAIL %s did not start: %s\n", python, got ? buf : "no output");
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
+		child__kill(pid);
 		return -1;
 	}
 	return pid;
@@ -537,8 +523,7 @@ int main(void)
 	else if ((err = remote__read(pid, runtime, live, size)))
 		CHECK(0, "pid %d: reading %zu bytes at _PyRuntime 0x%lx: %s", pid, size, runtime,
 		      strerror(-err));
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
+	child__kill(pid);
 	if (!err) {
 		printf("%s (0x%lx): _PyRuntime at 0x%lx, %zu bytes of _Py_DebugOffsets\n", python,
 		       hexversion, runtime, size);
@@ -547,10 +532,5 @@ int main(void)
 		check_mutations(layout, live, row);
 	}
 	free(live);
-	if (failures) {
-		fprintf(stderr, "%d checks failed\n", failures);
-		return 1;
-	}
-	printf("all checks passed\n");
-	return 0;
+	return check__exit("python_debug_test");
 }

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include "../user/symbolize.h"
+#include "check.h"
 
 #define SYSTEM_PYTHON "/usr/bin/python3.11"
 /* Longer than any run of this test, even under valgrind: the children are killed at the end. */
@@ -28,18 +29,6 @@
 #define REPORT_WAIT_MS 1100
 /* Page 0 is never mapped (vm.mmap_min_addr). */
 #define UNMAPPED_ADDR 0x1000ULL
-
-static int failures;
-
-#define CHECK(cond, ...)                                                          \
-	do {                                                                      \
-		if (!(cond)) {                                                    \
-			failures++;                                               \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);     \
-			fprintf(stderr, __VA_ARGS__);                             \
-			fputc('\n', stderr);                                      \
-		}                                                                 \
-	} while (0)
 
 static const char *str__or_null(const char *str)
 {
@@ -380,12 +369,6 @@ static pid_t child__spawn(const char *path, char *const envp[])
 	return err ? -1 : pid;
 }
 
-static void child__kill(pid_t pid)
-{
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-}
-
 /* Waits until the child has mapped a file whose path contains part, and libc: the executable is
  * mapped before exec finishes (auxv still empty, libdwfl then fails), libc only after. */
 static bool child__wait_module(pid_t pid, const char *part, char *name, size_t name_size,
@@ -565,16 +548,12 @@ out:
 static void test__pyenv_python(struct syms *syms)
 {
 	char *envp[] = { "PATH=/usr/bin:/bin", NULL };
-	char pattern[512], python[512], *lib_dir;
-	char *home = getenv("HOME"), *root = getenv("PYENV_ROOT");
+	char root[256], pattern[512], python[512], *lib_dir;
 	glob_t libs;
 	pid_t pid;
 
-	if (root)
-		snprintf(pattern, sizeof(pattern), "%s/versions/3.*/lib/libpython3.*.so.1.0", root);
-	else
-		snprintf(pattern, sizeof(pattern), "%s/.pyenv/versions/3.*/lib/libpython3.*.so.1.0",
-			 home ? home : "/root");
+	pyenv__root(root, sizeof(root));
+	snprintf(pattern, sizeof(pattern), "%s/versions/3.*/lib/libpython3.*.so.1.0", root);
 	if (glob(pattern, 0, NULL, &libs) || !libs.gl_pathc) {
 		printf("SKIP pyenv python: nothing matches %s\n", pattern);
 		globfree(&libs);
@@ -600,7 +579,7 @@ int main(void)
 
 	if (geteuid()) {
 		printf("SKIP symbolize_test: needs root (kallsyms addresses, /proc/PID/map_files)\n");
-		return 77;
+		return SKIP;
 	}
 	elf_version(EV_CURRENT);
 	syms = syms__new();
@@ -617,11 +596,5 @@ int main(void)
 	test__deleted_python(syms);
 	test__pyenv_python(syms);
 	syms__free(syms);
-
-	if (failures) {
-		fprintf(stderr, "symbolize_test: %d check(s) failed\n", failures);
-		return 1;
-	}
-	printf("symbolize_test: all checks passed\n");
-	return 0;
+	return check__exit("symbolize_test");
 }

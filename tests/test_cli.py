@@ -44,7 +44,7 @@ def test_launch_mode(lab):
     assert 255 <= stalls[0]["duration_ms"] <= 345, brief(stalls[0])
     summary = one_summary(run, target.pid)
     assert summary["stalls"] == len(run.of_kind("stall")), summary
-    assert [e["event"] for e in run.events()][-1] == "summary"
+    assert [e["event"] for e in run.events()][-2:] == ["summary", "run_summary"]
 
 
 def test_attach_target_exits_mid_trace(lab):

@@ -38,6 +38,12 @@ FAMILIES = {  # family name (OpenMetrics spelling) -> type
     "loopstall_build_info": "gauge",
     "loopstall_tracked_processes": "gauge",
     "loopstall_lost_events": "counter",
+    "loopstall_stack_errors": "counter",
+    "loopstall_thread_table_full": "counter",
+    "loopstall_process_table_full": "counter",
+    "loopstall_py_walks_skipped": "counter",
+    "loopstall_py_thread_mismatch": "counter",
+    "loopstall_js_walks_skipped": "counter",
     "loopstall_stalls": "counter",
     "loopstall_stall_seconds": "counter",
     "loopstall_iteration_busy_seconds": "histogram",
@@ -609,3 +615,38 @@ def test_exited_process_shown_once(lab):
         pid, after)
     rc = run.stop()
     assert rc == 0, run.describe()
+
+
+def test_host_counters(lab):
+    """The BPF drop and skip counters are counter families without labels, with the values of
+    the run_summary record: an iteration that sleeps 40 times goes over the walker's budget of
+    16 Python walks per iteration, so loopstall_py_walks_skipped_total counts at least 24."""
+    port = free_port()
+    target = lab.target("stall_target.py", "--action", "naps", "--ms", 400, "--count", 1)
+    pid = target.wait_ready()["pid"]
+    run = lab.loopstall("--json", "-p", pid, "--prometheus", port)
+    run.wait_tracing()
+    url = wait_serving(run, port)
+    time.sleep(0.6)  # the loop thread is mapped to its PyThreadState after its first poll
+    trigger_stalls(run, target, 1)
+    scraped = {}
+    for openmetrics in (False, True):
+        headers = {"Accept": "application/openmetrics-text"} if openmetrics else {}
+        status, _, body = http(url, headers)
+        assert status == 200, status
+        families = parse_exposition(body, openmetrics)
+        check_with_prometheus_client(body, openmetrics)
+        for name in ("stack_errors", "thread_table_full", "process_table_full",
+                     "py_walks_skipped", "py_thread_mismatch", "js_walks_skipped"):
+            samples = family(families, "loopstall_" + name, openmetrics)
+            assert [labels for _, labels, _ in samples] == [{}], samples
+            scraped.setdefault(name, []).append(samples[0][2])
+    skipped = scraped["py_walks_skipped"]
+    assert skipped[0] >= 40 - 16, scraped
+    rc = run.stop()
+    assert rc == 0, run.describe()
+    (final,) = run.of_kind("run_summary")
+    for name, values in scraped.items():
+        # Counters: the scrapes in order, then the end of the run, never go down.
+        assert values[0] <= values[1] <= final[name], (name, values, final)
+    assert final["thread_table_full"] == final["process_table_full"] == 0, final

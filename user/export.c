@@ -13,6 +13,10 @@
  *       is the host-wide count (every record kind), the per-process series (no tid) count that
  *       process's dropped stall events and are included in it. Select them with {pid=""} and
  *       {pid!=""}; never sum the family as a whole.
+ *   loopstall_<counter>_total          counter     host-wide BPF drops and skips, no labels:
+ *       stack_errors, thread_table_full, process_table_full, py_walks_skipped,
+ *       py_thread_mismatch, js_walks_skipped (user/main.c counters__init says what each
+ *       counts)
  *   loopstall_build_info{version}      gauge       always 1
  *   loopstall_tracked_processes        gauge       traced processes still running
  */
@@ -355,6 +359,7 @@ static bool metrics__render(const struct exporter *exporter, bool openmetrics, s
 	struct snapshot snap = { .exporter = exporter };
 	const struct series *s;
 	unsigned int i, part;
+	char name[64];
 	int tracked;
 
 	fleet__visit(source->fleet, snapshot__visit, &snap);
@@ -390,6 +395,13 @@ static bool metrics__render(const struct exporter *exporter, bool openmetrics, s
 		buf__str(buf, "loopstall_lost_events_total");
 		buf__labels(buf, s, NULL, NULL);
 		buf__printf(buf, "%llu\n", (unsigned long long)s->lost_events);
+	}
+
+	for (i = 0; i < (unsigned int)source->nr_counters; i++) {
+		snprintf(name, sizeof(name), "loopstall_%s", source->counters[i].name);
+		family(buf, openmetrics, name, "counter", NULL, source->counters[i].text);
+		buf__printf(buf, "%s_total %llu\n", name,
+			    (unsigned long long)*source->counters[i].value);
 	}
 
 	family(buf, openmetrics, "loopstall_stalls", "counter", NULL,

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <linux/types.h>
+#include "counters.h"
 
 struct fleet;
 struct exporter;
@@ -12,6 +13,8 @@ struct exporter;
 struct export_source {
 	struct fleet *fleet;                 /* fleet__visit() gives every traced process's labels and stats */
 	const volatile __u64 *lost_events;   /* global count of ring-buffer drops (BPF .bss, mmapped), or NULL */
+	const struct counter *counters;     /* host-wide BPF counters, each its own family */
+	int nr_counters;
 	bool per_thread;                     /* also tid-labelled series (fleet__visit yields tid != 0 entries) */
 	const char *version;                 /* for loopstall_build_info */
 	/* Called from the exporter's thread after a GET /metrics response was sent in full, so

@@ -310,41 +310,71 @@ void fleet__exited(struct fleet *fleet, pid_t pid)
 	pthread_mutex_unlock(&fleet->lock);
 }
 
-/* Delete pid's entries from the BPF maps: its totals and its per-thread stats. */
-static void fleet__drop_maps(struct fleet *fleet, pid_t pid)
+static int pid__cmp(const void *a, const void *b)
 {
-	struct stats_key key, next, doomed[64];
-	__u32 traced_key = pid;
-	int nr = 0, i;
+	pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Delete the entries of the nr sorted pids from the BPF maps: their totals and per-thread stats.
+ * One walk of the stats map for all of them, however many exited at once; deleting during the
+ * walk would make get_next_key start over, so the keys are collected first.
+ */
+static void fleet__drop_maps(struct fleet *fleet, const pid_t *pids, int nr)
+{
+	struct stats_key key, next, *doomed = NULL, *grown;
+	size_t nr_doomed = 0, cap = 0, i;
+	__u32 traced_key;
 	bool first = true;
 
-	bpf_map_delete_elem(fleet->traced_pids_fd, &traced_key);
+	for (i = 0; i < (size_t)nr; i++) {
+		traced_key = pids[i];
+		bpf_map_delete_elem(fleet->traced_pids_fd, &traced_key);
+	}
 	while (!bpf_map_get_next_key(fleet->stats_fd, first ? NULL : &key, &next)) {
 		first = false;
 		key = next;
-		if (next.pid == (__u32)pid && nr < (int)(sizeof(doomed) / sizeof(doomed[0])))
-			doomed[nr++] = next;
+		if (!bsearch(&(pid_t){ (pid_t)next.pid }, pids, nr, sizeof(*pids), pid__cmp))
+			continue;
+		if (nr_doomed == cap) {
+			cap = cap ? 2 * cap : 64;
+			grown = realloc(doomed, cap * sizeof(*doomed));
+			if (!grown)
+				break; /* the rest stays, unseen: visits skip pids the fleet forgot */
+			doomed = grown;
+		}
+		doomed[nr_doomed++] = next;
 	}
-	for (i = 0; i < nr; i++)
+	for (i = 0; i < nr_doomed; i++)
 		bpf_map_delete_elem(fleet->stats_fd, &doomed[i]);
+	free(doomed);
 }
 
 void fleet__reap(struct fleet *fleet)
 {
-	int i, kept = 0;
+	int i, kept = 0, nr_reaped = 0;
+	pid_t *reaped;
 
 	pthread_mutex_lock(&fleet->lock);
-	for (i = 0; i < fleet->nr; i++) {
+	/* Kept entries are compacted to the front; the reaped pids go to a list of their own. */
+	reaped = malloc((fleet->nr ? fleet->nr : 1) * sizeof(*reaped));
+	for (i = 0; reaped && i < fleet->nr; i++) {
 		/* With an exporter, only after a scrape has read the final values. */
 		if (fleet->procs[i].exited && (!fleet->keep_exited || fleet->procs[i].scraped_exited))
-			fleet__drop_maps(fleet, fleet->procs[i].pid);
+			reaped[nr_reaped++] = fleet->procs[i].pid;
 		else
 			fleet->procs[kept++] = fleet->procs[i];
 	}
-	/* Room for new processes again: say so when the limit is hit again. */
-	if (kept < fleet->nr)
+	if (nr_reaped) {
+		qsort(reaped, nr_reaped, sizeof(*reaped), pid__cmp);
+		fleet__drop_maps(fleet, reaped, nr_reaped);
+		/* Room for new processes again: say so when the limit is hit again. */
 		fleet->cap_logged = false;
-	fleet->nr = kept;
+		fleet->nr = kept;
+	}
+	free(reaped);
 	pthread_mutex_unlock(&fleet->lock);
 }
 

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <linux/perf_event.h>
 #include <sys/mount.h>
@@ -14,6 +13,8 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "cli.h"
+#include "clock.h"
+#include "counters.h"
 #include "export.h"
 #include "fleet.h"
 #include "hist.h"
@@ -283,6 +284,7 @@ struct session {
 	struct fleet fleet;
 	bool fleet_ready;
 	struct exporter *exporter;
+	struct counter counters[NR_COUNTERS]; /* lost_events first: the exporter has its own family */
 	long drain_budget; /* records still reported after a stop was asked */
 	struct loopstall_bpf *skel;
 	struct bpf_link **sampler_links;
@@ -408,6 +410,41 @@ static void print_tracing(const struct session *session)
 			targets->nr, session->config.threshold_ms);
 }
 
+#define STR(x) #x
+#define XSTR(x) STR(x)
+
+/* The BPF drop and skip counters, readable once the skeleton is loaded (.bss is mmapped). */
+static void counters__init(struct session *session)
+{
+	struct loopstall_bpf__bss *bss = session->skel->bss;
+	const struct counter counters[NR_COUNTERS] = {
+		{ "lost_events",
+		  "events lost: the ring buffer was full (see --ring-buffer)",
+		  &bss->lost_events },
+		{ "stack_errors",
+		  "kernel or user stacks not captured: the stack map was full or the stack could "
+		  "not be read",
+		  &bss->stack_errors },
+		{ "thread_table_full",
+		  "loop threads not tracked: the thread table (" XSTR(MAX_LOOP_THREADS) ") was full",
+		  &bss->thread_table_full },
+		{ "process_table_full",
+		  "processes not traced: the process table (" XSTR(MAX_TRACED_PROCESSES) ") was full",
+		  &bss->process_table_full },
+		{ "py_walks_skipped",
+		  "Python stack walks skipped: the iteration had used its walks at switch-out",
+		  &bss->py_walks_skipped },
+		{ "py_thread_mismatch",
+		  "Python stacks not read: the thread's PyThreadState was not (yet) its own",
+		  &bss->py_thread_mismatch },
+		{ "js_walks_skipped",
+		  "JavaScript stack walks skipped: the iteration had used its walks at switch-out",
+		  &bss->js_walks_skipped },
+	};
+
+	memcpy(session->counters, counters, sizeof(counters));
+}
+
 static void print_summaries(struct session *session)
 {
 	struct process_info info;
@@ -420,13 +457,7 @@ static void print_summaries(struct session *session)
 		task__comm(info.pid, info.pid, info.comm);
 		summary__print(session, &info);
 	}
-	if (session->skel->bss->lost_events)
-		fprintf(stderr, "loopstall: %llu events lost: the ring buffer was full\n",
-			(unsigned long long)session->skel->bss->lost_events);
-	if (session->skel->bss->thread_table_full)
-		fprintf(stderr, "loopstall: %llu loop threads not tracked: the thread table (%d) was "
-				"full\n", (unsigned long long)session->skel->bss->thread_table_full,
-			MAX_LOOP_THREADS);
+	output__counters(&session->output, session->counters, NR_COUNTERS);
 }
 
 static void histogram__visit(void *ctx, const struct process_info *info, __u32 tid,
@@ -443,10 +474,7 @@ static void print_histograms(struct session *session)
 
 static __u64 monotonic_ms(void)
 {
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (__u64)now.tv_sec * 1000 + (__u64)now.tv_nsec / NS_PER_MS;
+	return clock__ns() / NS_PER_MS;
 }
 
 static int stream(struct session *session, struct ring_buffer *ring)
@@ -542,6 +570,7 @@ static int run(struct session *session)
 				"verifier's log)\n", strerror(-err));
 		goto cleanup;
 	}
+	counters__init(session);
 	err = fleet__init(&session->fleet, config, bpf_map__fd(session->skel->maps.traced_pids),
 			  bpf_map__fd(session->skel->maps.process_stats));
 	session->fleet_ready = true;
@@ -576,6 +605,7 @@ static int run(struct session *session)
 			.threads_fd = bpf_map__fd(session->skel->maps.python_threads),
 			.stacks_fd = bpf_map__fd(session->skel->maps.py_stacks),
 			.loop_threads_fd = bpf_map__fd(session->skel->maps.loop_threads),
+			.resync_fd = bpf_map__fd(session->skel->maps.python_resync),
 		});
 	if (session->resolver.syms)
 		session->resolver.v8 = v8__new(session->resolver.syms, &(struct v8_maps){
@@ -607,6 +637,8 @@ static int run(struct session *session)
 		session->exporter = export__start(config->prometheus, &(struct export_source){
 			.fleet = &session->fleet,
 			.lost_events = &session->skel->bss->lost_events,
+			.counters = session->counters + 1,
+			.nr_counters = NR_COUNTERS - 1,
 			.per_thread = config->per_thread,
 			.version = LOOPSTALL_VERSION,
 			.after_scrape = fleet__reap_cb,

@@ -467,3 +467,20 @@ void output__summary(const struct output *output, __u32 pid, const char *comm,
 		(unsigned long long)stats->lost_events, p50 / NS_PER_MS, p99 / NS_PER_MS,
 		ms(stats->max_busy_ns));
 }
+
+void output__counters(const struct output *output, const struct counter *counters, int nr)
+{
+	int i;
+
+	if (output->json) {
+		fprintf(output->file, "{\"event\":\"run_summary\"");
+		for (i = 0; i < nr; i++)
+			fprintf(output->file, ",\"%s\":%llu", counters[i].name,
+				(unsigned long long)*counters[i].value);
+		fprintf(output->file, "}\n");
+	}
+	for (i = 0; i < nr; i++)
+		if (*counters[i].value)
+			fprintf(stderr, "loopstall: %llu %s\n", (unsigned long long)*counters[i].value,
+				counters[i].text);
+}

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include "counters.h"
 #include "stall.h"
 
 struct output {
@@ -18,5 +19,7 @@ void output__close(struct output *output);
 void output__stall(const struct output *output, const struct stall_report *report);
 void output__summary(const struct output *output, __u32 pid, const char *comm,
 		     const struct process_stats *stats);
+/* End of run: the non-zero counters on stderr, and with --json a run_summary record. */
+void output__counters(const struct output *output, const struct counter *counters, int nr);
 
 #endif

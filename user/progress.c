@@ -1,15 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-#include <time.h>
 #include <bpf/bpf.h>
+#include "clock.h"
 #include "progress.h"
-
-static __u64 monotonic_ns(void)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (__u64)now.tv_sec * 1000000000ULL + (__u64)now.tv_nsec;
-}
 
 /* The entry of this thread's current iteration; a new iteration resets it. */
 static struct progress_entry *progress__entry(struct progress *progress, __u32 tid,
@@ -57,7 +49,7 @@ void progress__scan(struct progress *progress, int loop_threads_fd,
 	struct loop_thread thread;
 	struct progress_entry *entry;
 	__u32 tid, next_tid, *key = NULL;
-	__u64 now = monotonic_ns();
+	__u64 now = clock__ns();
 
 	while (bpf_map_get_next_key(loop_threads_fd, key, &next_tid) == 0) {
 		tid = next_tid;

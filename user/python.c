@@ -11,9 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <sys/uio.h>
 #include <bpf/bpf.h>
+#include "clock.h"
 #include "linetable.h"
 #include "python.h"
 #include "python_debug.h"
@@ -23,8 +23,12 @@
 /* Bounds on how far a hostile or corrupt target can make us walk. */
 #define MAX_INTERPRETERS 64
 #define MAX_THREAD_STATES 65536
-/* An unresolved loop thread (its tstate not created yet) is retried this often. */
+/* An unresolved loop thread (its tstate not created yet) is retried this often... */
 #define THREAD_RETRY_NS 1000000000ULL
+/* ... and one whose mapping the BPF side found wrong, at the next scan but not more often. */
+#define THREAD_RESYNC_NS 50000000ULL
+/* Bounds the work of one scan when the BPF side keeps flagging threads. */
+#define MAX_RESYNCS_PER_SCAN 1024
 
 enum python_kind {
 	PYTHON_NOT = 0, /* no CPython in this process */
@@ -54,14 +58,6 @@ struct python {
 	struct python_maps maps;
 	void *processes; /* tsearch tree of struct python_process by pid */
 };
-
-static __u64 now_ns(void)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (__u64)now.tv_sec * 1000000000ULL + (__u64)now.tv_nsec;
-}
 
 static int remote__read(pid_t pid, __u64 addr, void *buf, size_t len)
 {
@@ -341,7 +337,9 @@ static struct thread_attempt *thread__attempt(struct python_process *proc, __u32
 /*
  * 3.11+ tstates carry their kernel tid: map every existing thread at once, so a loop that
  * stalls in its very first iteration after attaching already gets Python frames. Older versions
- * only know pthread_self(), which the BPF side learns per loop thread.
+ * only know pthread_self(), which the BPF side learns per loop thread. As in
+ * python__find_tstate(), the oldest match running code wins: on 3.11 the tstate of a thread
+ * being started sits at the head of the list with its creator's ids and no frame yet.
  */
 static void python__map_all_threads(struct python *python, struct python_process *proc)
 {
@@ -358,8 +356,8 @@ static void python__map_all_threads(struct python *python, struct python_process
 		tstate = remote__u64(proc->pid, interp + off->interp_threads_head);
 		for (threads = 0; tstate && threads < MAX_THREAD_STATES; threads++) {
 			tid = (__u32)remote__u64(proc->pid, tstate + off->tstate_native_thread_id);
-			attempt = tid ? thread__attempt(proc, tid) : NULL;
-			if (attempt && !attempt->tstate) {
+			attempt = tid && tstate__frame(proc, tstate) ? thread__attempt(proc, tid) : NULL;
+			if (attempt) {
 				attempt->tstate = tstate;
 				bpf_map_update_elem(python->maps.threads_fd, &tid, &tstate, BPF_ANY);
 			}
@@ -370,21 +368,43 @@ static void python__map_all_threads(struct python *python, struct python_process
 }
 
 static void python__sync_thread(struct python *python, struct python_process *proc, __u32 tid,
-				const struct loop_thread *thread)
+				const struct loop_thread *thread, __u64 retry_ns)
 {
 	struct thread_attempt *attempt = thread__attempt(proc, tid);
-	__u64 now = now_ns(), tstate;
+	__u64 now = clock__ns(), tstate;
 
 	/* Found or not, look again now and then: the thread's running tstate can change
 	 * (a subinterpreter entered, a tstate reused after a thread start). */
-	if (!attempt || (attempt->tried_ns && now - attempt->tried_ns < THREAD_RETRY_NS))
+	if (!attempt || (attempt->tried_ns && now - attempt->tried_ns < retry_ns))
 		return;
 	attempt->tried_ns = now;
 	tstate = python__find_tstate(proc, tid, thread->tls_base);
-	if (tstate && tstate != attempt->tstate)
+	/* Even when unchanged: the BPF side drops the mapping of a thread that exits, and a new
+	 * thread with the same tid may get a tstate at the same address. */
+	if (tstate)
 		bpf_map_update_elem(python->maps.threads_fd, &tid, &tstate, BPF_ANY);
 	if (tstate)
 		attempt->tstate = tstate;
+}
+
+/* A loop thread the BPF side flagged, looked up again now rather than at its periodic retry. */
+static void python__resync(struct python *python)
+{
+	struct python_process *proc;
+	struct loop_thread thread;
+	__u32 tid;
+	int i;
+
+	for (i = 0; i < MAX_RESYNCS_PER_SCAN; i++) {
+		if (bpf_map_get_next_key(python->maps.resync_fd, NULL, &tid))
+			break;
+		bpf_map_delete_elem(python->maps.resync_fd, &tid);
+		if (bpf_map_lookup_elem(python->maps.loop_threads_fd, &tid, &thread))
+			continue;
+		proc = process__find(python, thread.pid);
+		if (proc && proc->kind == PYTHON_SUPPORTED)
+			python__sync_thread(python, proc, tid, &thread, THREAD_RESYNC_NS);
+	}
 }
 
 void python__sync_threads(struct python *python)
@@ -393,6 +413,7 @@ void python__sync_threads(struct python *python)
 	struct loop_thread thread;
 	__u32 tid, next_tid, *key = NULL;
 
+	python__resync(python);
 	while (bpf_map_get_next_key(python->maps.loop_threads_fd, key, &next_tid) == 0) {
 		tid = next_tid;
 		key = &tid;
@@ -402,7 +423,7 @@ void python__sync_threads(struct python *python)
 			continue;
 		proc = process__find(python, thread.pid);
 		if (proc)
-			python__sync_thread(python, proc, tid, &thread);
+			python__sync_thread(python, proc, tid, &thread, THREAD_RETRY_NS);
 	}
 }
 

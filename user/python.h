@@ -27,6 +27,7 @@ struct python_maps {
 	int threads_fd;
 	int stacks_fd;
 	int loop_threads_fd;
+	int resync_fd; /* tids whose mapping the BPF side found wrong */
 };
 
 struct python;

@@ -9,10 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
 #include <elfutils/libdwfl.h>
+#include "clock.h"
 #include "symbolize.h"
 
 /* Bounds how often a process running code outside any module (JIT, anonymous executable memory)
@@ -53,14 +53,6 @@ struct syms {
 	bool ksyms_loaded;
 	void *pids; /* tsearch tree of struct pid_syms */
 };
-
-static __u64 time__now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
-}
 
 static bool str__has_suffix(const char *str, const char *suffix)
 {
@@ -313,7 +305,7 @@ static int pid_syms__report(struct pid_syms *ps)
 {
 	int err;
 
-	ps->reported_ns = time__now_ns();
+	ps->reported_ns = clock__ns();
 	if (!ps->dwfl) {
 		ps->dwfl = dwfl_begin(&proc_callbacks);
 		if (!ps->dwfl)
@@ -444,7 +436,7 @@ static Dwfl_Module *pid_syms__module(struct pid_syms *ps, __u64 addr)
 	Dwfl_Module *mod = pid_syms__find_module(ps, addr);
 
 	/* A dlopen since the last report maps code we don't know about yet. */
-	if (!mod && time__now_ns() - ps->reported_ns >= REPORT_INTERVAL_NS) {
+	if (!mod && clock__ns() - ps->reported_ns >= REPORT_INTERVAL_NS) {
 		pid_syms__report(ps);
 		mod = pid_syms__find_module(ps, addr);
 	}

@@ -20,6 +20,7 @@ Works with Python 3.8 and later.
 import json
 import os
 import sys
+import threading
 import time
 
 POLL_S = 0.02
@@ -68,3 +69,72 @@ def timed(n, name, fn):
               "wall_start": wall}
     report.update(extra)
     return report
+
+
+async def serve(ctl, count, act, linger_s=0.3):
+    """In an asyncio loop, `count` times: wait for DIR/go (polling with the loop's own timer),
+    then report act(n): a dict, or a coroutine that returns one. Then linger_s of idling, so the
+    last stalled iteration ends at the loop's poll call, as in a real program."""
+    import asyncio
+    for n in range(1, count + 1):
+        while not ctl.take_go():
+            await asyncio.sleep(POLL_S)
+        report = act(n)
+        if asyncio.iscoroutine(report):
+            report = await report
+        ctl.report(**report)
+    await asyncio.sleep(linger_s)
+
+
+class SelectCounter:
+    """Counts an asyncio loop's selector polls, one per loop iteration, by wrapping
+    loop._selector.select (a private attribute, fine for a test target)."""
+
+    def __init__(self, loop):
+        self.count = 0
+        real_select = loop._selector.select
+
+        def counting_select(timeout=None):
+            self.count += 1
+            return real_select(timeout)
+        loop._selector.select = counting_select
+
+
+class IdleLoop:
+    """A second asyncio loop, in a thread of its own, that wakes every 10 ms and never blocks
+    until stop(). Started and running when the constructor returns; setup(tid) runs in the
+    thread before its loop first polls."""
+
+    def __init__(self, name, setup=None):
+        self.tid = None
+        self.loop = None
+        self._running = threading.Event()
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._main, args=(setup,), name=name)
+        self.thread.start()
+        self._running.wait()
+
+    def _main(self, setup):
+        import asyncio
+        self.tid = threading.get_native_id()
+        if setup:
+            setup(self.tid)
+
+        async def idle():
+            self.loop = asyncio.get_running_loop()
+            self._running.set()
+            while not self._stop.is_set():
+                await asyncio.sleep(0.01)
+        asyncio.run(idle())
+
+    async def run(self, fn):
+        """fn() inside a coroutine of this loop (blocking it), awaited from another loop."""
+        import asyncio
+
+        async def call():
+            return fn()
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(call(), self.loop))
+
+    def stop(self):
+        self._stop.set()
+        self.thread.join()

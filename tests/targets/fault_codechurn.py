@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 
-from ctl import POLL_S, Ctl, add_ctl_argument, timed
+from ctl import Ctl, add_ctl_argument, serve, timed
 
 # One generated function: recursion, a little arithmetic, an occasional short sleep; every line
 # of it can be the current one of a frame.
@@ -86,12 +86,8 @@ def main():
         bg.start()
         ctl.ready(loop="asyncio", loop_tids=[threading.get_native_id()],
                   template_lines=TEMPLATE_LINES, bg_tid=bg.native_id)
-        for n in range(1, args.count + 1):
-            while not ctl.take_go():
-                await asyncio.sleep(POLL_S)
-            ctl.report(**timed(n, "churn", lambda: churn_stall(args.ms, args.depth,
-                                                                 loop_counter)))
-        await asyncio.sleep(0.3)
+        await serve(ctl, args.count, lambda n: timed(
+            n, "churn", lambda: churn_stall(args.ms, args.depth, loop_counter)))
         stop.set()
 
     asyncio.run(run())

@@ -18,7 +18,7 @@ import asyncio
 import threading
 import time
 
-from ctl import POLL_S, Ctl, add_ctl_argument, timed
+from ctl import Ctl, IdleLoop, add_ctl_argument, serve, timed
 
 
 def named_sleep(ms):
@@ -43,48 +43,28 @@ def main():
     with open("/proc/self/comm", "wb") as f:
         f.write(bytes.fromhex(args.process_name))
 
-    thread_loop = {}
-    started = threading.Event()
-    stop = threading.Event()
-
-    def second():
-        tid = threading.get_native_id()
+    def name_thread(tid):
         with open("/proc/self/task/%d/comm" % tid, "wb") as f:
             f.write(bytes.fromhex(args.thread_name))
+    second = IdleLoop("second-loop", setup=name_thread)
+    actions = args.actions.split(",")
 
-        async def idle():
-            thread_loop["loop"] = asyncio.get_running_loop()
-            thread_loop["tid"] = tid
-            started.set()
-            while not stop.is_set():
-                await asyncio.sleep(0.01)
-        asyncio.run(idle())
-
-    worker = threading.Thread(target=second, name="second-loop")
-    worker.start()
-    started.wait()
+    async def act(n):
+        action = actions[n - 1]
+        if action == "main":
+            return dict(tid=main_tid, **timed(n, action, lambda: named_sleep(args.ms)))
+        report = await second.run(lambda: timed(n, action, lambda: named_sleep(args.ms)))
+        return dict(tid=second.tid, **report)
 
     async def run():
-        ctl.ready(loop="asyncio", main_tid=main_tid, thread_tid=thread_loop["tid"],
-                  loop_tids=[main_tid, thread_loop["tid"]],
+        ctl.ready(loop="asyncio", main_tid=main_tid, thread_tid=second.tid,
+                  loop_tids=[main_tid, second.tid],
                   process_comm_hex=read_comm(main_tid).hex(),
-                  thread_comm_hex=read_comm(thread_loop["tid"]).hex())
-        for n, action in enumerate(args.actions.split(","), 1):
-            while not ctl.take_go():
-                await asyncio.sleep(POLL_S)
-            if action == "main":
-                ctl.report(tid=main_tid, **timed(n, action, lambda: named_sleep(args.ms)))
-            else:
-                async def in_thread():
-                    return timed(n, action, lambda: named_sleep(args.ms))
-                future = asyncio.run_coroutine_threadsafe(in_thread(), thread_loop["loop"])
-                report = await asyncio.wrap_future(future)
-                ctl.report(tid=thread_loop["tid"], **report)
-        await asyncio.sleep(0.3)
-        stop.set()
+                  thread_comm_hex=read_comm(second.tid).hex())
+        await serve(ctl, len(actions), act)
 
     asyncio.run(run())
-    worker.join()
+    second.stop()
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import asyncio
 import threading
 import time
 
-from ctl import POLL_S, Ctl, add_ctl_argument, timed
+from ctl import Ctl, add_ctl_argument, serve, timed
 
 try:
     import _xxsubinterpreters as interpreters
@@ -39,11 +39,8 @@ def main():
 
     async def run():
         ctl.ready(loop="asyncio", loop_tids=[threading.get_native_id()], subinterpreter=str(sub))
-        for n in range(1, args.count + 1):
-            while not ctl.take_go():
-                await asyncio.sleep(POLL_S)
-            ctl.report(**timed(n, "sleep", lambda: subinterp_loop_sleep(args.ms)))
-        await asyncio.sleep(0.3)
+        await serve(ctl, args.count,
+                    lambda n: timed(n, "sleep", lambda: subinterp_loop_sleep(args.ms)))
 
     asyncio.run(run())
 

@@ -2,7 +2,7 @@
 """An asyncio loop that spawns and joins thousands of short-lived threads, some of them loops.
 
     fault_threads.py --ctl DIR [--threads N] [--batch N] [--pause-ms N] [--loop-every K] [--ms N]
-                     [--count N]
+                     [--count N] [--starts-before-sleep N]
 
 From the main loop, --threads threading.Threads are started in batches of --batch, one batch per
 loop iteration, --pause-ms apart (an asyncio.sleep); every --loop-every'th thread runs a tiny asyncio loop of its own
@@ -13,6 +13,9 @@ so a join never blocks the loop). DIR/churn.json is written once all have been j
 
 Independently, each DIR/go makes the main loop stall: time.sleep(--ms) in main_loop_sleep(),
 --count times; the report has {"spawned": threads started so far, "tid": the main loop's tid}.
+With --starts-before-sleep N the same callback first starts N threads (each start waits for the
+thread to run: a lock wait and GIL handoffs in the stalled iteration, before the sleep); the
+churn pauses for that iteration, so that these are the only thread starts in it.
 After the last action and the last thread, the loop lingers 300 ms and the process exits 0.
 """
 
@@ -23,7 +26,7 @@ import os
 import threading
 import time
 
-from ctl import POLL_S, Ctl, add_ctl_argument, timed
+from ctl import Ctl, add_ctl_argument, serve, timed
 
 
 def main_loop_sleep(ms):
@@ -53,16 +56,18 @@ def main():
     parser.add_argument("--loop-every", type=int, default=3)
     parser.add_argument("--ms", type=float, default=300.0)
     parser.add_argument("--count", type=int, default=4)
+    parser.add_argument("--starts-before-sleep", type=int, default=0)
     args = parser.parse_args()
     ctl = Ctl(args.ctl)
     done_counter, lock = [0], threading.Lock()
-    state = {"spawned": 0, "loops": 0}
+    state = {"spawned": 0, "loops": 0, "paused": False}
 
     async def churn():
         started = time.monotonic()
         running = []
         while state["spawned"] < args.threads or running:
-            for _ in range(min(args.batch, args.threads - state["spawned"])):
+            for _ in range(0 if state["paused"] else min(args.batch,
+                                                         args.threads - state["spawned"])):
                 is_loop = state["spawned"] % args.loop_every == 0
                 t = threading.Thread(target=loop_worker if is_loop else plain_worker,
                                      args=(done_counter, lock),
@@ -85,18 +90,27 @@ def main():
                        "finished": done_counter[0], "seconds": time.monotonic() - started}, f)
         os.rename(tmp, os.path.join(ctl.path, "churn.json"))
 
-    async def stalls():
-        tid = threading.get_native_id()
-        for n in range(1, args.count + 1):
-            while not ctl.take_go():
-                await asyncio.sleep(POLL_S)
-            spawned = state["spawned"]
-            ctl.report(**timed(n, "sleep", lambda: main_loop_sleep(args.ms)),
-                       spawned=spawned, tid=tid)
+    def starts_then_sleep():
+        started = [threading.Thread(target=plain_worker, args=(done_counter, lock))
+                   for _ in range(args.starts_before_sleep)]
+        for t in started:
+            t.start()
+        main_loop_sleep(args.ms)
+        for t in started:
+            t.join()
+
+    async def stall(n):
+        if args.starts_before_sleep:
+            state["paused"] = True
+            await asyncio.sleep(args.pause_ms * 3 / 1000.0)  # let a due batch go by
+        report = dict(timed(n, "sleep", starts_then_sleep), spawned=state["spawned"],
+                      tid=threading.get_native_id(), starts_before_sleep=args.starts_before_sleep)
+        state["paused"] = False
+        return report
 
     async def run():
         ctl.ready(loop="asyncio", loop_tids=[threading.get_native_id()], threads=args.threads)
-        await asyncio.gather(churn(), stalls())
+        await asyncio.gather(churn(), serve(ctl, args.count, stall, linger_s=0))
         await asyncio.sleep(0.3)
 
     asyncio.run(run())

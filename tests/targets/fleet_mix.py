@@ -36,7 +36,7 @@ import sys
 import threading
 import time
 
-from ctl import POLL_S, Ctl, add_ctl_argument, timed
+from ctl import POLL_S, Ctl, SelectCounter, add_ctl_argument, timed
 
 
 def blocking_helper(ms):
@@ -94,20 +94,12 @@ def main():
 
     import asyncio
     loop = asyncio.new_event_loop()
-    selects = 0
-    real_select = loop._selector.select
-
-    def counting_select(timeout=None):
-        nonlocal selects
-        selects += 1
-        return real_select(timeout)
-
-    loop._selector.select = counting_select
+    selects = SelectCounter(loop)
 
     async def mix(n):
         total = args.short + args.long
         long_at = long_iterations(total, args.long)
-        before = selects
+        before = selects.count
         start = time.monotonic()
         for i in range(total):
             if i in long_at:
@@ -118,7 +110,7 @@ def main():
         end = time.monotonic()
         return {"n": n, "action": "mix", "start": start, "end": end, "ms": (end - start) * 1e3,
                 "short": args.short, "long": args.long, "selects_before": before,
-                "selects_after": selects}
+                "selects_after": selects.count}
 
     children = []
 
@@ -155,7 +147,7 @@ def main():
         loop.close()
     for child in children:
         child.wait()
-    ctl.report(n=args.count + 1, action="exit", selects=selects)
+    ctl.report(n=args.count + 1, action="exit", selects=selects.count)
 
 
 if __name__ == "__main__":

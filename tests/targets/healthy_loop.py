@@ -15,7 +15,7 @@ import asyncio
 import threading
 import time
 
-from ctl import Ctl, add_ctl_argument
+from ctl import Ctl, SelectCounter, add_ctl_argument
 
 
 def main():
@@ -26,15 +26,7 @@ def main():
     ctl = Ctl(args.ctl)
 
     loop = asyncio.new_event_loop()
-    selects = 0
-    real_select = loop._selector.select
-
-    def counting_select(timeout=None):
-        nonlocal selects
-        selects += 1
-        return real_select(timeout)
-
-    loop._selector.select = counting_select
+    selects = SelectCounter(loop)
 
     async def spin():
         ctl.ready(loop="asyncio", loop_tids=[threading.get_native_id()])
@@ -48,7 +40,7 @@ def main():
     finally:
         loop.close()
     end = time.monotonic()
-    ctl.report(n=1, action="spin", selects=selects, iterations_requested=args.iterations,
+    ctl.report(n=1, action="spin", selects=selects.count, iterations_requested=args.iterations,
                start=start, end=end, ms=(end - start) * 1000.0)
 
 

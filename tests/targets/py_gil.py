@@ -18,7 +18,7 @@ import asyncio
 import threading
 import time
 
-from ctl import POLL_S, Ctl, add_ctl_argument
+from ctl import Ctl, add_ctl_argument, serve
 
 
 def spin(seconds, tid_out):
@@ -44,13 +44,9 @@ async def starve(n, seconds):
             "iterations": iterations}
 
 
-async def serve(args, ctl):
+async def run(args, ctl):
     ctl.ready(loop="asyncio", loop_tids=[threading.get_native_id()])
-    for n in range(1, args.count + 1):
-        while not ctl.take_go():
-            await asyncio.sleep(POLL_S)
-        ctl.report(**await starve(n, args.ms / 1000.0))
-    await asyncio.sleep(0.3)
+    await serve(ctl, args.count, lambda n: starve(n, args.ms / 1000.0))
 
 
 def main():
@@ -59,7 +55,7 @@ def main():
     parser.add_argument("--ms", type=float, default=2000.0, help="how long the spinner runs")
     parser.add_argument("--count", type=int, default=1)
     args = parser.parse_args()
-    asyncio.run(serve(args, Ctl(args.ctl)))
+    asyncio.run(run(args, Ctl(args.ctl)))
 
 
 if __name__ == "__main__":

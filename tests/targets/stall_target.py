@@ -11,6 +11,7 @@ loop's poll call, as in a real program) and exits 0.
 
 Actions (all block the loop thread):
   sleep   time.sleep(ms)            -> off-CPU, reason sleep (clock_nanosleep, select on <=3.10)
+  naps    40 time.sleep(ms/40) in one iteration -> off-CPU, 40 switch-outs
   busy    pure-Python loop for ms of CPU time -> on-CPU
   recv    socket.recv() from a local TCP server that answers after ms -> off-CPU, reason net
   fsync   write --mb MB into a file under --dir, os.fsync, unlink     -> disk
@@ -29,8 +30,19 @@ import time
 from ctl import POLL_S, Ctl, add_ctl_argument, timed
 
 
+NAPS = 40
+
+
 def act_sleep(args):
     time.sleep(args.ms / 1000.0)
+
+
+def act_naps(args):
+    # One iteration that blocks NAPS times: more switch-outs than the walker's per-iteration
+    # budget (max_py_walks_per_iteration, 16), so the later ones go without a Python walk.
+    for _ in range(NAPS):
+        time.sleep(args.ms / 1000.0 / NAPS)
+    return {"naps": NAPS}
 
 
 def act_busy(args):
@@ -92,7 +104,8 @@ def act_fsync(args):
     return {"bytes": args.mb << 20, "path": path}
 
 
-ACTIONS = {"sleep": act_sleep, "busy": act_busy, "recv": act_recv, "fsync": act_fsync}
+ACTIONS = {"sleep": act_sleep, "naps": act_naps, "busy": act_busy, "recv": act_recv,
+           "fsync": act_fsync}
 
 
 def run_asyncio(args, ctl):

@@ -14,7 +14,7 @@ import asyncio
 import threading
 import time
 
-from ctl import POLL_S, Ctl, add_ctl_argument, timed
+from ctl import Ctl, IdleLoop, add_ctl_argument, serve, timed
 
 
 def main():
@@ -25,36 +25,23 @@ def main():
     args = parser.parse_args()
     ctl = Ctl(args.ctl)
 
-    tids = {}
-    both_running = threading.Barrier(3)
-    done = threading.Event()
-
-    async def healthy():
-        tids["healthy"] = threading.get_native_id()
-        both_running.wait()
-        while not done.is_set():
-            await asyncio.sleep(0.01)
+    healthy = IdleLoop("healthy")
+    blocking = {}
+    blocker_running = threading.Event()
 
     async def blocker():
-        tids["blocking"] = threading.get_native_id()
-        both_running.wait()
-        for n in range(1, args.count + 1):
-            while not ctl.take_go():
-                await asyncio.sleep(POLL_S)
-            ctl.report(**timed(n, "sleep", lambda: time.sleep(args.ms / 1000.0)))
-        await asyncio.sleep(0.3)  # end the last stalled iteration at the poll call
-        done.set()
+        blocking["tid"] = threading.get_native_id()
+        blocker_running.set()
+        await serve(ctl, args.count,
+                    lambda n: timed(n, "sleep", lambda: time.sleep(args.ms / 1000.0)))
 
-    threads = [threading.Thread(target=asyncio.run, args=(coro(),), name=name)
-               for name, coro in (("healthy", healthy), ("blocker", blocker))]
-    for t in threads:
-        t.start()
-    both_running.wait()
-    ctl.ready(loop="asyncio", blocking_tid=tids["blocking"], healthy_tid=tids["healthy"],
-              loop_tids=[tids["blocking"], tids["healthy"]])
-    for t in threads:
-        t.join()
-
+    thread = threading.Thread(target=asyncio.run, args=(blocker(),), name="blocker")
+    thread.start()
+    blocker_running.wait()
+    ctl.ready(loop="asyncio", blocking_tid=blocking["tid"], healthy_tid=healthy.tid,
+              loop_tids=[blocking["tid"], healthy.tid])
+    thread.join()
+    healthy.stop()
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+#ifndef COUNTERS_H
+#define COUNTERS_H
+
+#include <linux/types.h>
+
+/*
+ * What the BPF side counts host-wide (.bss) instead of losing it silently. Shown at the end of a
+ * run (text: the non-zero ones on stderr; JSON: the run_summary record) and exported as
+ * Prometheus counters.
+ */
+struct counter {
+	const char *name;            /* the .bss variable and JSON key; metric loopstall_<name>_total */
+	const char *text;            /* "<count> <text>": what one count is and why it happened */
+	const volatile __u64 *value; /* in the mmapped .bss */
+};
+
+#define NR_COUNTERS 7
+
+#endif
