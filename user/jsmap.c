@@ -11,6 +11,7 @@
 #include <linux/openat2.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include "clock.h"
 #include "jsmap.h"
 
 /* A perf map only grows: V8 never logs code that was freed, and a long-running service's map
@@ -63,14 +64,6 @@ struct pid_map {
 struct jsmap {
 	void *pids; /* tsearch tree of struct pid_map */
 };
-
-static __u64 time__now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
-}
 
 /* ---- names ---------------------------------------------------------------------------- */
 
@@ -662,7 +655,7 @@ int jsmap__refresh(struct jsmap *jsmap, pid_t pid)
 	struct pid_map *pm;
 	struct stat st;
 	size_t old;
-	__u64 now = time__now_ns();
+	__u64 now = clock__ns();
 	int fd, err;
 
 	if (!jsmap)
