@@ -449,6 +449,35 @@ int BPF_KRETPROBE(loop_func_exit)
 	return poll__exit();
 }
 
+/* A slot thread__slot() returned, checked below MAX_STACK_SLOTS by the caller: clang 14 turns
+ * that check into one on a copy of the register, which the verifier does not carry over to
+ * the index; the mask behind a barrier is a range it sees. */
+static __always_inline struct stack_slot *thread__slot_at(struct loop_thread *thread, __u32 slot)
+{
+	barrier_var(slot);
+	return &thread->slots[slot & (MAX_STACK_SLOTS - 1)];
+}
+
+/* The off-CPU slot with the least time, NO_SLOT if there is none. A global function: the
+ * verifier checks it once, not again in every state of sched_switch's walks. */
+__noinline __u32 thread__lightest_wait(struct loop_thread *thread)
+{
+	__u32 i, lightest = NO_SLOT;
+	__u64 lightest_ns = ~0ULL;
+
+	if (!thread)
+		return NO_SLOT;
+	for (i = 0; i < MAX_STACK_SLOTS; i++) {
+		if (i >= thread->nr_slots) /* slots beyond are a past iteration's */
+			break;
+		if (thread->slots[i].kind == STACK_OFF_CPU && thread->slots[i].ns < lightest_ns) {
+			lightest = i;
+			lightest_ns = thread->slots[i].ns;
+		}
+	}
+	return lightest;
+}
+
 /* Find the slot for this stack in the iteration, or start one; NO_SLOT when all are taken. */
 static __always_inline __u32 thread__slot(struct loop_thread *thread, __s32 kernel_stack_id,
 					  __s32 user_stack_id,
@@ -475,8 +504,19 @@ static __always_inline __u32 thread__slot(struct loop_thread *thread, __s32 kern
 	}
 	/* Samples of a CPU-bound stretch must not take every slot before the iteration blocks
 	 * on something (the blocking call is usually what matters): each kind gets half. */
-	if (i >= MAX_STACK_SLOTS || same_kind >= MAX_STACK_SLOTS / 2)
-		return NO_SLOT;
+	if (i < MAX_STACK_SLOTS && same_kind < MAX_STACK_SLOTS / 2) {
+		thread->nr_slots = i + 1;
+	} else {
+		/* Full. A new wait may be the long one that stalls the loop, after a burst of short
+		 * ones (lock hand-offs, small reads): it takes the lightest wait's slot, whose time
+		 * becomes untracked. A new sample stands for one period: it is the untracked one. */
+		if (kind != STACK_OFF_CPU)
+			return NO_SLOT;
+		i = thread__lightest_wait(thread);
+		if (i >= MAX_STACK_SLOTS)
+			return NO_SLOT;
+		thread->untracked_stack_ns += thread->slots[i].ns;
+	}
 	slot = &thread->slots[i];
 	slot->kernel_stack_id = kernel_stack_id;
 	slot->user_stack_id = user_stack_id;
@@ -489,7 +529,6 @@ static __always_inline __u32 thread__slot(struct loop_thread *thread, __s32 kern
 	slot->syscall = syscall;
 	slot->ns = 0;
 	slot->samples = 0;
-	thread->nr_slots = i + 1;
 	return i;
 }
 
@@ -645,7 +684,7 @@ static void thread__switch_out(void *ctx, struct loop_thread *thread, struct tas
 			    STACK_OFF_CPU, reason, syscall);
 	thread->current_slot = slot;
 	if (reason == REASON_GIL && slot < MAX_STACK_SLOTS)
-		thread->slots[slot].gil_holder = python__gil_holder(thread->pid);
+		thread__slot_at(thread, slot)->gil_holder = python__gil_holder(thread->pid);
 }
 
 SEC("tp_btf/sched_switch")
@@ -728,8 +767,8 @@ int on_cpu_sample(struct bpf_perf_event_data *ctx)
 		thread->untracked_stack_ns += sample_period_ns;
 		return 0;
 	}
-	thread->slots[slot].ns += sample_period_ns;
-	thread->slots[slot].samples++;
+	thread__slot_at(thread, slot)->ns += sample_period_ns;
+	thread__slot_at(thread, slot)->samples++;
 	return 0;
 }
 

@@ -133,6 +133,22 @@ def test_time_sleep_in_coroutine(lab, python):
     check_summary(run, pid)
 
 
+def test_long_wait_after_a_burst_of_short_ones(lab):
+    """1c. Twelve 1 ms sleeps from twelve different Python stacks, then a 300 ms sleep, in one
+    iteration: more distinct waits than the iteration's stack slots. The long one, the cause of
+    the stall, keeps its stack with its Python frames; short ones give up their slots."""
+    target = lab.target("stall_target.py", "--action", "burst", "--ms", 300, "--count", 2)
+    run, reports = attach_and_trigger(lab, target, 1)
+    stalls = caused_stalls(run, target.pid)
+    assert len(stalls) == 1, "\n".join(map(brief, stalls))
+    ev = stalls[0]
+    long_waits = [st for st in ev["stacks"] if st["kind"] == "off_cpu" and st["ms"] >= 250]
+    assert len(long_waits) == 1, brief(ev)
+    innermost = (long_waits[0].get("python") or [{}])[0]
+    assert innermost.get("function") == "act_burst", long_waits[0].get("python")
+    assert ev["untracked_ms"] < 50, brief(ev)
+
+
 @pytest.mark.parametrize("loop", ["uvloop", "trio"])
 def test_time_sleep_other_loops(lab, loop):
     """8. The same time.sleep(0.3) stall on uvloop (libuv) and trio loops (Debian python3)."""

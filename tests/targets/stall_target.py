@@ -12,6 +12,8 @@ loop's poll call, as in a real program) and exits 0.
 Actions (all block the loop thread):
   sleep   time.sleep(ms)            -> off-CPU, reason sleep (clock_nanosleep, select on <=3.10)
   naps    40 time.sleep(ms/40) in one iteration -> off-CPU, 40 switch-outs
+  burst   12 1 ms sleeps, each from a different Python stack, then time.sleep(ms) -> off-CPU,
+          more distinct waits than an iteration has stack slots, the long one last
   busy    pure-Python loop for ms of CPU time -> on-CPU
   recv    socket.recv() from a local TCP server that answers after ms -> off-CPU, reason net
   fsync   write --mb MB into a file under --dir, os.fsync, unlink     -> disk
@@ -43,6 +45,24 @@ def act_naps(args):
     for _ in range(NAPS):
         time.sleep(args.ms / 1000.0 / NAPS)
     return {"naps": NAPS}
+
+
+BURST = 12
+
+
+def nap_nested(depth):
+    if depth:
+        nap_nested(depth - 1)
+    else:
+        time.sleep(0.001)
+
+
+def act_burst(args):
+    # Each depth is a different Python stack, so a different stack slot in loopstall.
+    for depth in range(BURST):
+        nap_nested(depth)
+    time.sleep(args.ms / 1000.0)
+    return {"naps": BURST}
 
 
 def act_busy(args):
@@ -104,7 +124,7 @@ def act_fsync(args):
     return {"bytes": args.mb << 20, "path": path}
 
 
-ACTIONS = {"sleep": act_sleep, "naps": act_naps, "busy": act_busy, "recv": act_recv,
+ACTIONS = {"sleep": act_sleep, "naps": act_naps, "burst": act_burst, "busy": act_busy, "recv": act_recv,
            "fsync": act_fsync}
 
 
