@@ -533,10 +533,12 @@ def test_folded_stacks(lab):
     # What a flame graph of the file shows: the blocked time under blocking_helper, at the
     # line of its sleep. (On-CPU samples there weigh samples x period, not measured time.)
     helper = "blocking_helper (%s:%d)" % (SCRIPT, line_no)
-    under = 0
+    under = under_any_kind = 0
     for line, (ev, stack) in zip(lines, want):
         stack_text, weight = FOLDED_LINE.match(line).groups()
         frames = stack_text.split(";")
+        if helper in frames:
+            under_any_kind += int(weight)
         if stack["kind"] != "off_cpu" or helper not in frames:
             continue
         under += int(weight)
@@ -567,5 +569,7 @@ def test_folded_stacks(lab):
     titles = re.findall(r"<title>([^<]*)</title>", svg.stdout)
     drawn = [t for t in titles if t.startswith("blocking_helper (")]
     assert drawn, "flamegraph.pl drew no blocking_helper frame; titles: %s" % titles[:20]
-    samples = int(re.search(r"\(([\d,]+) samples", drawn[0]).group(1).replace(",", ""))
-    assert abs(samples - under) <= 2, (drawn[0], under)
+    # An on-CPU sample in blocking_helper (before its sleep) can be a box of its own.
+    samples = sum(int(re.search(r"\(([\d,]+) samples", t).group(1).replace(",", ""))
+                  for t in drawn)
+    assert abs(samples - under_any_kind) <= 2, (drawn, under_any_kind)
