@@ -406,9 +406,15 @@ def test_fastapi_routes(lab, loop):
         for ev in stalls:
             for s in ev["stacks"]:
                 hits = [f for f in frames(s) if f[0] == fn]
+                # A stack of the route's own kind is its blocking call; one of the other kind
+                # (an on-CPU sample once the sleep returned, a GIL wait right after it) may
+                # also be at the `return` on the next line.
+                allowed = {lines[marker]} if s["kind"] == kind else {lines[marker],
+                                                                     lines[marker] + 1}
                 for f in hits:
-                    assert f == (fn, path, lines[marker]), (
-                        "%s at %s, want %s:%d\n%s" % (fn, f[1:], script, lines[marker], show(ev)))
+                    assert f[:2] == (fn, path) and f[2] in allowed, (
+                        "%s at %s, want %s:%s\n%s" % (fn, f[1:], script, sorted(allowed),
+                                                       show(ev)))
                 if hits:
                     naming.append((ev, s))
                     coroutine = (ev.get("task") or {}).get("coroutine")
