@@ -204,6 +204,8 @@ static void stacks__resolve(const struct stall_resolver *resolver, __u32 pid,
 	bool js_refreshed = false;
 	__u32 i;
 
+	/* The previous report is printed: no frame points at a replaced code object any more. */
+	python__release_codes(resolver->python);
 	report->nr_stacks = 0;
 	for (i = 0; i < nr_slots && i < MAX_STACK_SLOTS; i++) {
 		struct stack_report *stack = &report->stacks[report->nr_stacks];
