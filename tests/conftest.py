@@ -49,7 +49,7 @@ class Lab:
 
     def close(self):
         for run in self.runs:
-            run.kill()
+            run.finish()
         for t in self.targets:
             t.kill()
         # Shown by pytest only when the test failed.
@@ -57,6 +57,11 @@ class Lab:
             print("---- loopstall run ----\n" + run.describe())
         for t in self.targets:
             print("---- target %s ----\n%s" % (" ".join(t.argv), t.output()))
+        reports = [run for run in self.runs if run.sanitizer_report()]
+        if reports:
+            pytest.fail("sanitizer report from %d loopstall run(s):\n%s" % (
+                len(reports), "\n".join("%s\n%s" % (" ".join(run.argv), run.sanitizer_report())
+                                         for run in reports)), pytrace=False)
 
 
 @pytest.fixture

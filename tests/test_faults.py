@@ -888,6 +888,7 @@ def test_sigint_while_stdout_pipe_is_full(lab):
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+    harness.check_no_sanitizer_report(err_path.read_text(errors="replace"))
     assert rc == 0, "loopstall exited %s:\n%s" % (rc, err_path.read_text(errors="replace"))
     events, bad = [], []
     for line in raw.split(b"\n"):

@@ -57,6 +57,10 @@ struct python {
 	struct syms *syms;
 	struct python_maps maps;
 	void *processes; /* tsearch tree of struct python_process by pid */
+	/* Code objects found replaced at their address while frames resolved earlier in the same
+	 * report may still point at their names: freed by python__release_codes(). */
+	struct code_info **retired;
+	size_t nr_retired, retired_cap;
 };
 
 static int remote__read(pid_t pid, __u64 addr, void *buf, size_t len)
@@ -109,19 +113,29 @@ static void code__free(void *code)
 }
 
 /* Code objects are immutable once created, so one read per address serves every later stall. */
-static const struct code_info *code__get(struct python_process *proc, __u64 addr)
+static const struct code_info *code__get(struct python *python, struct python_process *proc,
+					 __u64 addr)
 {
 	struct pycode_reader reader = { .read = remote__reader, .ctx = &proc->pid,
 					.offsets = &proc->offsets, .code_type = proc->code_type };
-	struct code_info key = { .addr = addr }, *code, **node;
+	struct code_info key = { .addr = addr }, *code, **node, **retired;
+	size_t cap;
 
 	node = tfind(&key, &proc->codes, u64__cmp);
 	if (node) {
 		if (pycode__same(&reader, *node))
 			return *node;
+		if (python->nr_retired == python->retired_cap) {
+			cap = python->retired_cap ? 2 * python->retired_cap : 16;
+			retired = realloc(python->retired, cap * sizeof(*retired));
+			if (!retired)
+				return NULL;
+			python->retired = retired;
+			python->retired_cap = cap;
+		}
 		code = *node;
 		tdelete(code, &proc->codes, u64__cmp);
-		pycode__free(code);
+		python->retired[python->nr_retired++] = code;
 	}
 	code = calloc(1, sizeof(*code));
 	if (!code)
@@ -474,7 +488,7 @@ bool python__resolve(struct python *python, pid_t pid, __u64 py_stack_id,
 		/* 3.12+ put a shim frame on the chain at every entry into the eval loop. */
 		if (off->frame_owner != PY_NONE16 && frame->owner == off->frame_owned_by_cstack)
 			continue;
-		code = code__get(proc, frame->code);
+		code = code__get(python, proc, frame->code);
 		if (!code || !code->valid) {
 			out->truncated = true;
 			break;
@@ -589,10 +603,20 @@ struct python *python__new(struct syms *syms, const struct python_maps *maps)
 	return python;
 }
 
+void python__release_codes(struct python *python)
+{
+	if (!python)
+		return;
+	while (python->nr_retired)
+		pycode__free(python->retired[--python->nr_retired]);
+}
+
 void python__free(struct python *python)
 {
 	if (!python)
 		return;
+	python__release_codes(python);
+	free(python->retired);
 	tdestroy(python->processes, process__free);
 	free(python);
 }

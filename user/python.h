@@ -42,9 +42,14 @@ void python__free(struct python *python);
 int python__attach(struct python *python, pid_t pid);
 /* Map the loop threads the BPF side knows to their PyThreadState; cheap, call it often. */
 void python__sync_threads(struct python *python);
-/* Resolve a walked stack into frames; false if the id names no stack. */
+/*
+ * Resolve a walked stack into frames; false if the id names no stack. The frames' strings stay
+ * valid until python__release_codes() (or python__forget() of the pid).
+ */
 bool python__resolve(struct python *python, pid_t pid, __u64 py_stack_id,
 		     struct python_stack *out);
+/* Free the code objects that python__resolve() found replaced; call it between reports. */
+void python__release_codes(struct python *python);
 /* The kernel tid of the thread owning a PyThreadState of process pid, 0 if unknown. */
 __u32 python__thread_tid(struct python *python, pid_t pid, __u64 tstate);
 /* Line `line` of the target's source file, stripped, for a person reading the report. */

@@ -226,6 +226,8 @@ static void stacks__resolve(const struct stall_resolver *resolver, __u32 pid,
 	bool js_refreshed = false;
 	__u32 i;
 
+	/* The previous report is printed: no frame points at a replaced code object any more. */
+	python__release_codes(resolver->python);
 	report->nr_stacks = 0;
 	v8__trim(resolver->v8, pid);
 	for (i = 0; i < nr_slots && i < MAX_STACK_SLOTS; i++) {
