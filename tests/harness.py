@@ -350,6 +350,18 @@ def caused_stalls(run, pid=None, threshold_ms=100.0):
     return [ev for ev in stalls if not starved(ev, threshold_ms)]
 
 
+def check_on_cpu_at_least(ev, cpu_ms, share=0.67):
+    """A CPU-bound stretch of cpu_ms of thread CPU time shows as on-CPU time. When the thread
+    waited for a CPU longer than it ran (an overcommitted VM), the time between its context
+    switches and the CPU time the kernel charged it were seen to differ by up to half: only
+    the order of magnitude is checked then."""
+    if ev["runqueue_ms"] > ev["on_cpu_ms"]:
+        share = min(share, 0.4)
+    assert ev["on_cpu_ms"] >= share * cpu_ms, (
+        "on-CPU %.1f ms for %.0f ms of CPU time (runqueue %.1f ms)\n%s"
+        % (ev["on_cpu_ms"], cpu_ms, ev["runqueue_ms"], brief(ev)))
+
+
 def kernel_symbols(stack):
     return [f.get("symbol") or "" for f in stack["kernel"]]
 

@@ -27,6 +27,12 @@ def one_summary(run, pid):
     return summaries[0]
 
 
+def check_300ms_sleep(ev):
+    """The stalled iteration is the 300 ms sleep, plus however long the woken thread then waited
+    for a CPU (runqueue time: the machine's doing, not the target's)."""
+    assert 255 <= ev["duration_ms"] - ev["runqueue_ms"] <= 345, brief(ev)
+
+
 def test_launch_mode(lab):
     """loopstall -- CMD: starts CMD, traces it, exits 0 with its summary when CMD exits."""
     out = lab.tmp_path / "out.jsonl"
@@ -41,7 +47,7 @@ def test_launch_mode(lab):
     stalls = caused_stalls(run)
     assert len(stalls) == 1, "\n".join(map(brief, stalls)) or "no stall"
     assert stalls[0]["pid"] == target.pid, brief(stalls[0])
-    assert 255 <= stalls[0]["duration_ms"] <= 345, brief(stalls[0])
+    check_300ms_sleep(stalls[0])
     summary = one_summary(run, target.pid)
     assert summary["stalls"] == len(run.of_kind("stall")), summary
     assert [e["event"] for e in run.events()][-2:] == ["summary", "run_summary"]
@@ -58,8 +64,8 @@ def test_attach_target_exits_mid_trace(lab):
     rc = run.wait_exit(10)  # "within a few seconds" of the target's exit
     assert rc == 0, run.describe()
     stalls = caused_stalls(run, target.pid)
-    assert len(stalls) == 1 and 255 <= stalls[0]["duration_ms"] <= 345, \
-        "\n".join(map(brief, stalls)) or "no stall"
+    assert len(stalls) == 1, "\n".join(map(brief, stalls)) or "no stall"
+    check_300ms_sleep(stalls[0])
     assert one_summary(run, target.pid)["stalls"] == len(run.of_kind("stall", target.pid))
 
 

@@ -31,8 +31,8 @@ import urllib.request
 
 import pytest
 
-from harness import (DEBIAN_PYTHON, TARGETS, brief, check_stall_shape, pyenv_python, pyenv_root,
-                     python_version)
+from harness import (DEBIAN_PYTHON, TARGETS, brief, check_on_cpu_at_least, check_stall_shape,
+                     pyenv_python, pyenv_root, python_version)
 
 SETTLE_S = 10.0  # how long a stall event may take to arrive after the loop polls again
 WARMUP_S = 0.6  # loopstall maps a loop thread to its Python thread state after its first poll
@@ -213,7 +213,7 @@ def test_nested_frames_exact_lines(lab, python, action):
         assert top.get("python"), "the sleep's stack has no Python frames:\n" + show(ev)
         checked = [top]
     else:
-        assert ev["on_cpu_ms"] >= 200, show(ev)
+        check_on_cpu_at_least(ev, 300)
         on_cpu = [s for s in ev["stacks"] if s["kind"] == "on_cpu"]
         # On-CPU samples land in different native frames (interpreter loop, thread_time()), so
         # they are many stacks; group them by their frames in the target file and weigh them.
@@ -264,8 +264,8 @@ def test_cpu_then_sleep_in_one_iteration(lab, python):
     stalls = settle_and_stop(run, target, lambda s: len(s) >= 1)
     assert len(stalls) == 1, show_all(stalls)
     ev = stalls[0]
-    assert ev["duration_ms"] >= 510 and ev["off_cpu_ms"] >= 250 and ev["on_cpu_ms"] >= 200, (
-        show(ev))
+    assert ev["duration_ms"] >= 510 and ev["off_cpu_ms"] >= 250, show(ev)
+    check_on_cpu_at_least(ev, 300)
     outer = [("handler", path, lines["handler"]), ("serve", path, lines["serve"])]
     sleeping = [s for s in ev["stacks"] if s["kind"] == "off_cpu" and s["reason"] == "sleep"
                 and prefix_in(s, path) == [("helper", path, lines["sleep"])] + outer]
@@ -273,7 +273,10 @@ def test_cpu_then_sleep_in_one_iteration(lab, python):
         "the stall spent %.0f ms off-CPU, but no 'sleep' stack names helper at line %d "
         "(%d stacks reported):\n%s" % (ev["off_cpu_ms"], lines["sleep"], len(ev["stacks"]),
                                        show(ev, 30)))
-    assert ev["stacks"][0] is sleeping[0], "the 300 ms sleep is not the heaviest stack:\n" + (
+    # On-CPU stacks weigh samples x period, which for 300 ms of CPU can come out above the
+    # measured 300 ms sleep: the sleep must be the heaviest off-CPU stack.
+    off_cpu = [s for s in ev["stacks"] if s["kind"] == "off_cpu"]
+    assert off_cpu[0] is sleeping[0], "the 300 ms sleep is not the heaviest off-CPU stack:\n" + (
         show(ev, 30))
     busy_ms = sum(s["ms"] for s in ev["stacks"] if s["kind"] == "on_cpu"
                   and prefix_in(s, path) == [("helper", path, lines["busy"])] + outer)
