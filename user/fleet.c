@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <bpf/bpf.h>
+#include "compare.h"
 #include "fleet.h"
 #include "targets.h"
 
@@ -308,13 +309,6 @@ void fleet__exited(struct fleet *fleet, pid_t pid)
 		info->scraped_exited = bpf_map_lookup_elem(fleet->stats_fd, &key, &stats) != 0;
 	}
 	pthread_mutex_unlock(&fleet->lock);
-}
-
-static int pid__cmp(const void *a, const void *b)
-{
-	pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
-
-	return (x > y) - (x < y);
 }
 
 /*

@@ -11,14 +11,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/uio.h>
 #include <bpf/bpf.h>
 #include "clock.h"
+#include "compare.h"
 #include "linetable.h"
 #include "python.h"
 #include "python_debug.h"
 #include "pycode.h"
 #include "python_offsets.h"
+#include "remote.h"
 
 /* Bounds on how far a hostile or corrupt target can make us walk. */
 #define MAX_INTERPRETERS 64
@@ -63,48 +64,12 @@ struct python {
 	size_t nr_retired, retired_cap;
 };
 
-static int remote__read(pid_t pid, __u64 addr, void *buf, size_t len)
-{
-	struct iovec local = { .iov_base = buf, .iov_len = len };
-	struct iovec remote = { .iov_base = (void *)(uintptr_t)addr, .iov_len = len };
-
-	if (!addr)
-		return -EFAULT;
-	return process_vm_readv(pid, &local, 1, &remote, 1, 0) == (ssize_t)len ? 0 : -EFAULT;
-}
-
 static __u64 remote__u64(pid_t pid, __u64 addr)
 {
 	__u64 value = 0;
 
 	remote__read(pid, addr, &value, sizeof(value));
 	return value;
-}
-
-static int pid__cmp(const void *a, const void *b)
-{
-	pid_t left = *(const pid_t *)a, right = *(const pid_t *)b;
-
-	return left < right ? -1 : left > right;
-}
-
-static int u64__cmp(const void *a, const void *b)
-{
-	__u64 left = *(const __u64 *)a, right = *(const __u64 *)b;
-
-	return left < right ? -1 : left > right;
-}
-
-static int u32__cmp(const void *a, const void *b)
-{
-	__u32 left = *(const __u32 *)a, right = *(const __u32 *)b;
-
-	return left < right ? -1 : left > right;
-}
-
-static int remote__reader(void *ctx, __u64 addr, void *buf, size_t len)
-{
-	return remote__read(*(const pid_t *)ctx, addr, buf, len);
 }
 
 static void code__free(void *code)

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <elfutils/libdwfl.h>
 #include "clock.h"
+#include "compare.h"
 #include "symbolize.h"
 
 /* Bounds how often a process running code outside any module (JIT, anonymous executable memory)
@@ -59,11 +60,6 @@ static bool str__has_suffix(const char *str, const char *suffix)
 	size_t len = strlen(str), suffix_len = strlen(suffix);
 
 	return len >= suffix_len && !strcmp(str + len - suffix_len, suffix);
-}
-
-static int str__cmp(const void *a, const void *b)
-{
-	return strcmp(a, b);
 }
 
 static int ksym__cmp(const void *a, const void *b)

@@ -12,9 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/uio.h>
 #include <bpf/bpf.h>
+#include "compare.h"
 #include "loopstall.h"
+#include "remote.h"
 #include "v8.h"
 #include "v8heap.h"
 #include "v8meta.h"
@@ -57,36 +58,6 @@ struct v8 {
 	struct v8_maps maps;
 	void *processes; /* tsearch tree of struct v8_process by pid */
 };
-
-static int pid__cmp(const void *a, const void *b)
-{
-	pid_t left = *(const pid_t *)a, right = *(const pid_t *)b;
-
-	return left < right ? -1 : left > right;
-}
-
-static int u64__cmp(const void *a, const void *b)
-{
-	__u64 left = *(const __u64 *)a, right = *(const __u64 *)b;
-
-	return left < right ? -1 : left > right;
-}
-
-static int str__cmp(const void *a, const void *b)
-{
-	return strcmp(a, b);
-}
-
-static int remote__read(void *ctx, __u64 addr, void *buf, size_t len)
-{
-	pid_t pid = *(const pid_t *)ctx;
-	struct iovec local = { .iov_base = buf, .iov_len = len };
-	struct iovec remote = { .iov_base = (void *)(uintptr_t)addr, .iov_len = len };
-
-	if (!addr)
-		return -EFAULT;
-	return process_vm_readv(pid, &local, 1, &remote, 1, 0) == (ssize_t)len ? 0 : -EFAULT;
-}
 
 static void function__free(void *ptr)
 {
@@ -341,7 +312,7 @@ static void function__name(struct v8_process *proc, const struct v8_reader *read
  * stall; the stamp check catches an address reused after a GC. */
 static const struct function_entry *function__get(struct v8_process *proc, __u64 addr)
 {
-	struct v8_reader reader = { .read = remote__read, .ctx = &proc->pid, .meta = &proc->meta };
+	struct v8_reader reader = { .read = remote__reader, .ctx = &proc->pid, .meta = &proc->meta };
 	struct function_entry key = { .addr = addr }, *entry, **node;
 
 	node = tfind(&key, &proc->functions, u64__cmp);

@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/uio.h>
+#include "remote.h"
 #include "v8meta.h"
 
 #define V8DBG_PREFIX "v8dbg_"
@@ -81,14 +81,6 @@ struct meta_read {
 	int err;
 };
 
-static int remote__int(pid_t pid, __u64 addr, int *value)
-{
-	struct iovec local = { .iov_base = value, .iov_len = sizeof(*value) };
-	struct iovec remote = { .iov_base = (void *)(uintptr_t)addr, .iov_len = sizeof(*value) };
-
-	return process_vm_readv(pid, &local, 1, &remote, 1, 0) == sizeof(*value) ? 0 : -EFAULT;
-}
-
 /*
  * Values are read from the process, not the file: the zero-valued ones are in .bss, which only
  * exists in memory (zeroed at load, never written: V8 only defines them).
@@ -110,7 +102,7 @@ static int meta__symbol(void *ctx, const char *name, __u64 addr)
 			return 0;
 		field = (int *)((char *)read->meta + fields[i].offset);
 	}
-	if (remote__int(read->pid, addr, &value)) {
+	if (remote__read(read->pid, addr, &value, sizeof(value))) {
 		read->err = -EFAULT;
 		return 1;
 	}
