@@ -2,6 +2,7 @@
 #include <time.h>
 #include <bpf/bpf.h>
 #include "progress.h"
+#include "python.h"
 
 static __u64 monotonic_ns(void)
 {
@@ -56,14 +57,21 @@ void progress__scan(struct progress *progress, int loop_threads_fd,
 	__u8 seen[PROGRESS_MAX_THREADS] = {};
 	struct loop_thread thread;
 	struct progress_entry *entry;
-	__u32 tid, next_tid, *key = NULL;
+	__u32 tid, next_tid, *key = NULL, i;
 	__u64 now = monotonic_ns();
 
 	while (bpf_map_get_next_key(loop_threads_fd, key, &next_tid) == 0) {
 		tid = next_tid;
 		key = &tid;
-		if (bpf_map_lookup_elem(loop_threads_fd, &tid, &thread) || !thread.busy_start_ns ||
-		    now < thread.busy_start_ns || now - thread.busy_start_ns < progress->interval_ns)
+		if (bpf_map_lookup_elem(loop_threads_fd, &tid, &thread) || !thread.busy_start_ns)
+			continue;
+		/* Code objects that die before the iteration ends (generated functions, reloads)
+		 * are read while they live: stall.c resolves their frames after the end. */
+		if (resolver->python)
+			for (i = 0; i < thread.nr_slots && i < MAX_STACK_SLOTS; i++)
+				python__read_ahead(resolver->python, thread.pid,
+						   thread.slots[i].py_stack_id);
+		if (now < thread.busy_start_ns || now - thread.busy_start_ns < progress->interval_ns)
 			continue;
 		entry = progress__entry(progress, tid, thread.busy_start_ns);
 		if (!entry)
