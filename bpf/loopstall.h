@@ -115,7 +115,13 @@ struct py_frame {
 	__u64 code;  /* PyCodeObject address */
 	__u64 lasti; /* the frame's position field, raw: see enum py_lasti_mode */
 	__u32 owner; /* _PyInterpreterFrame.owner (3.11+) */
-	__u32 pad;
+	/*
+	 * What the code object was at walk time, checked when userspace resolves the frame (the
+	 * object may be freed by then, its address and strings reused): the low 32 bits of
+	 * co_name's cached str hash, or of the co_name pointer while that hash is not computed
+	 * (-1: 3.11/3.12 static strings such as "<module>", never freed).
+	 */
+	__u32 name_fingerprint;
 };
 
 struct py_stack {

@@ -97,6 +97,8 @@ static __u64 python__walk(const struct python_offsets *off, __u64 frame, struct 
 	__u64 hash = 14695981039346656037ULL; /* FNV-1a offset basis */
 	struct py_frame *out;
 	__u32 i, depth = 0;
+	__s64 name_hash;
+	__u64 name;
 	int lasti32;
 
 	stack->truncated = 0;
@@ -122,8 +124,21 @@ static __u64 python__walk(const struct python_offsets *off, __u64 frame, struct 
 		}
 		if (off->frame_owner != PY_NONE16)
 			bpf_probe_read_user(&out->owner, 1, (void *)(frame + off->frame_owner));
+		/* Two dependent reads, code->co_name->hash: what tells this code object from one
+		 * allocated at its address before userspace resolves it. Not for 3.12+ shims. */
+		out->name_fingerprint = 0;
+		if (out->owner != off->frame_owned_by_cstack) {
+			name = read_user_u64(out->code + off->code_name);
+			name_hash = -1;
+			if (name)
+				bpf_probe_read_user(&name_hash, sizeof(name_hash),
+						    (void *)(name + off->unicode_hash));
+			out->name_fingerprint = (__u32)(name_hash != -1 ? name_hash : name);
+		}
 		hash = (hash ^ out->code) * 1099511628211ULL;
 		hash = (hash ^ out->lasti) * 1099511628211ULL;
+		/* A stack of a new code object at a freed one's address is another stack. */
+		hash = (hash ^ out->name_fingerprint) * 1099511628211ULL;
 		depth = i + 1;
 		frame = read_user_u64(frame + off->frame_previous);
 	}

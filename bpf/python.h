@@ -103,6 +103,8 @@ struct python_offsets {
 	/* str: chars follow the header, whose size depends on compact/ascii */
 	__u16 unicode_length;		/* Py_ssize_t, in code points */
 	__u16 unicode_state;
+	/* Py_hash_t, -1 until computed; interned strings (code names) have it from creation */
+	__u16 unicode_hash;
 	__u16 unicode_ascii_size;	/* sizeof(PyASCIIObject) */
 	__u16 unicode_compact_size;	/* sizeof(PyCompactUnicodeObject) */
 	/* bytes */

@@ -130,13 +130,82 @@ static __u64 header__stamp(const struct python_offsets *off, const unsigned char
 	       (__u64)header__int(header, off->code_firstlineno);
 }
 
-bool pycode__same(const struct pycode_reader *reader, const struct code_info *code)
+/*
+ * A live object's ob_refcnt: 1 to 2^32-1. 3.12+ immortal objects keep 0x3fffffff in the low
+ * 32 bits, which Py_INCREF saturates without carrying; 3.11's deep-frozen code objects start
+ * at 999999999. A freed pymalloc block holds the pool's free-list pointer (an mmap'd arena
+ * address, above 4 GiB on x86-64) or NULL there; glibc's tcache and bins also overwrite
+ * ob_type, which is checked apart.
+ */
+static bool header__live(const unsigned char *header)
+{
+	__u64 refcnt = header__u64(header, 0);
+
+	return refcnt && refcnt < 1ULL << 32;
+}
+
+/* The fingerprint bpf/python.bpf.h records for the code object of this header: see
+ * struct py_frame.name_fingerprint. */
+static int header__fingerprint(const struct pycode_reader *reader, const unsigned char *header,
+			       __u32 *fingerprint, __u32 *unhashed)
+{
+	__u64 name = header__u64(header, reader->offsets->code_name);
+	__s64 hash;
+
+	if (!name || reader->read(reader->ctx, name + reader->offsets->unicode_hash, &hash,
+				  sizeof(hash)))
+		return -1;
+	*unhashed = (__u32)name;
+	*fingerprint = hash != -1 ? (__u32)hash : (__u32)name;
+	return 0;
+}
+
+/* Whether header is that of a live code object with the pointers code was read with. */
+static bool header__unchanged(const struct pycode_reader *reader, const unsigned char *header,
+			      const struct code_info *code)
+{
+	__u64 type;
+
+	memcpy(&type, header + sizeof(__u64), sizeof(type));
+	return (!reader->code_type || type == reader->code_type) && header__live(header) &&
+	       header__stamp(reader->offsets, header) == code->stamp;
+}
+
+bool pycode__unchanged(const struct pycode_reader *reader, const struct code_info *code)
 {
 	unsigned char header[CODE_HEADER_BYTES];
 
-	if (reader->read(reader->ctx, code->addr, header, sizeof(header)))
+	return code->valid && !reader->read(reader->ctx, code->addr, header, sizeof(header)) &&
+	       header__unchanged(reader, header, code);
+}
+
+/*
+ * The pointers alone miss a freed code object whose address, name, file and line table
+ * addresses all went to a new one (LIFO allocators): the name's hash tells them apart.
+ */
+bool pycode__same(const struct pycode_reader *reader, const struct code_info *code)
+{
+	unsigned char header[CODE_HEADER_BYTES];
+	__u32 fingerprint, unhashed;
+
+	if (!code->valid || reader->read(reader->ctx, code->addr, header, sizeof(header)))
 		return false;
-	return header__stamp(reader->offsets, header) == code->stamp;
+	return header__unchanged(reader, header, code) &&
+	       !header__fingerprint(reader, header, &fingerprint, &unhashed) &&
+	       fingerprint == code->fingerprint && unhashed == code->fingerprint_unhashed;
+}
+
+bool pycode__walked(const struct code_info *code, __u32 name_fingerprint)
+{
+	if (!code->valid)
+		return false;
+	/* Once the object is freed its name's address may hold another unhashed name: only the
+	 * hash still tells. */
+	if (!code->live)
+		return code->name_hashed && name_fingerprint == code->fingerprint;
+	/* The second: the walk ran before co_name's hash was first computed. */
+	return name_fingerprint == code->fingerprint ||
+	       name_fingerprint == code->fingerprint_unhashed;
 }
 
 /* Read a code object. ob_type must be PyCode_Type: anything else is not a code object (a stale
@@ -152,6 +221,13 @@ void pycode__read(const struct pycode_reader *reader, struct code_info *code)
 	memcpy(&type, header + sizeof(__u64), sizeof(type)); /* PyObject: ob_refcnt, ob_type */
 	if (reader->code_type && type != reader->code_type)
 		return;
+	if (!header__live(header) ||
+	    header__fingerprint(reader, header, &code->fingerprint, &code->fingerprint_unhashed)) {
+		code->freed = true;
+		return;
+	}
+	code->name_hashed = code->fingerprint != code->fingerprint_unhashed;
+	code->stamp = header__stamp(off, header);
 	code->function = pycode__unicode(reader, header__u64(header, off->code_name));
 	code->file = pycode__unicode(reader, header__u64(header, off->code_filename));
 	if (off->code_qualname != PY_NONE16)
@@ -161,8 +237,13 @@ void pycode__read(const struct pycode_reader *reader, struct code_info *code)
 	code->flags = (__u32)header__int(header, off->code_flags);
 	code->linetable = pycode__bytes(reader, header__u64(header, off->code_linetable),
 					&code->linetable_len);
-	code->stamp = header__stamp(off, header);
 	code->valid = code->function && code->file && code->linetable;
+	code->live = code->valid;
+	/* Freed while being read: its strings may be another object's. */
+	if (code->valid && !pycode__same(reader, code)) {
+		code->valid = code->live = false;
+		code->freed = true;
+	}
 }
 
 void pycode__free(struct code_info *code)

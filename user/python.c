@@ -52,6 +52,9 @@ struct python_process {
 	__u64 code_type; /* &PyCode_Type: a code object's ob_type must be this */
 	void *codes;     /* tsearch tree of struct code_info by address */
 	void *threads;   /* tsearch tree of struct thread_attempt by tid */
+	/* Stacks whose code objects python__read_ahead() already read: a ring. */
+	__u64 read_ahead[PY_READ_AHEAD_STACKS];
+	unsigned int read_ahead_next;
 };
 
 struct python {
@@ -77,36 +80,62 @@ static void code__free(void *code)
 	pycode__free(code);
 }
 
-/* Code objects are immutable once created, so one read per address serves every later stall. */
+/* Frames resolved earlier in the report being built may still point at a replaced code
+ * object's names: it is freed by python__release_codes(), once that report is out. */
+static int code__retire(struct python *python, struct code_info *code)
+{
+	struct code_info **retired;
+	size_t cap;
+
+	if (python->nr_retired == python->retired_cap) {
+		cap = python->retired_cap ? 2 * python->retired_cap : 16;
+		retired = realloc(python->retired, cap * sizeof(*retired));
+		if (!retired)
+			return -ENOMEM;
+		python->retired = retired;
+		python->retired_cap = cap;
+	}
+	python->retired[python->nr_retired++] = code;
+	return 0;
+}
+
+/*
+ * Code objects are immutable once created, so one read per address serves every later stall:
+ * the code object walked with this fingerprint, if it is (or was) the one read. When the
+ * object at an address is freed and nothing replaced it yet, the last one read there stays
+ * (not live): the frames walked while it lived carry its fingerprint.
+ */
 static const struct code_info *code__get(struct python *python, struct python_process *proc,
-					 __u64 addr)
+					 __u64 addr, __u32 name_fingerprint)
 {
 	struct pycode_reader reader = { .read = remote__reader, .ctx = &proc->pid,
 					.offsets = &proc->offsets, .code_type = proc->code_type };
-	struct code_info key = { .addr = addr }, *code, **node, **retired;
-	size_t cap;
+	struct code_info key = { .addr = addr }, *code, *old, **node;
 
 	node = tfind(&key, &proc->codes, u64__cmp);
 	if (node) {
-		if (pycode__same(&reader, *node))
+		(*node)->live = pycode__unchanged(&reader, *node);
+		if ((*node)->live && pycode__walked(*node, name_fingerprint))
 			return *node;
-		if (python->nr_retired == python->retired_cap) {
-			cap = python->retired_cap ? 2 * python->retired_cap : 16;
-			retired = realloc(python->retired, cap * sizeof(*retired));
-			if (!retired)
-				return NULL;
-			python->retired = retired;
-			python->retired_cap = cap;
-		}
-		code = *node;
-		tdelete(code, &proc->codes, u64__cmp);
-		python->retired[python->nr_retired++] = code;
 	}
 	code = calloc(1, sizeof(*code));
 	if (!code)
 		return NULL;
 	code->addr = addr;
 	pycode__read(&reader, code);
+	if (node) {
+		old = *node;
+		if (!code->valid && old->valid) {
+			pycode__free(code);
+			old->live = false;
+			return old;
+		}
+		if (code__retire(python, old)) {
+			pycode__free(code);
+			return NULL;
+		}
+		tdelete(old, &proc->codes, u64__cmp);
+	}
 	if (!tsearch(code, &proc->codes, u64__cmp)) {
 		code__free(code);
 		return NULL;
@@ -453,7 +482,16 @@ bool python__resolve(struct python *python, pid_t pid, __u64 py_stack_id,
 		/* 3.12+ put a shim frame on the chain at every entry into the eval loop. */
 		if (off->frame_owner != PY_NONE16 && frame->owner == off->frame_owned_by_cstack)
 			continue;
-		code = code__get(python, proc, frame->code);
+		code = code__get(python, proc, frame->code, frame->name_fingerprint);
+		/* Freed since the walk, or now another function: say so rather than give another
+		 * function's name, file or line. Its callers are still right. */
+		if (code && (code->freed || code->valid) &&
+		    !pycode__walked(code, frame->name_fingerprint)) {
+			*resolved = (struct python_frame){ .function = PY_FREED_FUNCTION,
+							   .file = PY_FREED_FILE, .line = -1 };
+			out->depth++;
+			continue;
+		}
 		if (!code || !code->valid) {
 			out->truncated = true;
 			break;
@@ -470,6 +508,29 @@ bool python__resolve(struct python *python, pid_t pid, __u64 py_stack_id,
 		out->depth++;
 	}
 	return true;
+}
+
+void python__read_ahead(struct python *python, pid_t pid, __u64 py_stack_id)
+{
+	struct python_process *proc = process__find(python, pid);
+	struct py_stack raw;
+	unsigned int i;
+
+	if (!proc || proc->kind != PYTHON_SUPPORTED || !py_stack_id)
+		return;
+	for (i = 0; i < PY_READ_AHEAD_STACKS; i++)
+		if (proc->read_ahead[i] == py_stack_id)
+			return;
+	proc->read_ahead[proc->read_ahead_next++ % PY_READ_AHEAD_STACKS] = py_stack_id;
+	if (bpf_map_lookup_elem(python->maps.stacks_fd, &py_stack_id, &raw))
+		return;
+	for (i = 0; i < raw.depth && i < MAX_PY_DEPTH; i++) {
+		/* 3.12+ shims: skipped by python__resolve, and not fingerprinted. */
+		if (proc->offsets.frame_owner != PY_NONE16 &&
+		    raw.frames[i].owner == proc->offsets.frame_owned_by_cstack)
+			continue;
+		code__get(python, proc, raw.frames[i].code, raw.frames[i].name_fingerprint);
+	}
 }
 
 int python__source_line(pid_t pid, const char *file, int line, char *buf, size_t size)

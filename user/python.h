@@ -16,6 +16,10 @@ struct python_frame {
 	bool coroutine;       /* an `async def` frame */
 };
 
+/* A frame whose code object was freed, or replaced, between the walk and its resolution. */
+#define PY_FREED_FUNCTION "<freed code object>"
+#define PY_FREED_FILE "<unknown>"
+
 struct python_stack {
 	int depth;
 	bool truncated; /* the walk or the resolution stopped early: frames are missing */
@@ -52,6 +56,12 @@ bool python__resolve(struct python *python, pid_t pid, __u64 py_stack_id,
 void python__release_codes(struct python *python);
 /* The kernel tid of the thread owning a PyThreadState of process pid, 0 if unknown. */
 __u32 python__thread_tid(struct python *python, pid_t pid, __u64 tstate);
+/*
+ * Read the code objects of a stack the walker just stored, before the iteration ends: a code
+ * object freed by then still resolves (see python__resolve). Each stack is read once.
+ */
+#define PY_READ_AHEAD_STACKS 256
+void python__read_ahead(struct python *python, pid_t pid, __u64 py_stack_id);
 /* Line `line` of the target's source file, stripped, for a person reading the report. */
 int python__source_line(pid_t pid, const char *file, int line, char *buf, size_t size);
 /* Forget a process (exited or exec'd): its code objects are gone. */

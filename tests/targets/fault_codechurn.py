@@ -7,7 +7,8 @@ Each DIR/go runs churn_stall() in a coroutine for --ms of wall time: again and a
 a brand-new function churn_<k> (source file name "<churn-<k>>", so name and file always agree),
 calls it recursively --depth deep, busy-works and sometimes time.sleep(0.002)s at the bottom,
 then drops it (code object, function and frames are freed, their memory reused by the next
-ones). Meanwhile a background thread does the same without pause, so code objects also die and
+ones). Meanwhile a background thread does the same without pause (its churn_<k> numbered from
+the ready file's bg_first on), so code objects also die and
 appear while the loop thread is off-CPU. On-CPU samples and off-CPU stacks therefore point at
 code objects that may be gone, or whose memory holds something else, by the time loopstall reads
 them. The report has {"functions": how many churn_<k> the stall created}. --count actions, then
@@ -85,7 +86,7 @@ def main():
         # attaches (a thread being started carries its creator's ids for a moment, <= 3.11).
         bg.start()
         ctl.ready(loop="asyncio", loop_tids=[threading.get_native_id()],
-                  template_lines=TEMPLATE_LINES, bg_tid=bg.native_id)
+                  template_lines=TEMPLATE_LINES, bg_tid=bg.native_id, bg_first=bg_counter[0])
         await serve(ctl, args.count, lambda n: timed(
             n, "churn", lambda: churn_stall(args.ms, args.depth, loop_counter)))
         stop.set()
