@@ -623,6 +623,27 @@ def test_ring_buffer_overflow_counts_stay_right(lab):
     assert summary["iterations"] >= report["runs"], (summary, report)
 
 
+def test_duration_ends_the_run_during_a_flood(lab):
+    """6a. -d 2 while the loop floods stall events (every iteration busy 0.1 ms at -t 0.05,
+    into a large ring buffer): loopstall stops after 2 s of tracing and exits 0 with its
+    summary, not when the flood ends 8 s later. (libbpf's poll returns only once the ring is
+    empty: loopstall hands control back every RECORDS_PER_POLL records, for when its reader
+    is slower than the flood.)"""
+    target = lab.target("fault_flood.py", "--busy-us", 100, "--seconds", 10, "--count", 2)
+    info = target.wait_ready()
+    run = lab.loopstall("--json", "-t", 0.05, "--ring-buffer", 65536, "-d", 2, "-p",
+                        info["pid"])
+    run.wait_tracing()
+    (target.ctl / "go").touch()
+    traced = time.monotonic()
+    rc = run.wait_exit(30)
+    took = time.monotonic() - traced
+    assert rc == 0, run.describe()
+    assert took < 7, "loopstall -d 2 exited %.1f s after tracing began, the flood lasts 10 s" % (
+        took)
+    assert one_summary(run, info["pid"])["stalls"] > 0, run.describe()
+
+
 @pytest.mark.parametrize("mode", ["attach", "all"])
 def test_exit_while_ring_buffer_full(lab, mode):
     """6b. The flood ends with os._exit() while the 4 KB ring buffer is still full: the

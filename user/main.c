@@ -38,6 +38,8 @@
 /* A stuck loop is reported once per threshold, but not more than once a second: a 250 ms stall
  * needs no running commentary, a hung loop needs a heartbeat. */
 #define PROGRESS_MIN_INTERVAL_MS 1000
+/* Records handled per ring_buffer__poll() before the stream loop's checks run again. */
+#define RECORDS_PER_POLL 256
 /* The on-CPU sampler records stacks once an iteration has run this fraction of the threshold. */
 #define SAMPLE_AFTER_FRACTION 0.5
 
@@ -286,6 +288,7 @@ struct session {
 	struct exporter *exporter;
 	struct counter counters[NR_COUNTERS]; /* lost_events first: the exporter has its own family */
 	long drain_budget; /* records still reported after a stop was asked */
+	long records_this_poll;
 	struct loopstall_bpf *skel;
 	struct bpf_link **sampler_links;
 	struct bpf_link *loop_func_links[2 * MAX_TARGET_PIDS];
@@ -337,18 +340,13 @@ static void fleet__reap_cb(void *fleet)
 	fleet__reap(fleet);
 }
 
-static int on_record(void *ctx, void *data, size_t size)
+static void record__handle(struct session *session, const void *data, size_t size)
 {
-	struct session *session = ctx;
 	const struct stall_record *stall = data;
 	const struct process_record *process = data;
 
-	/* Under a flood of events the ring never runs dry: once asked to stop, report what the
-	 * buffer can hold at most (events from before the stop), then stop consuming. */
-	if (stopping && session->drain_budget-- <= 0)
-		return -EINTR;
 	if (size < sizeof(stall->type))
-		return 0;
+		return;
 	if (stall->type == RECORD_STALL && size >= sizeof(*stall)) {
 		/* Processes rename themselves (setproctitle, prctl): keep the labels current. */
 		if (stall->tid == stall->pid)
@@ -371,7 +369,21 @@ static int on_record(void *ctx, void *data, size_t size)
 		jsmap__forget_pid(session->resolver.jsmap, process->pid);
 		fleet__rename(&session->fleet, process->pid, process->comm);
 	}
-	return 0;
+}
+
+static int on_record(void *ctx, void *data, size_t size)
+{
+	struct session *session = ctx;
+
+	/* Under a flood of events the ring never runs dry: once asked to stop, report what the
+	 * buffer can hold at most (events from before the stop), then stop consuming. */
+	if (stopping && session->drain_budget-- <= 0)
+		return -EINTR;
+	record__handle(session, data, size);
+	/* Nor would ring_buffer__poll() return for the duration, stuck-loop and exit checks:
+	 * hand control back every so many records (a record is consumed once its callback ran,
+	 * whatever it returns). */
+	return ++session->records_this_poll >= RECORDS_PER_POLL ? -EINTR : 0;
 }
 
 static int targets__trace(struct session *session)
@@ -493,6 +505,7 @@ static int stream(struct session *session, struct ring_buffer *ring)
 	if (session->config.histogram_interval_s > 0)
 		histogram_ms = monotonic_ms() + (__u64)(session->config.histogram_interval_s * 1000);
 	while (!stopping) {
+		session->records_this_poll = 0;
 		err = ring_buffer__poll(ring, (int)scan_ms);
 		if (err < 0 && err != -EINTR) {
 			fprintf(stderr, "loopstall: reading events: %s\n", strerror(-err));
