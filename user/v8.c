@@ -138,6 +138,7 @@ void v8__free(struct v8 *v8)
 	if (!v8)
 		return;
 	tdestroy(v8->processes, process__free);
+	v8meta__free_cache();
 	free(v8);
 }
 

@@ -2,10 +2,16 @@
 /* V8's post-mortem metadata: the v8dbg_* ints node exports, read from the running process. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <search.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
 #include "remote.h"
 #include "v8meta.h"
 
@@ -162,6 +168,107 @@ static int meta__check(struct v8_meta *meta, char *why, size_t size)
 	return 0;
 }
 
+/* Whether each mapped file (by device and inode) exports V8's metadata, decided once: a host
+ * of Python processes maps the same few files. */
+struct mapped_file {
+	dev_t dev;
+	ino_t ino;
+	bool has_v8dbg;
+};
+
+static void *mapped_files; /* tsearch tree of struct mapped_file */
+
+static int mapped_file__cmp(const void *a, const void *b)
+{
+	const struct mapped_file *left = a, *right = b;
+
+	if (left->dev != right->dev)
+		return left->dev < right->dev ? -1 : 1;
+	return left->ino < right->ino ? -1 : left->ino > right->ino;
+}
+
+static bool elf__exports_v8dbg(int fd)
+{
+	size_t prefix_len = strlen(V8DBG_PREFIX);
+	bool found = false;
+	Elf_Scn *scn = NULL;
+	GElf_Shdr shdr;
+	GElf_Sym sym;
+	Elf_Data *data;
+	const char *name;
+	size_t i;
+	Elf *elf;
+
+	if (elf_version(EV_CURRENT) == EV_NONE)
+		return false;
+	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	while (elf && !found && (scn = elf_nextscn(elf, scn))) {
+		if (!gelf_getshdr(scn, &shdr) || shdr.sh_type != SHT_DYNSYM || !shdr.sh_entsize)
+			continue;
+		data = elf_getdata(scn, NULL);
+		for (i = 0; data && !found && i < shdr.sh_size / shdr.sh_entsize; i++) {
+			name = gelf_getsym(data, (int)i, &sym) ?
+			       elf_strptr(elf, shdr.sh_link, sym.st_name) : NULL;
+			found = name && !strncmp(name, V8DBG_PREFIX, prefix_len);
+		}
+	}
+	elf_end(elf);
+	return found;
+}
+
+/* The file mapped at path in pid's view (its mount namespace) exports v8dbg_ symbols. */
+static bool mapped_file__has_v8dbg(pid_t pid, const char *path)
+{
+	struct mapped_file key, *file, **node;
+	char root_path[4096 + 64];
+	struct stat st;
+	int fd;
+
+	if (snprintf(root_path, sizeof(root_path), "/proc/%d/root%s", pid, path) >=
+	    (int)sizeof(root_path) || stat(root_path, &st))
+		return false;
+	key = (struct mapped_file){ .dev = st.st_dev, .ino = st.st_ino };
+	node = tfind(&key, &mapped_files, mapped_file__cmp);
+	if (node)
+		return (*node)->has_v8dbg;
+	fd = open(root_path, O_RDONLY | O_CLOEXEC);
+	key.has_v8dbg = fd >= 0 && elf__exports_v8dbg(fd);
+	if (fd >= 0)
+		close(fd);
+	file = malloc(sizeof(*file));
+	if (file) {
+		*file = key;
+		if (!tsearch(file, &mapped_files, mapped_file__cmp))
+			free(file);
+	}
+	return key.has_v8dbg;
+}
+
+/* Some executable mapping of pid is a file with V8's metadata: cheap, unlike walking every
+ * module's symbol table, which --all would do for every process on the host. */
+static bool process__maps_v8dbg(pid_t pid)
+{
+	char maps_path[64], line[4096 + 128], perms[8], path[4096];
+	bool found = false;
+	FILE *maps;
+
+	snprintf(maps_path, sizeof(maps_path), "/proc/%d/maps", pid);
+	maps = fopen(maps_path, "re");
+	if (!maps)
+		return false;
+	while (!found && fgets(line, sizeof(line), maps))
+		found = sscanf(line, "%*x-%*x %7s %*x %*x:%*x %*u %4095s", perms, path) == 2 &&
+			perms[2] == 'x' && path[0] == '/' && mapped_file__has_v8dbg(pid, path);
+	fclose(maps);
+	return found;
+}
+
+void v8meta__free_cache(void)
+{
+	tdestroy(mapped_files, free);
+	mapped_files = NULL;
+}
+
 int v8meta__read(struct syms *syms, pid_t pid, struct v8_meta *meta, char *why, size_t size)
 {
 	static const char *const version[] = { VERSION_MAJOR, VERSION_MINOR, NULL };
@@ -174,6 +281,8 @@ int v8meta__read(struct syms *syms, pid_t pid, struct v8_meta *meta, char *why, 
 	meta->major = meta->minor = MISSING;
 	meta->layout = NULL;
 	meta->anchor = 0;
+	if (!process__maps_v8dbg(pid))
+		return -ENOENT;
 	err = syms__each_symbol(syms, pid, V8DBG_PREFIX, version, meta__symbol, &read);
 	if (err)
 		return err;

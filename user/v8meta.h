@@ -49,6 +49,9 @@ struct v8_meta {
  * `why` when it has some but loopstall cannot use it (unknown version, pointer compression,
  * a missing field).
  */
+/* Forget which mapped files were found to export V8's metadata. */
+void v8meta__free_cache(void);
+
 int v8meta__read(struct syms *syms, pid_t pid, struct v8_meta *meta, char *why, size_t size);
 
 #endif
