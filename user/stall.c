@@ -240,9 +240,13 @@ static void stacks__resolve(const struct stall_resolver *resolver, __u32 pid,
 		stack->syscall = slots[i].syscall;
 		stack->samples = slots[i].samples;
 		stack->ns = slots[i].ns;
-		/* The GIL's own record of its holder is exact; the waker may be a timer. */
+		/* The GIL's own record of its holder is exact; the waker may be a timer. It names
+		 * the waiting thread itself while the GIL is changing hands (the waiter dropped it
+		 * for a syscall and another thread is just taking it): no holder to report then. */
 		stack->gil_holder_tid = slots[i].gil_holder && resolver->python ?
 			python__thread_tid(resolver->python, pid, slots[i].gil_holder) : 0;
+		if (stack->gil_holder_tid == report->tid)
+			stack->gil_holder_tid = 0;
 		if (!stack->gil_holder_tid)
 			stack->gil_holder_tid = slots[i].waker_tid;
 		stack->gil_holder_comm[0] = '\0';
