@@ -622,7 +622,8 @@ def test_host_counters(lab):
     the run_summary record: an iteration that sleeps 40 times goes over the walker's budget of
     16 Python walks per iteration, so loopstall_py_walks_skipped_total counts at least 24."""
     port = free_port()
-    target = lab.target("stall_target.py", "--action", "naps", "--ms", 400, "--count", 1)
+    # One action more than triggered: the target (and so loopstall) stays up for the scrapes.
+    target = lab.target("stall_target.py", "--action", "naps", "--ms", 400, "--count", 2)
     pid = target.wait_ready()["pid"]
     run = lab.loopstall("--json", "-p", pid, "--prometheus", port)
     run.wait_tracing()
