@@ -110,6 +110,15 @@ def settle_and_stop(run, target, want, tid=None):
     assert target.proc.poll() is None, "target died while traced:\n" + target.output()
 
 
+def the_one_stall(run, target):
+    """Stop once the one triggered stall arrived; it is the only stall the target caused."""
+    settle_and_stop(run, target, 1)
+    stalls = caused_stalls(run, target.pid)
+    assert len(stalls) == 1, "\n".join(map(brief, stalls)) or "no stall"
+    check_stall_shape(stalls[0])
+    return stalls[0]
+
+
 def check_summary(run, pid):
     summaries = run.of_kind("summary", pid)
     assert len(summaries) == 1, "want one summary for pid %d, got %s" % (pid, summaries)
@@ -249,11 +258,7 @@ def test_jit_frames_without_interpreted_stack(lab):
     run = attach(lab, target)
     get(target.info["port"], "/spin?ms=300")
     report = target.reports()[-1]
-    settle_and_stop(run, target, 1)
-    stalls = caused_stalls(run, target.pid)
-    assert len(stalls) == 1, "\n".join(map(brief, stalls)) or "no stall"
-    ev = stalls[0]
-    check_stall_shape(ev)
+    ev = the_one_stall(run, target)
     check_duration(ev, report)
     check_on_cpu(ev, report)
     stacks = check_js_frame(ev, "spinFor", HTTP_TARGET, target.pid)
@@ -276,11 +281,7 @@ def test_exec_sync_off_cpu(lab):
     get(target.info["port"], "/exec?ms=300")
     report = target.reports()[-1]
     assert report["ms"] >= 295, report
-    settle_and_stop(run, target, 1)
-    stalls = caused_stalls(run, target.pid)
-    assert len(stalls) == 1, "\n".join(map(brief, stalls)) or "no stall"
-    ev = stalls[0]
-    check_stall_shape(ev)
+    ev = the_one_stall(run, target)
     assert ev["tid"] == target.pid, brief(ev)
     check_duration(ev, report)
     assert ev["off_cpu_ms"] > 0.6 * (ev["duration_ms"] - ev["runqueue_ms"]), brief(ev)
@@ -307,11 +308,7 @@ def test_pbkdf2_without_flags(lab):
     run = attach(lab, target)
     get(target.info["port"], "/hash?ms=300")
     report = target.reports()[-1]
-    settle_and_stop(run, target, 1)
-    stalls = caused_stalls(run, target.pid)
-    assert len(stalls) == 1, "\n".join(map(brief, stalls)) or "no stall"
-    ev = stalls[0]
-    check_stall_shape(ev)
+    ev = the_one_stall(run, target)
     check_duration(ev, report)
     check_on_cpu(ev, report)
     check_no_perf_map(ev)
