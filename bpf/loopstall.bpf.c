@@ -45,6 +45,17 @@ struct {
 	__type(value, struct loop_thread);
 } loop_threads SEC(".maps");
 
+/* A mark on each loop thread's task: the scheduler programs run at every context switch and
+ * wakeup on the host, and finding no mark on a task that has no local storage reads only the
+ * task itself, where a loop_threads lookup touches the map's pages (cold after a switch when
+ * the TLB is flushed). */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, __u8);
+} loop_task_marks SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1024); /* resized by userspace */
@@ -140,11 +151,24 @@ static struct loop_thread *thread__create(__u32 tid, __u32 pid, __u32 loop_fd)
 	thread = bpf_map_lookup_elem(&loop_threads, &tid);
 	if (!thread)
 		return NULL;
+	bpf_task_storage_get(&loop_task_marks, bpf_get_current_task_btf(), 0,
+			     BPF_LOCAL_STORAGE_GET_F_CREATE);
 	thread->pid = pid;
 	thread->tls_base = TASK_TLS_BASE(bpf_get_current_task_btf());
 	thread->loop_fd = loop_fd;
 	thread->current_slot = NO_SLOT;
 	return thread;
+}
+
+/* The loop thread a task is, if any, for the programs that run for every task. */
+static __always_inline struct loop_thread *thread__of_task(struct task_struct *task)
+{
+	__u32 tid;
+
+	if (!bpf_task_storage_get(&loop_task_marks, task, 0, 0))
+		return NULL;
+	tid = task->pid;
+	return bpf_map_lookup_elem(&loop_threads, &tid);
 }
 
 static struct process_stats *stats__get(__u32 pid, __u32 tid)
@@ -303,6 +327,7 @@ static int poll__enter(__u32 fd)
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 pid = pid_tgid >> 32, tid = (__u32)pid_tgid;
 	struct loop_thread *thread;
+	__u64 now;
 
 	/* A thread only gets an entry once its process is traced, and loses it when it exits or
 	 * execs: known loop threads, the hot path, skip the traced_pids lookup. */
@@ -320,9 +345,15 @@ static int poll__enter(__u32 fd)
 	 * busy period, not its end. */
 	if (fd != thread->loop_fd && fd != LOOP_FD_ANY)
 		return 0;
-	thread->in_loop_poll = 1;
+	now = bpf_ktime_get_ns();
 	if (thread->busy_start_ns)
-		iteration__end(thread, tid, bpf_ktime_get_ns());
+		iteration__end(thread, tid, now);
+	/* The next iteration begins here if the poll returns without blocking, the common case
+	 * under load: its exit then needs no clock read of its own (the first one after a syscall
+	 * entry is the costly one, see docs/design.md). If it blocks, sched_switch marks the
+	 * thread idle and the exit begins the iteration instead. */
+	iteration__begin(thread, now);
+	thread->in_loop_poll = 1;
 	return 0;
 }
 
@@ -346,7 +377,8 @@ static int poll__exit(void)
 		return 0;
 	}
 	thread->in_loop_poll = 0;
-	iteration__begin(thread, bpf_ktime_get_ns());
+	if (!thread->busy_start_ns)
+		iteration__begin(thread, bpf_ktime_get_ns());
 	return 0;
 }
 
@@ -691,15 +723,25 @@ SEC("tp_btf/sched_switch")
 int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
 	struct loop_thread *thread;
-	__u32 prev_tid = prev->pid, next_tid = next->pid;
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = 0;
 
-	thread = bpf_map_lookup_elem(&loop_threads, &prev_tid);
-	if (thread && thread->busy_start_ns)
-		thread__switch_out(ctx, thread, prev, preempt, now);
-
-	thread = bpf_map_lookup_elem(&loop_threads, &next_tid);
+	/* This runs at every context switch on the host: the clock is read only when a busy
+	 * loop thread is involved (reading it first thing cost ~90 ns per switch here). */
+	thread = thread__of_task(prev);
 	if (thread && thread->busy_start_ns) {
+		/* Leaving the CPU inside its loop's poll: idle, not part of any iteration. */
+		if (thread->in_loop_poll) {
+			thread->busy_start_ns = 0;
+		} else {
+			now = bpf_ktime_get_ns();
+			thread__switch_out(ctx, thread, prev, preempt, now);
+		}
+	}
+
+	thread = thread__of_task(next);
+	if (thread && thread->busy_start_ns) {
+		if (!now)
+			now = bpf_ktime_get_ns();
 		thread__account(thread, now);
 		thread->run_state = RUN_ON_CPU;
 		thread->current_slot = NO_SLOT;
@@ -715,7 +757,7 @@ int BPF_PROG(sched_waking, struct task_struct *task)
 	struct loop_thread *thread;
 	__u32 tid = task->pid, slot;
 
-	thread = bpf_map_lookup_elem(&loop_threads, &tid);
+	thread = thread__of_task(task);
 	if (!thread || !thread->busy_start_ns || thread->run_state != RUN_BLOCKED)
 		return 0;
 	thread__account(thread, bpf_ktime_get_ns());

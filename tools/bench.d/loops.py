@@ -11,6 +11,10 @@
                              iteration count
   loops.py storm RATE US     stalls: every iteration is a time.sleep(US µs) callback, about
                              RATE a second (0: as fast as possible); SIGUSR1 prints the count
+  loops.py syscalls          no loop: os.getppid() as fast as it can; SIGUSR1 prints the count
+  loops.py pingpong          no loop: a byte sent back and forth over two pipes between this
+                             process and a child (its pid on the ready line); SIGUSR1 prints
+                             the round trips
 """
 import asyncio
 import os
@@ -96,10 +100,44 @@ def fleet(n, rate):
             c.wait()
 
 
+def counted(work):
+    """Run WORK (a function of a one-item counter it increments) forever; SIGUSR1 prints it."""
+    count = [0]
+    signal.signal(signal.SIGUSR1, lambda *_: print(f"count {count[0]}", flush=True))
+    work(count)
+
+
+def syscalls(count):
+    print("ready", flush=True)
+    while True:
+        os.getppid()
+        count[0] += 1
+
+
+def pingpong(count):
+    to_child, from_parent = os.pipe()
+    to_parent, from_child = os.pipe()
+    child = os.fork()
+    if child == 0:
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+        os.close(from_parent)  # so that the parent's exit is an EOF here
+        while os.read(to_child, 1):
+            os.write(from_child, b"x")
+        os._exit(0)
+    print(f"ready {child}", flush=True)
+    while True:
+        os.write(from_parent, b"x")
+        os.read(to_parent, 1)
+        count[0] += 1
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "fleet":
         fleet(*sys.argv[2:4])
         sys.exit(0)
+    if sys.argv[1] in ("syscalls", "pingpong"):
+        signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+        counted({"syscalls": syscalls, "pingpong": pingpong}[sys.argv[1]])
     # Exit at once: an exception raised between two steps of asyncio's loop can lose a task's
     # wake-up, and asyncio.run() then waits forever for it while cancelling.
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
