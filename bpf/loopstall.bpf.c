@@ -45,17 +45,6 @@ struct {
 	__type(value, struct loop_thread);
 } loop_threads SEC(".maps");
 
-/* A mark on each loop thread's task: the scheduler programs run at every context switch and
- * wakeup on the host, and finding no mark on a task that has no local storage reads only the
- * task itself, where a loop_threads lookup touches the map's pages (cold after a switch when
- * the TLB is flushed). */
-struct {
-	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, __u8);
-} loop_task_marks SEC(".maps");
-
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1024); /* resized by userspace */
@@ -151,24 +140,11 @@ static struct loop_thread *thread__create(__u32 tid, __u32 pid, __u32 loop_fd)
 	thread = bpf_map_lookup_elem(&loop_threads, &tid);
 	if (!thread)
 		return NULL;
-	bpf_task_storage_get(&loop_task_marks, bpf_get_current_task_btf(), 0,
-			     BPF_LOCAL_STORAGE_GET_F_CREATE);
 	thread->pid = pid;
 	thread->tls_base = TASK_TLS_BASE(bpf_get_current_task_btf());
 	thread->loop_fd = loop_fd;
 	thread->current_slot = NO_SLOT;
 	return thread;
-}
-
-/* The loop thread a task is, if any, for the programs that run for every task. */
-static __always_inline struct loop_thread *thread__of_task(struct task_struct *task)
-{
-	__u32 tid;
-
-	if (!bpf_task_storage_get(&loop_task_marks, task, 0, 0))
-		return NULL;
-	tid = task->pid;
-	return bpf_map_lookup_elem(&loop_threads, &tid);
 }
 
 static struct process_stats *stats__get(__u32 pid, __u32 tid)
@@ -723,11 +699,12 @@ SEC("tp_btf/sched_switch")
 int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
 	struct loop_thread *thread;
+	__u32 prev_tid = prev->pid, next_tid = next->pid;
 	__u64 now = 0;
 
 	/* This runs at every context switch on the host: the clock is read only when a busy
 	 * loop thread is involved (reading it first thing cost ~90 ns per switch here). */
-	thread = thread__of_task(prev);
+	thread = bpf_map_lookup_elem(&loop_threads, &prev_tid);
 	if (thread && thread->busy_start_ns) {
 		/* Leaving the CPU inside its loop's poll: idle, not part of any iteration. */
 		if (thread->in_loop_poll) {
@@ -738,7 +715,7 @@ int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_s
 		}
 	}
 
-	thread = thread__of_task(next);
+	thread = bpf_map_lookup_elem(&loop_threads, &next_tid);
 	if (thread && thread->busy_start_ns) {
 		if (!now)
 			now = bpf_ktime_get_ns();
@@ -757,7 +734,7 @@ int BPF_PROG(sched_waking, struct task_struct *task)
 	struct loop_thread *thread;
 	__u32 tid = task->pid, slot;
 
-	thread = thread__of_task(task);
+	thread = bpf_map_lookup_elem(&loop_threads, &tid);
 	if (!thread || !thread->busy_start_ns || thread->run_state != RUN_BLOCKED)
 		return 0;
 	thread__account(thread, bpf_ktime_get_ns());
