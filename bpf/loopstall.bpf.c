@@ -297,8 +297,11 @@ static void iteration__end(struct loop_thread *thread, __u32 tid, __u64 now)
 		stall__emit(thread, tid, start_ns, duration_ns, stats);
 }
 
-/* The thread enters a poll call: if it is its loop's poll, the busy period ends here. */
-static int poll__enter(__u32 fd)
+/* The thread enters a poll call: if it is its loop's poll, the busy period ends here.
+ * IN_KERNEL: the poll is a syscall, where the thread leaves the CPU whenever it waits; a
+ * --loop-func function may run callbacks itself (libuv's uv__io_poll does), so its whole call
+ * is idle. */
+static int poll__enter(__u32 fd, bool in_kernel)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 pid = pid_tgid >> 32, tid = (__u32)pid_tgid;
@@ -324,11 +327,12 @@ static int poll__enter(__u32 fd)
 	now = bpf_ktime_get_ns();
 	if (thread->busy_start_ns)
 		iteration__end(thread, tid, now);
-	/* The next iteration begins here if the poll returns without blocking, the common case
+	/* The next iteration begins here if the syscall returns without blocking, the common case
 	 * under load: its exit then needs no clock read of its own (the first one after a syscall
 	 * entry is the costly one, see docs/design.md). If it blocks, sched_switch marks the
 	 * thread idle and the exit begins the iteration instead. */
-	iteration__begin(thread, now);
+	if (in_kernel)
+		iteration__begin(thread, now);
 	thread->in_loop_poll = 1;
 	return 0;
 }
@@ -361,19 +365,19 @@ static int poll__exit(void)
 SEC("tracepoint/syscalls/sys_enter_epoll_wait")
 int epoll_wait_enter(struct trace_event_raw_sys_enter *ctx)
 {
-	return poll__enter((__u32)ctx->args[0]);
+	return poll__enter((__u32)ctx->args[0], true);
 }
 
 SEC("tracepoint/syscalls/sys_enter_epoll_pwait")
 int epoll_pwait_enter(struct trace_event_raw_sys_enter *ctx)
 {
-	return poll__enter((__u32)ctx->args[0]);
+	return poll__enter((__u32)ctx->args[0], true);
 }
 
 SEC("tracepoint/syscalls/sys_enter_epoll_pwait2")
 int epoll_pwait2_enter(struct trace_event_raw_sys_enter *ctx)
 {
-	return poll__enter((__u32)ctx->args[0]);
+	return poll__enter((__u32)ctx->args[0], true);
 }
 
 SEC("tracepoint/syscalls/sys_exit_epoll_wait")
@@ -398,25 +402,25 @@ int epoll_pwait2_exit(void *ctx)
 SEC("tracepoint/syscalls/sys_enter_poll")
 int poll_enter(void *ctx)
 {
-	return poll__enter(LOOP_FD_ANY);
+	return poll__enter(LOOP_FD_ANY, true);
 }
 
 SEC("tracepoint/syscalls/sys_enter_ppoll")
 int ppoll_enter(void *ctx)
 {
-	return poll__enter(LOOP_FD_ANY);
+	return poll__enter(LOOP_FD_ANY, true);
 }
 
 SEC("tracepoint/syscalls/sys_enter_select")
 int select_enter(void *ctx)
 {
-	return poll__enter(LOOP_FD_ANY);
+	return poll__enter(LOOP_FD_ANY, true);
 }
 
 SEC("tracepoint/syscalls/sys_enter_pselect6")
 int pselect6_enter(void *ctx)
 {
-	return poll__enter(LOOP_FD_ANY);
+	return poll__enter(LOOP_FD_ANY, true);
 }
 
 SEC("tracepoint/syscalls/sys_exit_poll")
@@ -448,7 +452,7 @@ int pselect6_exit(void *ctx)
 SEC("uprobe")
 int BPF_KPROBE(loop_func_enter)
 {
-	return poll__enter(LOOP_FD_ANY);
+	return poll__enter(LOOP_FD_ANY, false);
 }
 
 SEC("uretprobe")
