@@ -297,16 +297,12 @@ static void iteration__end(struct loop_thread *thread, __u32 tid, __u64 now)
 		stall__emit(thread, tid, start_ns, duration_ns, stats);
 }
 
-/* The thread enters a poll call: if it is its loop's poll, the busy period ends here.
- * IN_KERNEL: the poll is a syscall, where the thread leaves the CPU whenever it waits; a
- * --loop-func function may run callbacks itself (libuv's uv__io_poll does), so its whole call
- * is idle. */
-static int poll__enter(__u32 fd, bool in_kernel)
+/* The thread enters a poll call: if it is its loop's poll, the busy period ends here. */
+static int poll__enter(__u32 fd)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 pid = pid_tgid >> 32, tid = (__u32)pid_tgid;
 	struct loop_thread *thread;
-	__u64 now;
 
 	/* A thread only gets an entry once its process is traced, and loses it when it exits or
 	 * execs: known loop threads, the hot path, skip the traced_pids lookup. */
@@ -324,16 +320,9 @@ static int poll__enter(__u32 fd, bool in_kernel)
 	 * busy period, not its end. */
 	if (fd != thread->loop_fd && fd != LOOP_FD_ANY)
 		return 0;
-	now = bpf_ktime_get_ns();
-	if (thread->busy_start_ns)
-		iteration__end(thread, tid, now);
-	/* The next iteration begins here if the syscall returns without blocking, the common case
-	 * under load: its exit then needs no clock read of its own (the first one after a syscall
-	 * entry is the costly one, see docs/design.md). If it blocks, sched_switch marks the
-	 * thread idle and the exit begins the iteration instead. */
-	if (in_kernel)
-		iteration__begin(thread, now);
 	thread->in_loop_poll = 1;
+	if (thread->busy_start_ns)
+		iteration__end(thread, tid, bpf_ktime_get_ns());
 	return 0;
 }
 
@@ -357,27 +346,26 @@ static int poll__exit(void)
 		return 0;
 	}
 	thread->in_loop_poll = 0;
-	if (!thread->busy_start_ns)
-		iteration__begin(thread, bpf_ktime_get_ns());
+	iteration__begin(thread, bpf_ktime_get_ns());
 	return 0;
 }
 
 SEC("tracepoint/syscalls/sys_enter_epoll_wait")
 int epoll_wait_enter(struct trace_event_raw_sys_enter *ctx)
 {
-	return poll__enter((__u32)ctx->args[0], true);
+	return poll__enter((__u32)ctx->args[0]);
 }
 
 SEC("tracepoint/syscalls/sys_enter_epoll_pwait")
 int epoll_pwait_enter(struct trace_event_raw_sys_enter *ctx)
 {
-	return poll__enter((__u32)ctx->args[0], true);
+	return poll__enter((__u32)ctx->args[0]);
 }
 
 SEC("tracepoint/syscalls/sys_enter_epoll_pwait2")
 int epoll_pwait2_enter(struct trace_event_raw_sys_enter *ctx)
 {
-	return poll__enter((__u32)ctx->args[0], true);
+	return poll__enter((__u32)ctx->args[0]);
 }
 
 SEC("tracepoint/syscalls/sys_exit_epoll_wait")
@@ -402,25 +390,25 @@ int epoll_pwait2_exit(void *ctx)
 SEC("tracepoint/syscalls/sys_enter_poll")
 int poll_enter(void *ctx)
 {
-	return poll__enter(LOOP_FD_ANY, true);
+	return poll__enter(LOOP_FD_ANY);
 }
 
 SEC("tracepoint/syscalls/sys_enter_ppoll")
 int ppoll_enter(void *ctx)
 {
-	return poll__enter(LOOP_FD_ANY, true);
+	return poll__enter(LOOP_FD_ANY);
 }
 
 SEC("tracepoint/syscalls/sys_enter_select")
 int select_enter(void *ctx)
 {
-	return poll__enter(LOOP_FD_ANY, true);
+	return poll__enter(LOOP_FD_ANY);
 }
 
 SEC("tracepoint/syscalls/sys_enter_pselect6")
 int pselect6_enter(void *ctx)
 {
-	return poll__enter(LOOP_FD_ANY, true);
+	return poll__enter(LOOP_FD_ANY);
 }
 
 SEC("tracepoint/syscalls/sys_exit_poll")
@@ -452,7 +440,7 @@ int pselect6_exit(void *ctx)
 SEC("uprobe")
 int BPF_KPROBE(loop_func_enter)
 {
-	return poll__enter(LOOP_FD_ANY, false);
+	return poll__enter(LOOP_FD_ANY);
 }
 
 SEC("uretprobe")
@@ -704,25 +692,14 @@ int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_s
 {
 	struct loop_thread *thread;
 	__u32 prev_tid = prev->pid, next_tid = next->pid;
-	__u64 now = 0;
+	__u64 now = bpf_ktime_get_ns();
 
-	/* This runs at every context switch on the host: the clock is read only when a busy
-	 * loop thread is involved (reading it first thing cost ~90 ns per switch here). */
 	thread = bpf_map_lookup_elem(&loop_threads, &prev_tid);
-	if (thread && thread->busy_start_ns) {
-		/* Leaving the CPU inside its loop's poll: idle, not part of any iteration. */
-		if (thread->in_loop_poll) {
-			thread->busy_start_ns = 0;
-		} else {
-			now = bpf_ktime_get_ns();
-			thread__switch_out(ctx, thread, prev, preempt, now);
-		}
-	}
+	if (thread && thread->busy_start_ns)
+		thread__switch_out(ctx, thread, prev, preempt, now);
 
 	thread = bpf_map_lookup_elem(&loop_threads, &next_tid);
 	if (thread && thread->busy_start_ns) {
-		if (!now)
-			now = bpf_ktime_get_ns();
 		thread__account(thread, now);
 		thread->run_state = RUN_ON_CPU;
 		thread->current_slot = NO_SLOT;

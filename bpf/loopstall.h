@@ -97,7 +97,7 @@ struct loop_thread {
 	__u32 loop_fd;         /* the epoll fd whose waits bracket an iteration */
 	__u32 in_loop_poll;    /* inside the poll call that bounds this thread's iterations */
 	__u32 run_state;       /* enum thread_run_state */
-	__u64 busy_start_ns;   /* 0 once the thread has blocked in its loop's poll */
+	__u64 busy_start_ns;   /* 0 while the thread waits in its loop's poll */
 	__u64 last_change_ns;  /* last switch-in, switch-out or wakeup */
 	__u64 on_cpu_ns;
 	__u64 off_cpu_ns;
