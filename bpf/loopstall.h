@@ -7,8 +7,8 @@
 #ifndef __VMLINUX_H__
 #include <linux/types.h>
 #endif
-#include "python.h"
-#include "v8.h"
+#include "python_abi.h"
+#include "v8_abi.h"
 
 #define TASK_COMM_LEN 16
 

@@ -2,7 +2,7 @@
 /*
  * CPython frame walker: reads the interpreter's frame chain of the current thread, keeping the
  * code object address and raw position of each frame. Names and lines are resolved in userspace
- * (user/python.c), which reads the code objects once and caches them.
+ * (user/runtime/python/python.c), which reads the code objects once and caches them.
  */
 #ifndef PYTHON_BPF_H
 #define PYTHON_BPF_H

@@ -4,7 +4,7 @@
  * the SharedFunctionInfo of every JavaScript frame on it. V8 always keeps a frame-pointer chain
  * through its own frames (interpreted, baseline and optimized code, builtins); native frames in
  * between are followed while they keep rbp as a frame pointer, and glibc code that does not
- * touch rbp is skipped over. Names and lines are resolved in userspace (user/v8.c).
+ * touch rbp is skipped over. Names and lines are resolved in userspace (user/runtime/node/v8.c).
  */
 #ifndef V8_BPF_H
 #define V8_BPF_H

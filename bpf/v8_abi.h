@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * V8 internals that the BPF frame walker and userspace both need. Userspace reads them from the
- * v8dbg_* post-mortem metadata that node exports (user/v8meta.c), per process.
+ * v8dbg_* post-mortem metadata that node exports (user/runtime/node/v8meta.c), per process.
  *
  * The includer provides __u8/__u16/__u64 (vmlinux.h on the BPF side, <linux/types.h> in
  * userspace), as for bpf/loopstall.h.

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Check user/linetable.c against CPython's own line numbers: for the newest pyenv CPython of
+# Check user/runtime/python/linetable.c against CPython's own line numbers: for the newest pyenv CPython of
 # each minor 3.8-3.13 and for Debian's /usr/bin/python3, dump the raw line tables of every
 # code object in a few stdlib modules and a synthetic module built to hit the corner cases
 # (multi-line expressions, big line jumps both ways, long lines, a huge co_firstlineno),
@@ -16,7 +16,7 @@ trap 'rm -rf "$tmp"' EXIT
 
 # Sanitizers too: the decoder must not read past a table even when the dump is fine.
 "$CC" -std=gnu11 -Wall -Wextra -Werror -O1 -g -fsanitize=address,undefined \
-	-fno-sanitize-recover=all -o "$tmp/linetable_check" tests/linetable_check.c user/linetable.c
+	-fno-sanitize-recover=all -o "$tmp/linetable_check" tests/linetable_check.c user/runtime/python/linetable.c
 
 # The expected line is PyCode_Addr2Line()'s, called through ctypes, at every 2-byte offset
 # and two past the end. It is cross-checked against the Python-level views, which are built

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause
 /*
- * Decode every offset of a dump written by tests/check_linetable.sh with user/linetable.c
+ * Decode every offset of a dump written by tests/check_linetable.sh with user/runtime/python/linetable.c
  * and compare with the line CPython itself gave. Dump lines:
  *   V <minor>                           once, first
  *   C <firstlineno> x<table hex> <label> a code object and its raw line table
@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../user/linetable.h"
+#include "../user/runtime/python/linetable.h"
 
 #define MAX_REPORTED 20
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause
 /*
- * Checks user/python_debug.c against a live pyenv CPython 3.13: the offsets read from its
+ * Checks user/runtime/python/python_debug.c against a live pyenv CPython 3.13: the offsets read from its
  * _Py_DebugOffsets must equal the generated static 3.13 row, and damaged bytes (cookie,
  * version, length, values) must be refused with *offsets left as it was.
  * Needs root (process_vm_readv on the child, whatever ptrace_scope says) and a pyenv 3.13;
@@ -505,7 +505,7 @@ int main(void)
 		return SKIP;
 	}
 	if (!layout || !row) {
-		fprintf(stderr, "FAIL user/python_offsets.h has no 3.%d %s: rerun "
+		fprintf(stderr, "FAIL user/runtime/python/python_offsets.h has no 3.%d %s: rerun "
 				"tools/gen-python-offsets\n", MINOR,
 			row ? "_Py_DebugOffsets table" : "row");
 		return 1;

@@ -6,7 +6,7 @@ attaches (-p) to a target idling in its loop, triggers known stalls, stops loops
 and checks the JSON values.
 
 Started without flags, node's JavaScript frames come from the BPF walk of V8's frames (level 2,
-user/v8.c): every JavaScript function on the stack, interpreted or compiled, named with its
+user/runtime/node/v8.c): every JavaScript function on the stack, interpreted or compiled, named with its
 script and the line and column where it starts. The innermost frames are often node's own
 (node:internal/...); the tests look at the first frame of the target's own script, which is the
 handler's code. Started with --perf-basic-prof, V8 also writes /tmp/perf-PID.map (level 1),
@@ -194,14 +194,14 @@ def check_js_frame(ev, function, path, map_pid):
 
 
 def test_layouts_are_generated(tmp_path):
-    """0. user/v8_layouts.h is what tools/gen-v8-layouts measures on this node: the committed
+    """0. user/runtime/node/v8_layouts.h is what tools/gen-v8-layouts measures on this node: the committed
     row was not edited by hand, and still fits the installed V8. (A table with rows for other
     V8 versions too needs those nodes: pass each with --node.)"""
     out = tmp_path / "v8_layouts.h"
     gen = subprocess.run([sys.executable, str(ROOT / "tools" / "gen-v8-layouts"), "--node", NODE,
                           "--output", str(out)], capture_output=True, text=True, timeout=120)
     assert gen.returncode == 0, gen.stderr
-    assert out.read_text() == (ROOT / "user" / "v8_layouts.h").read_text()
+    assert out.read_text() == (ROOT / "user" / "runtime" / "node" / "v8_layouts.h").read_text()
 
 
 # --- stalls of the main loop ----------------------------------------------------------------

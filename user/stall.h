@@ -24,7 +24,7 @@ struct user_frame {
 	bool resolved; /* module known */
 };
 
-/* A JavaScript function: from the BPF walk of V8's frames (user/v8.c) when the process's V8 is
+/* A JavaScript function: from the BPF walk of V8's frames (user/runtime/node/v8.c) when the process's V8 is
  * supported, else from the JIT frames V8's perf map names (node --perf-basic-prof). */
 struct js_frame {
 	const char *function;

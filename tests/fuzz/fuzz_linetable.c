@@ -1,18 +1,18 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause
 /*
- * libFuzzer target for user/linetable.c, whose input is read from the traced process.
+ * libFuzzer target for user/runtime/python/linetable.c, whose input is read from the traced process.
  * Input: 1 byte minor selector, 4 bytes firstlineno, 4 bytes offset, then the table, copied
  * into a buffer of exactly its size so that ASan reports any read past it.
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
- *         -o fuzz_linetable tests/fuzz/fuzz_linetable.c user/linetable.c
+ *         -o fuzz_linetable tests/fuzz/fuzz_linetable.c user/runtime/python/linetable.c
  *   ./fuzz_linetable -max_total_time=60 -timeout=1
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../user/linetable.h"
+#include "../../user/runtime/python/linetable.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

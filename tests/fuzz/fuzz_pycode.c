@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * libFuzzer target for user/pycode.c: the code-object reader, whose every byte comes from the
+ * libFuzzer target for user/runtime/python/pycode.c: the code-object reader, whose every byte comes from the
  * traced process. The input is a memory image of the "target" mapped at IMAGE_BASE; pointers in
  * it may point anywhere (into the image, outside it, at the end of it). Byte 0 picks the CPython
  * version whose offsets interpret it; the code object is at IMAGE_BASE + 8.
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Iuser -Ibpf \
- *         -o fuzz_pycode tests/fuzz/fuzz_pycode.c user/pycode.c user/linetable.c
+ *         -o fuzz_pycode tests/fuzz/fuzz_pycode.c user/runtime/python/pycode.c user/runtime/python/linetable.c
  *   ./fuzz_pycode -max_total_time=60 -timeout=1
  */
 #include <stdint.h>

@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * libFuzzer target for user/v8heap.c: the SharedFunctionInfo, ScopeInfo, Script and String
+ * libFuzzer target for user/runtime/node/v8heap.c: the SharedFunctionInfo, ScopeInfo, Script and String
  * reader, whose every byte comes from the traced process. The input is a memory image of the
  * "target" mapped at IMAGE_BASE; tagged pointers in it may point anywhere. The metadata is
  * node v20.20.2's (V8 11.3); the SharedFunctionInfo is tagged IMAGE_BASE + 8 + 1.
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Iuser -Ibpf \
- *         -o fuzz_v8heap tests/fuzz/fuzz_v8heap.c user/v8heap.c
+ *         -o fuzz_v8heap tests/fuzz/fuzz_v8heap.c user/runtime/node/v8heap.c
  *   ./fuzz_v8heap -max_total_time=60 -timeout=1
  */
 #include <stdint.h>

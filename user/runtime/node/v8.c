@@ -3,7 +3,7 @@
  * V8 (node) support: recognize a V8 process from its post-mortem metadata, tell the BPF walker
  * how to recognize JavaScript frames, and turn walked SharedFunctionInfo pointers into
  * function, script and line. Everything read here comes from the target's memory: every read
- * is bounded and checked (user/v8heap.c), and what cannot be read is left out.
+ * is bounded and checked (user/runtime/node/v8heap.c), and what cannot be read is left out.
  */
 #define _GNU_SOURCE
 #include <errno.h>

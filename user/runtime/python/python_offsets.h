@@ -5,7 +5,7 @@
  * 3.13.0 (x86_64, glibc 2.36). Offsets that follow a pthread object in a struct (gil_mutex,
  * runtime_autotsskey before 3.12...) depend on the libc. For 3.13, also where each field sits
  * in the interpreter's own _Py_DebugOffsets (offsetof() on its header), read at run time by
- * user/python_debug.c. Checked by the same script against live pyenv 3.8.18, pyenv 3.9.18,
+ * user/runtime/python/python_debug.c. Checked by the same script against live pyenv 3.8.18, pyenv 3.9.18,
  * pyenv 3.10.13, pyenv 3.11.7, pyenv 3.12.1, pyenv 3.13.0, /usr/bin/python3 3.11.2.
  */
 #ifndef __LOOPSTALL_PYTHON_OFFSETS_H
@@ -13,7 +13,7 @@
 
 #include <stddef.h>
 #include <linux/types.h>
-#include "../bpf/python.h"
+#include "../../../bpf/python_abi.h"
 
 static const struct python_offsets python_offsets_table[] = {
 	{
@@ -333,7 +333,7 @@ static inline const struct python_offsets *python_offsets__find(int major, int m
  * first member of _PyRuntime. Its layout is fixed within a minor version (from 3.13.0 final:
  * it changed in 3.13.0b4 and rc2), while the offsets it holds are the running build's own.
  * One struct python_debug_layout per minor version whose headers define it says where, in
- * those bytes, each struct python_offsets field it covers sits; user/python_debug.c reads
+ * those bytes, each struct python_offsets field it covers sits; user/runtime/python/python_debug.c reads
  * them. Fields it does not cover keep the static row's values.
  */
 struct python_debug_field {
