@@ -14,6 +14,7 @@ struct output {
 	__s64 monotonic_to_realtime_ns; /* add to a CLOCK_MONOTONIC time to get wall time */
 };
 
+/* Open the outputs; prints one line and returns -errno if a file cannot be written. */
 int output__init(struct output *output, const char *path, bool json, const char *folded_path);
 void output__close(struct output *output);
 void output__stall(const struct output *output, const struct stall_report *report);

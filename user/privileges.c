@@ -5,6 +5,7 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include "privileges.h"
+#include "util.h"
 
 static const int kept_caps[] = { CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH };
 
@@ -12,7 +13,7 @@ static int cap__kept(int cap)
 {
 	size_t i;
 
-	for (i = 0; i < sizeof(kept_caps) / sizeof(kept_caps[0]); i++)
+	for (i = 0; i < ARRAY_SIZE(kept_caps); i++)
 		if (kept_caps[i] == cap)
 			return 1;
 	return 0;

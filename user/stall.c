@@ -5,6 +5,7 @@
 #include <bpf/bpf.h>
 #include "stall.h"
 #include "targets.h"
+#include "util.h"
 
 static int stack__read(int map_fd, __s32 id, __u64 ips[MAX_STACK_DEPTH])
 {
@@ -24,7 +25,7 @@ static bool kernel_frame__is_tracing(const char *symbol)
 	static const char *const prefixes[] = { "bpf_", "__bpf_", "__traceiter_", "perf_trace_" };
 	size_t i;
 
-	for (i = 0; symbol && i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+	for (i = 0; symbol && i < ARRAY_SIZE(prefixes); i++)
 		if (!strncmp(symbol, prefixes[i], strlen(prefixes[i])))
 			return true;
 	return false;
