@@ -4,19 +4,21 @@
 #include <string.h>
 #include "utf8.h"
 
-size_t utf8__sequence(const unsigned char *text, size_t len)
+size_t utf8__decode(const unsigned char *text, size_t len, __u32 *cp)
 {
 	unsigned char c = text[0], lo = 0x80, hi = 0xBF;
 	size_t need, i;
 
-	if (c < 0x80)
+	if (c < 0x80) {
+		*cp = c;
 		return 1;
+	}
 	if (c >= 0xC2 && c <= 0xDF)
-		need = 1;
+		need = 1, *cp = c & 0x1f;
 	else if (c >= 0xE0 && c <= 0xEF)
-		need = 2;
+		need = 2, *cp = c & 0x0f;
 	else if (c >= 0xF0 && c <= 0xF4)
-		need = 3;
+		need = 3, *cp = c & 0x07;
 	else
 		return 0;
 	/* Overlong forms, UTF-16 surrogates and code points above U+10FFFF are invalid. */
@@ -30,10 +32,19 @@ size_t utf8__sequence(const unsigned char *text, size_t len)
 		hi = 0x8F;
 	if (len < need + 1 || text[1] < lo || text[1] > hi)
 		return 0;
-	for (i = 2; i <= need; i++)
+	for (i = 1; i <= need; i++) {
 		if ((text[i] & 0xC0) != 0x80)
 			return 0;
+		*cp = *cp << 6 | (text[i] & 0x3f);
+	}
 	return need + 1;
+}
+
+size_t utf8__sequence(const unsigned char *text, size_t len)
+{
+	__u32 cp;
+
+	return utf8__decode(text, len, &cp);
 }
 
 size_t utf8__encode(__u32 cp, char out[4])
