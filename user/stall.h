@@ -4,6 +4,8 @@
 
 #include <stdbool.h>
 #include <linux/types.h>
+#include "hints.h"
+#include "sites.h"
 #include "jsmap.h"
 #include "loopstall.h"
 #include "python.h"
@@ -30,6 +32,7 @@ struct js_frame {
 	const char *function;
 	const char *file; /* NULL for eval'd code */
 	int line, column; /* where the function starts (its parameter list), not the current line; -1 */
+	bool in_app;      /* the application's code (in_app.h) */
 };
 
 struct stack_report {
@@ -64,6 +67,9 @@ struct stall_report {
 	__u64 untracked_ns; /* stack time beyond the stacks kept per iteration */
 	/* qualname of the outermost coroutine frame: the asyncio task's coroutine, or NULL */
 	const char *task_coroutine;
+	const struct hint_rule *hint; /* what to change (hints.h), NULL when no rule fits */
+	char hint_text[HINT_TEXT_MAX];
+	struct site_key site; /* where it blocked, for sites.h; strings valid like the frames' */
 	int nr_stacks;
 	struct stack_report stacks[MAX_STACK_SLOTS]; /* heaviest first */
 };
