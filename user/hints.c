@@ -5,6 +5,8 @@
 #include "hints.h"
 #include "loopstall.h"
 
+#define PYTHON "python"
+#define NODE "js"
 #define REASON(r) (1u << (r))
 #define BLOCKING (REASON(REASON_NET) | REASON(REASON_DISK) | REASON(REASON_OTHER) | \
 		  REASON(REASON_LOCK) | REASON(REASON_SLEEP))
@@ -24,108 +26,108 @@
  * socket). docs/hints.md gives each rule's reasoning and the source of its remedy.
  */
 const struct hint_rule hint_rules[] = {
-	{ .id = "py-background-task-async", .runtime = HINT_PYTHON,
+	{ .id = "py-background-task-async", .runtime = PYTHON,
 	  .file = "*/starlette/background.py", .coroutine = true,
 	  .text = "{function} ({where}) is an `async def` BackgroundTasks task that blocks the loop "
 		  "({call}): declare it with plain `def`, so Starlette runs it in its threadpool" },
-	{ .id = "py-subprocess", .runtime = HINT_PYTHON, .kind = HINT_OFF_CPU,
+	{ .id = "py-subprocess", .runtime = PYTHON, .kind = HINT_OFF_CPU,
 	  .file = "*/subprocess.py",
 	  .text = "{call} in {function} ({where}) waits for a child process on the loop: use "
 		  "`await asyncio.create_subprocess_exec(...)` and `await proc.communicate()`" },
-	{ .id = "py-botocore", .runtime = HINT_PYTHON, .kind = HINT_OFF_CPU, .reasons = BLOCKING,
+	{ .id = "py-botocore", .runtime = PYTHON, .kind = HINT_OFF_CPU, .reasons = BLOCKING,
 	  .file = "*/botocore/*|*/boto3/*",
 	  .text = "{call} in {function} ({where}) is a synchronous AWS call (botocore): use "
 		  "aiobotocore/aioboto3, or `await asyncio.to_thread(...)`" },
-	{ .id = "py-requests", .runtime = HINT_PYTHON, .kind = HINT_OFF_CPU, .reasons = BLOCKING,
+	{ .id = "py-requests", .runtime = PYTHON, .kind = HINT_OFF_CPU, .reasons = BLOCKING,
 	  .file = "*/requests/*|*/urllib3/*",
 	  .text = "{call} in {function} ({where}) is a synchronous HTTP request (requests/urllib3): "
 		  "use an async client (httpx.AsyncClient, aiohttp), or "
 		  "`await asyncio.to_thread(...)`" },
-	{ .id = "py-urllib", .runtime = HINT_PYTHON, .kind = HINT_OFF_CPU, .reasons = BLOCKING,
+	{ .id = "py-urllib", .runtime = PYTHON, .kind = HINT_OFF_CPU, .reasons = BLOCKING,
 	  .file = "*/http/client.py|*/urllib/request.py",
 	  .text = "{call} in {function} ({where}) is a synchronous HTTP request (urllib/http.client): "
 		  "use an async client (httpx.AsyncClient, aiohttp), or "
 		  "`await asyncio.to_thread(...)`" },
-	{ .id = "py-psycopg2", .runtime = HINT_PYTHON, .kind = HINT_OFF_CPU, .reasons = BLOCKING,
+	{ .id = "py-psycopg2", .runtime = PYTHON, .kind = HINT_OFF_CPU, .reasons = BLOCKING,
 	  .file = "*/psycopg2/*", .module = "libpq.so*|_psycopg*.so",
 	  .text = "{call} in {function} ({where}) is a synchronous PostgreSQL query (psycopg2): use "
 		  "psycopg 3's AsyncConnection or asyncpg, or `await asyncio.to_thread(...)`" },
-	{ .id = "py-mysql", .runtime = HINT_PYTHON, .kind = HINT_OFF_CPU, .reasons = BLOCKING,
+	{ .id = "py-mysql", .runtime = PYTHON, .kind = HINT_OFF_CPU, .reasons = BLOCKING,
 	  .file = "*/pymysql/*|*/MySQLdb/*", .module = "libmysqlclient.so*|libmariadb.so*",
 	  .text = "{call} in {function} ({where}) is a synchronous MySQL query: use aiomysql or "
 		  "asyncmy, or `await asyncio.to_thread(...)`" },
-	{ .id = "py-redis", .runtime = HINT_PYTHON, .kind = HINT_OFF_CPU, .reasons = BLOCKING,
+	{ .id = "py-redis", .runtime = PYTHON, .kind = HINT_OFF_CPU, .reasons = BLOCKING,
 	  .file = "*/redis/client.py|*/redis/connection.py|*/redis/commands/*",
 	  .text = "{call} in {function} ({where}) is a synchronous Redis command (redis-py): use "
 		  "`redis.asyncio` and await it" },
-	{ .id = "py-queue", .runtime = HINT_PYTHON, .kind = HINT_OFF_CPU, .reasons = REASON(REASON_LOCK),
+	{ .id = "py-queue", .runtime = PYTHON, .kind = HINT_OFF_CPU, .reasons = REASON(REASON_LOCK),
 	  .file = "*/queue.py",
 	  .text = "{call} in {function} ({where}) waits on a queue.Queue on the loop: use "
 		  "asyncio.Queue between coroutines, or `await asyncio.to_thread(q.get)` to hand "
 		  "results from threads" },
-	{ .id = "py-thread-lock", .runtime = HINT_PYTHON, .kind = HINT_OFF_CPU,
+	{ .id = "py-thread-lock", .runtime = PYTHON, .kind = HINT_OFF_CPU,
 	  .reasons = REASON(REASON_LOCK),
 	  .text = "{call} in {function} ({where}) waits for a threading lock another thread holds: "
 		  "never block on a thread's lock on the loop; use asyncio.Lock between coroutines, "
 		  "or `await asyncio.to_thread(...)` for the locked section" },
-	{ .id = "py-sleep-in-coroutine", .runtime = HINT_PYTHON, .kind = HINT_OFF_CPU,
+	{ .id = "py-sleep-in-coroutine", .runtime = PYTHON, .kind = HINT_OFF_CPU,
 	  .reasons = REASON(REASON_SLEEP), .coroutine = true,
 	  .text = "{call} in {function} ({where}) sleeps on the loop: use `await asyncio.sleep(...)`; "
 		  "a FastAPI route that must block can be a plain `def` (FastAPI runs it in its "
 		  "threadpool)" },
-	{ .id = "py-socket", .runtime = HINT_PYTHON, .kind = HINT_OFF_CPU, .reasons = REASON(REASON_NET),
+	{ .id = "py-socket", .runtime = PYTHON, .kind = HINT_OFF_CPU, .reasons = REASON(REASON_NET),
 	  .syscalls = NET_SYSCALLS,
 	  .text = "{call} in {function} ({where}) waits on a blocking socket: use asyncio streams "
 		  "(`await asyncio.open_connection(...)`) or the client's asyncio version, or "
 		  "`await asyncio.to_thread(...)`" },
-	{ .id = "py-file-io", .runtime = HINT_PYTHON, .kind = HINT_OFF_CPU, .reasons = REASON(REASON_DISK),
+	{ .id = "py-file-io", .runtime = PYTHON, .kind = HINT_OFF_CPU, .reasons = REASON(REASON_DISK),
 	  .text = "{call} in {function} ({where}) waits for file or disk I/O on the loop: "
 		  "`await asyncio.to_thread(...)` it (or use aiofiles)" },
-	{ .id = "py-gil-starvation", .runtime = HINT_PYTHON, .kind = HINT_OFF_CPU,
+	{ .id = "py-gil-starvation", .runtime = PYTHON, .kind = HINT_OFF_CPU,
 	  .reasons = REASON(REASON_GIL),
 	  .text = "the loop waited for the GIL in {function} ({where}) while {holder} held it: "
 		  "CPU-bound Python in a thread starves the loop; run that work in a process "
 		  "(ProcessPoolExecutor), not a thread" },
-	{ .id = "py-cpu-extension", .runtime = HINT_PYTHON, .kind = HINT_ON_CPU,
+	{ .id = "py-cpu-extension", .runtime = PYTHON, .kind = HINT_ON_CPU,
 	  .not_innermost = PYTHON_INTERPRETER,
 	  .text = "{call} in {function} ({where}) runs C code ({library}) on the loop: "
 		  "`await asyncio.to_thread(...)` runs it in parallel if the library releases the GIL "
 		  "(hashlib and zlib do on large buffers); if it holds the GIL, use a "
 		  "ProcessPoolExecutor" },
-	{ .id = "py-cpu-python", .runtime = HINT_PYTHON, .kind = HINT_ON_CPU,
+	{ .id = "py-cpu-python", .runtime = PYTHON, .kind = HINT_ON_CPU,
 	  .text = "{function} ({where}) runs Python code on the CPU for the whole stall: move it to "
 		  "a ProcessPoolExecutor (`await loop.run_in_executor(pool, ...)`); a thread would "
 		  "still hold the GIL the loop needs" },
 
-	{ .id = "node-child-process-sync", .runtime = HINT_NODE,
+	{ .id = "node-child-process-sync", .runtime = NODE,
 	  .file = "node:child_process", .function = "execSync|execFileSync|spawnSync",
 	  .text = "{call} in {function} ({where}) waits for a child process on the loop: use "
 		  "child_process.execFile/spawn with a callback (or util.promisify)" },
-	{ .id = "node-crypto-sync", .runtime = HINT_NODE,
+	{ .id = "node-crypto-sync", .runtime = NODE,
 	  .file = "node:internal/crypto/*|node:crypto",
 	  .function = "pbkdf2Sync|scryptSync|randomBytes|randomFillSync|generateKeyPairSync|hkdfSync",
 	  .text = "{call} in {function} ({where}) runs crypto on the loop: use the callback form "
 		  "(crypto.pbkdf2, crypto.scrypt, crypto.randomBytes with a callback): it runs in "
 		  "libuv's threadpool" },
-	{ .id = "node-zlib-sync", .runtime = HINT_NODE,
+	{ .id = "node-zlib-sync", .runtime = NODE,
 	  .file = "node:zlib", .function = "*Sync|syncBufferWrapper|zlibBufferSync",
 	  .text = "{call} in {function} ({where}) compresses on the loop: use the callback or stream "
 		  "form (zlib.gzip, zlib.createGzip): it runs in libuv's threadpool" },
-	{ .id = "node-fs-sync", .runtime = HINT_NODE,
+	{ .id = "node-fs-sync", .runtime = NODE,
 	  .file = "node:fs|node:internal/fs/*", .function = "*Sync",
 	  .text = "{call} in {function} ({where}) does file I/O on the loop: use fs.promises "
 		  "(`await fs.promises.readFile(...)`) or the callback form" },
-	{ .id = "node-json", .runtime = HINT_NODE, .kind = HINT_ON_CPU,
+	{ .id = "node-json", .runtime = NODE, .kind = HINT_ON_CPU,
 	  .file = "", .function = "parse|stringify",
 	  .text = "JSON.{call} in {function} ({where}) of a large value holds the loop: cap the "
 		  "body size, parse in a worker_thread, or use a streaming parser" },
-	{ .id = "node-regexp", .runtime = HINT_NODE, .kind = HINT_ON_CPU,
+	{ .id = "node-regexp", .runtime = NODE, .kind = HINT_ON_CPU,
 	  .file = "", .function = "test|exec|match|matchAll|replace|replaceAll|search|split",
 	  .symbol = "*RegExp*|*Irregexp*",
 	  .text = "a regular expression ({call}) in {function} ({where}) backtracks on the loop: "
 		  "rewrite it without nested quantifiers (catastrophic backtracking), bound the "
 		  "input's length, or run it in a worker_thread" },
-	{ .id = "node-atomics-wait", .runtime = HINT_NODE, .kind = HINT_OFF_CPU,
+	{ .id = "node-atomics-wait", .runtime = NODE, .kind = HINT_OFF_CPU,
 	  .reasons = REASON(REASON_LOCK), .syscalls = "futex",
 	  .text = "{function} ({where}) waits in futex on the loop thread (Atomics.wait): use "
 		  "`await Atomics.waitAsync(...).value` on the main thread" },
@@ -218,7 +220,7 @@ const struct hint_rule *hint__match(const struct hint_stack *stack)
 
 	for (i = 0; i < nr_hint_rules; i++) {
 		rule = &hint_rules[i];
-		if (rule->runtime != stack->runtime || (rule->kind && rule->kind != stack->kind) ||
+		if (!stack->runtime || strcmp(rule->runtime, stack->runtime) || (rule->kind && rule->kind != stack->kind) ||
 		    (rule->reasons && !(rule->reasons & REASON(stack->reason))) ||
 		    (rule->syscalls && (!stack->syscall || !pattern__match(rule->syscalls, stack->syscall))))
 			continue;

@@ -15,11 +15,6 @@
 /* Room for a hint's text: the template, a source line and names. */
 #define HINT_TEXT_MAX 768
 
-enum hint_runtime {
-	HINT_PYTHON = 1,
-	HINT_NODE,
-};
-
 enum hint_kind {
 	HINT_ANY_KIND = 0,
 	HINT_OFF_CPU,
@@ -41,7 +36,7 @@ struct hint_native {
 
 /* One stack as the rules see it. */
 struct hint_stack {
-	enum hint_runtime runtime;
+	const char *runtime; /* the runtime's name (runtime.h): "python", "js" */
 	enum hint_kind kind;
 	__u32 reason;        /* enum offcpu_reason */
 	const char *syscall; /* NULL when none */
@@ -55,7 +50,7 @@ struct hint_stack {
 
 struct hint_rule {
 	const char *id;
-	enum hint_runtime runtime;
+	const char *runtime; /* the runtime's name */
 	enum hint_kind kind;
 	unsigned int reasons; /* 1 << enum offcpu_reason, any of them; 0: any reason */
 	/* Patterns are fnmatch(3) globs, alternatives separated by '|'; NULL matches anything. */
