@@ -82,12 +82,12 @@ static bool maps__find(pid_t pid, const char *part, char *name, size_t name_size
 {
 	struct maps_find find = { .part = part, .name = name, .name_size = name_size };
 
-	if (procfs__each_mapping(pid, mapping__match, &find) <= 0)
-		return false;
+	bool found = procfs__each_mapping(pid, mapping__match, &find) > 0;
+
 	*start = find.start;
 	if (end)
 		*end = find.end;
-	return true;
+	return found;
 }
 
 /* Runtime address and size of function `name` of an ELF image whose file offset 0 is mapped at

@@ -14,6 +14,7 @@
 #include <bpf/bpf.h>
 #include "clock.h"
 #include "compare.h"
+#include "in_app.h"
 #include "linetable.h"
 #include "python.h"
 #include "python_debug.h"
@@ -48,6 +49,7 @@ struct python_process {
 	pid_t pid;
 	enum python_kind kind;
 	int minor;
+	char stdlib[256]; /* its standard library directory, "" when not known */
 	struct python_offsets offsets;
 	__u64 runtime;   /* &_PyRuntime */
 	__u64 code_type; /* &PyCode_Type: a code object's ob_type must be this */
@@ -271,6 +273,7 @@ int python__attach(struct python *python, pid_t pid)
 		return -ENOTSUP;
 	}
 	proc->minor = minor;
+	in_app__python_stdlib(module, minor, proc->stdlib, sizeof(proc->stdlib));
 	proc->offsets = *offsets;
 	python__debug_offsets(proc);
 	syms__find_symbol(python->syms, pid, "PyCode_Type", &proc->code_type, NULL);
@@ -504,6 +507,7 @@ bool python__resolve(struct python *python, pid_t pid, __u64 py_stack_id,
 		resolved->qualname = code->qualname;
 		resolved->file = code->file;
 		resolved->coroutine = code->flags & CO_COROUTINE;
+		resolved->in_app = in_app__python(code->file, proc->stdlib);
 		resolved->line = linetable__line(proc->minor, code->firstlineno, code->linetable,
 						 code->linetable_len, (unsigned int)offset);
 		out->depth++;
