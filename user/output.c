@@ -148,50 +148,38 @@ static void format_time(const struct output *output, __u64 monotonic_ns, char *b
 	}
 }
 
-static void json__python(FILE *file, const struct python_stack *python)
+/* The runtime's array under its own name, with the fields docs/json.md gives it. */
+static void json__lang(FILE *file, const struct lang_stack *lang)
 {
-	const struct python_frame *frame;
+	unsigned int fields = lang->runtime->json;
+	const struct lang_frame *frame;
 	int i;
 
-	fputs(",\"python\":[", file);
-	for (i = 0; i < python->depth; i++) {
-		frame = &python->frames[i];
+	fprintf(file, ",\"%s\":[", lang->runtime->name);
+	for (i = 0; i < lang->depth; i++) {
+		frame = &lang->frames[i];
 		fputs(i ? ",{\"function\":" : "{\"function\":", file);
 		json__string(file, frame->function);
-		fputs(",\"qualname\":", file);
-		json__string(file, frame->qualname);
-		fputs(",\"file\":", file);
-		json__string(file, frame->file);
-		if (frame->line >= 0)
-			fprintf(file, ",\"line\":%d}", frame->line);
-		else
-			fputs(",\"line\":null}", file);
-	}
-	fprintf(file, "],\"truncated\":%s", python->truncated ? "true" : "false");
-}
-
-static void json__js(FILE *file, const struct stack_report *stack)
-{
-	const struct js_frame *frame;
-	int i;
-
-	fputs(",\"js\":[", file);
-	for (i = 0; i < stack->nr_js; i++) {
-		frame = &stack->js[i];
-		fputs(i ? ",{\"function\":" : "{\"function\":", file);
-		json__string(file, frame->function);
+		if (fields & RUNTIME_JSON_QUALNAME) {
+			fputs(",\"qualname\":", file);
+			json__string(file, frame->qualname);
+		}
 		fputs(",\"file\":", file);
 		json__string(file, frame->file);
 		if (frame->line >= 0)
 			fprintf(file, ",\"line\":%d", frame->line);
 		else
 			fputs(",\"line\":null", file);
-		if (frame->column >= 0)
+		if (!(fields & RUNTIME_JSON_COLUMN))
+			fputc('}', file);
+		else if (frame->column >= 0)
 			fprintf(file, ",\"column\":%d}", frame->column);
 		else
 			fputs(",\"column\":null}", file);
 	}
 	fputc(']', file);
+	if (fields & RUNTIME_JSON_TRUNCATED)
+		fprintf(file, ",\"truncated\":%s", lang->truncated ? "true" : "false");
 }
 
 static void json__stack(FILE *file, const struct stack_report *stack)
@@ -208,10 +196,8 @@ static void json__stack(FILE *file, const struct stack_report *stack)
 		json__string(file, stack->gil_holder_comm);
 		fputc('}', file);
 	}
-	if (stack->has_python)
-		json__python(file, &stack->python);
-	if (stack->nr_js)
-		json__js(file, stack);
+	if (stack->lang.runtime)
+		json__lang(file, &stack->lang);
 	fputs(",\"kernel\":[", file);
 	for (i = 0; i < stack->nr_kernel; i++) {
 		fputs(i ? ",{\"symbol\":" : "{\"symbol\":", file);
@@ -264,68 +250,6 @@ static void json__stall(const struct output *output, const struct stall_report *
 	fputs("]}\n", file);
 }
 
-/*
- * pyleak's and Python's own traceback look: outermost call first, the blocking call last. A
- * person wants the task's code, so the event loop's own frames above the outermost coroutine
- * are summed up in one line (JSON keeps them all).
- */
-static void text__python(FILE *file, __u32 pid, const struct python_stack *python)
-{
-	const struct python_frame *frame;
-	char source[256];
-	int i, start = python->depth - 1;
-
-	while (start >= 0 && !python->frames[start].coroutine)
-		start--;
-	if (start < 0)
-		start = python->depth - 1;
-	if (python->truncated)
-		fprintf(file, "    (outer Python frames not read)\n");
-	if (start < python->depth - 1)
-		fprintf(file, "    (%d event-loop frames)\n", python->depth - 1 - start);
-	for (i = start; i >= 0; i--) {
-		frame = &python->frames[i];
-		fprintf(file, "    File \"%s\", line %d, in %s\n", frame->file, frame->line,
-			frame->qualname ? frame->qualname : frame->function);
-		if (!python__source_line(pid, frame->file, frame->line, source, sizeof(source)))
-			fprintf(file, "      %s\n", source);
-	}
-}
-
-static bool js_frame__is_node(const struct js_frame *frame)
-{
-	return frame->file && !strncmp(frame->file, "node:", strlen("node:"));
-}
-
-/*
- * Node's own look, innermost first; the line is where the function starts. As for Python's
- * event loop, the run of node's own frames at the outer end (the HTTP parser, EventEmitter,
- * timers) is summed up in one line when code of the program is above it (JSON keeps them all).
- */
-static void text__js(FILE *file, const struct stack_report *stack)
-{
-	const struct js_frame *frame;
-	int i, end = stack->nr_js;
-
-	while (end > 0 && js_frame__is_node(&stack->js[end - 1]))
-		end--;
-	if (!end)
-		end = stack->nr_js;
-	for (i = 0; i < end && i < TEXT_MAX_FRAMES; i++) {
-		frame = &stack->js[i];
-		if (!frame->file)
-			fprintf(file, "    at %s\n", frame->function);
-		else if (frame->line < 0)
-			fprintf(file, "    at %s (%s)\n", frame->function, frame->file);
-		else
-			fprintf(file, "    at %s (%s:%d)\n", frame->function, frame->file, frame->line);
-	}
-	if (end > TEXT_MAX_FRAMES)
-		fprintf(file, "    ... %d more JavaScript frames\n", end - TEXT_MAX_FRAMES);
-	if (end < stack->nr_js)
-		fprintf(file, "    (%d node frames)\n", stack->nr_js - end);
-}
-
 static void text__stack(FILE *file, __u32 pid, const struct stack_report *stack)
 {
 	const char *syscall = syscall__name(stack->syscall);
@@ -338,10 +262,8 @@ static void text__stack(FILE *file, __u32 pid, const struct stack_report *stack)
 			syscall ? " in " : "", syscall ? syscall : "");
 	if (stack->reason == REASON_GIL && stack->gil_holder_tid)
 		fprintf(file, "    GIL held by tid %u (%s)\n", stack->gil_holder_tid, stack->gil_holder_comm);
-	if (stack->has_python)
-		text__python(file, pid, &stack->python);
-	if (stack->nr_js)
-		text__js(file, stack);
+	if (stack->lang.runtime)
+		stack->lang.runtime->text(file, pid, &stack->lang, TEXT_MAX_FRAMES);
 	for (i = 0; i < stack->nr_user && i < TEXT_MAX_FRAMES; i++) {
 		const struct user_frame *frame = &stack->user[i];
 
@@ -394,26 +316,28 @@ static void folded__frame(FILE *file, const char *text)
 }
 
 /*
- * One line per stack, root first: process; Python frames as "function (file:line)"; the
- * symbolized native frames; kernel frames marked "_[k]" (the flamegraph.pl convention).
- * Weighted by milliseconds, at least 1.
+ * One line per stack, root first: process; language frames as "function (file:line)" (without
+ * what is unknown); the symbolized native frames; kernel frames marked "_[k]" (the
+ * flamegraph.pl convention). Weighted by milliseconds, at least 1.
  */
 static void folded__stack(FILE *file, const struct stall_report *report,
 			  const struct stack_report *stack)
 {
-	const struct python_frame *py;
-	char location[64];
+	const struct lang_frame *frame;
 	int i;
 
 	folded__frame(file, report->comm);
-	for (i = stack->has_python ? stack->python.depth - 1 : -1; i >= 0; i--) {
-		py = &stack->python.frames[i];
+	for (i = stack->lang.depth - 1; i >= 0; i--) {
+		frame = &stack->lang.frames[i];
 		fputc(';', file);
-		folded__frame(file, py->qualname ? py->qualname : py->function);
+		folded__frame(file, frame->qualname ? frame->qualname : frame->function);
+		if (!frame->file)
+			continue;
 		fputs(" (", file);
-		folded__frame(file, py->file);
-		snprintf(location, sizeof(location), ":%d)", py->line);
-		fputs(location, file);
+		folded__frame(file, frame->file);
+		if (frame->line >= 0)
+			fprintf(file, ":%d", frame->line);
+		fputc(')', file);
 	}
 	for (i = stack->nr_user - 1; i >= 0; i--) {
 		if (!stack->user[i].symbol)

@@ -21,6 +21,7 @@
 #include "pycode.h"
 #include "python_offsets.h"
 #include "remote.h"
+#include "targetfs.h"
 #include "targets.h"
 
 /* Bounds on how far a hostile or corrupt target can make us walk. */
@@ -634,28 +635,14 @@ void python__read_ahead(struct python *python, pid_t pid, __u64 py_stack_id)
 
 int python__source_line(pid_t pid, const char *file, int line, char *buf, size_t size)
 {
-	char path[4096], text[1024];
-	bool line_start = true;
-	FILE *source;
-	int number = 0;
+	char text[1024];
+	int err;
 
-	/* The file as the target sees it: it may live in another mount namespace. */
-	if (!file || file[0] != '/' || line <= 0 ||
-	    snprintf(path, sizeof(path), "/proc/%d/root%s", pid, file) >= (int)sizeof(path))
-		return -ENOENT;
-	source = fopen(path, "r");
-	if (!source)
-		return -errno;
-	/* A line longer than the buffer comes in several reads: count it, and keep, its first. */
-	while (fgets(text, sizeof(text), source)) {
-		if (line_start && ++number == line)
-			break;
-		line_start = strchr(text, '\n') != NULL;
-	}
-	fclose(source);
-	if (number != line)
-		return -ENOENT;
-	text[strcspn(text, "\r\n")] = '\0';
+	/* co_filename is the target's to choose: opened only as the target itself could. */
+	err = targetfs__read_line(pid, file, line, text, sizeof(text));
+	if (err)
+		return err;
+	text[strcspn(text, "\r")] = '\0';
 	snprintf(buf, size, "%s", text + strspn(text, " \t"));
 	return 0;
 }
