@@ -9,11 +9,13 @@ paths the target sees.
 
   1  nested frames, sleep and busy, exact functions, files and lines, every python3.1X of
      the root (py_nested.py, as test_python.py's test 1)
+  1b the same in a chroot (no namespaces, root visible from the host by path)
   2  FastAPI on uvicorn with uvloop on the root's python3: the async route calling
      time.sleep named with its task, the def route and the asyncio.sleep route never
   3  GIL starvation: the holder is the spinner's tid on the host
   4  an interpreter copy whose _Py_DebugOffsets cookie or version is corrupted: exactly one
      warning, stalls still found, no Python frames
+  5  the native frames of time.sleep: libc resolved inside the container
 
 Run: /usr/bin/python3 -m pytest tests/test_containers.py -v   (as root, after tools/setup)
 """
@@ -69,6 +71,12 @@ def run_nested(lab, python, action, kind="overlay"):
 def test_nested_frames_in_container(lab, python, action):
     """1. serve() -> handler() -> helper() blocking, in a pivot_root container: exact frames."""
     run_nested(lab, python, action)
+
+
+@pytest.mark.skipif(not ROOT, reason="no Debian root: run tools/debian-root")
+def test_nested_frames_in_chroot(lab):
+    """1b. The same sleep in a plain chroot, whose files the host also sees by path."""
+    run_nested(lab, default_python(), "sleep", kind="chroot")
 
 
 @pytest.mark.skipif(not ROOT, reason="no Debian root: run tools/debian-root")
@@ -141,3 +149,19 @@ def test_corrupted_debug_offsets(lab, tmp_path, what):
     assert len(warnings) == 1, run.stderr.text()
     assert ("CPython %s: its _Py_DebugOffsets does not check out (%s" % (version, cause)
             in warnings[0]), warnings[0]
+
+
+@pytest.mark.skipif(not ROOT, reason="no Debian root: run tools/debian-root")
+def test_native_libc_frame_in_container(lab):
+    """5. time.sleep's native frames: the container's libc, by the path it has inside, and
+    the function in it, named from the container's own debug file (libc6-dbg in the root:
+    its libc.so.6 has no .symtab, and the innermost frame is no exported function)."""
+    ev = run_nested(lab, default_python(), "sleep")
+    top = ev["stacks"][0]
+    libc = [f for f in top.get("user") or [] if "/libc.so" in (f.get("module") or "")]
+    assert libc, "no libc frame in the sleep's native stack:\n%s" % top.get("user")
+    assert libc[0]["module"] == "/usr/lib/x86_64-linux-gnu/libc.so.6", libc[0]
+    # glibc 2.41+ makes the syscall in its cancellation helpers, called by clock_nanosleep;
+    # libc has no frame pointers, so the innermost frame is all the stack has of it.
+    assert libc[0]["symbol"] in ("clock_nanosleep", "__clock_nanosleep",
+                                 "__internal_syscall_cancel", "__syscall_cancel_arch"), libc[0]
