@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 #include "hist.h"
+#include "output.h"
 
 __u64 hist__bucket_low(unsigned int bucket)
 {
@@ -66,7 +67,7 @@ void hist__print(FILE *file, __u32 pid, const char *comm, const struct process_s
 		last = row;
 		max = rows[row] > max ? rows[row] : max;
 	}
-	fprintf(file, "\npid %u (%s): loop iteration busy time\n", pid, comm);
+	fprintf(file, "\npid %u (%s): loop iteration busy time\n", pid, TEXT_SAFE(comm));
 	fprintf(file, "%22s : count    distribution\n", "usecs");
 	for (row = first; row <= last && first < ROWS; row++) {
 		/* Rows are powers of two of 1024 ns: "microseconds" to within 2.4%. */

@@ -410,7 +410,7 @@ static void print_tracing(const struct session *session)
 				"Ctrl-C to stop\n", session->config.threshold_ms);
 	else if (targets->nr == 1)
 		fprintf(stderr, "loopstall: tracing pid %d (%s), threshold %g ms; Ctrl-C to stop\n",
-			targets->list[0].pid, targets->list[0].comm, session->config.threshold_ms);
+			targets->list[0].pid, TEXT_SAFE(targets->list[0].comm), session->config.threshold_ms);
 	else
 		fprintf(stderr, "loopstall: tracing %d processes, threshold %g ms; Ctrl-C to stop\n",
 			targets->nr, session->config.threshold_ms);

@@ -62,31 +62,74 @@ void output__close(struct output *output)
 }
 
 /* Length of the valid UTF-8 sequence at c (RFC 3629: no overlongs, surrogates or values above
- * U+10FFFF), 0 if it is not one. */
-static int utf8__valid(const unsigned char *c)
+ * U+10FFFF) with its code point in *cp, 0 if it is not one. */
+static int utf8__valid(const unsigned char *c, unsigned int *cp)
 {
 	int len, i;
-	unsigned int cp;
 
-	if (*c < 0x80)
+	if (*c < 0x80) {
+		*cp = *c;
 		return 1;
+	}
 	if (*c >= 0xc2 && *c <= 0xdf)
-		len = 2, cp = *c & 0x1f;
+		len = 2, *cp = *c & 0x1f;
 	else if (*c >= 0xe0 && *c <= 0xef)
-		len = 3, cp = *c & 0x0f;
+		len = 3, *cp = *c & 0x0f;
 	else if (*c >= 0xf0 && *c <= 0xf4)
-		len = 4, cp = *c & 0x07;
+		len = 4, *cp = *c & 0x07;
 	else
 		return 0;
 	for (i = 1; i < len; i++) {
 		if ((c[i] & 0xc0) != 0x80)
 			return 0;
-		cp = cp << 6 | (c[i] & 0x3f);
+		*cp = *cp << 6 | (c[i] & 0x3f);
 	}
-	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+	if ((len == 3 && (*cp < 0x800 || (*cp >= 0xd800 && *cp <= 0xdfff))) ||
+	    (len == 4 && (*cp < 0x10000 || *cp > 0x10ffff)))
 		return 0;
 	return len;
+}
+
+/* Characters a terminal acts on or reorders: C1 controls (U+009B is CSI, as ESC [ is) and the
+ * bidirectional overrides and isolates (text shown in another order than it is). */
+static bool text__is_control(unsigned int cp)
+{
+	return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0x200e || cp == 0x200f ||
+	       (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
+const char *output__text_safe(const char *text, char *buf, size_t size)
+{
+	const unsigned char *c;
+	unsigned int cp;
+	size_t used = 0;
+	char piece[16];
+	int len, n;
+
+	if (!text)
+		text = "(null)";
+	for (c = (const unsigned char *)text; *c; c += len) {
+		len = utf8__valid(c, &cp);
+		if (!len)
+			n = snprintf(piece, sizeof(piece), "\\x%02x", *c), len = 1;
+		else if (cp == '\\')
+			n = snprintf(piece, sizeof(piece), "\\\\");
+		else if (cp < 0x80 && text__is_control(cp))
+			n = snprintf(piece, sizeof(piece), "\\x%02x", cp);
+		else if (text__is_control(cp))
+			n = snprintf(piece, sizeof(piece), "\\u%04x", cp);
+		else
+			n = snprintf(piece, sizeof(piece), "%.*s", len, (const char *)c);
+		/* Room for the piece and, if anything follows, for the "..." that cuts it short. */
+		if (used + (size_t)n + (c[len] ? 3 : 0) >= size) {
+			snprintf(buf + used, size - used, "%s", size - used > 3 ? "..." : "");
+			return buf;
+		}
+		memcpy(buf + used, piece, (size_t)n);
+		used += (size_t)n;
+	}
+	buf[used] = '\0';
+	return buf;
 }
 
 /* RFC 8259 string: the target controls comm, file and symbol names, so escape everything
@@ -94,6 +137,7 @@ static int utf8__valid(const unsigned char *c)
 static void json__string(FILE *file, const char *text)
 {
 	const unsigned char *c;
+	unsigned int cp;
 	int len;
 
 	if (!text) {
@@ -103,7 +147,7 @@ static void json__string(FILE *file, const char *text)
 	fputc('"', file);
 	for (c = (const unsigned char *)text; *c; c++) {
 		if (*c >= 0x80) {
-			len = utf8__valid(c);
+			len = utf8__valid(c, &cp);
 			if (!len) {
 				fputs("\ufffd", file);
 				continue;
@@ -261,18 +305,19 @@ static void text__stack(FILE *file, __u32 pid, const struct stack_report *stack)
 		fprintf(file, "  off-CPU %.1f ms: %s%s%s\n", ms(stack->ns), reason__name(stack->reason),
 			syscall ? " in " : "", syscall ? syscall : "");
 	if (stack->reason == REASON_GIL && stack->gil_holder_tid)
-		fprintf(file, "    GIL held by tid %u (%s)\n", stack->gil_holder_tid, stack->gil_holder_comm);
+		fprintf(file, "    GIL held by tid %u (%s)\n", stack->gil_holder_tid,
+			TEXT_SAFE(stack->gil_holder_comm));
 	if (stack->lang.runtime)
 		stack->lang.runtime->text(file, pid, &stack->lang, TEXT_MAX_FRAMES);
 	for (i = 0; i < stack->nr_user && i < TEXT_MAX_FRAMES; i++) {
 		const struct user_frame *frame = &stack->user[i];
 
 		if (frame->symbol)
-			fprintf(file, "    %s+0x%llx (%s)\n", frame->symbol,
-				(unsigned long long)frame->offset, frame->module);
+			fprintf(file, "    %s+0x%llx (%s)\n", TEXT_SAFE(frame->symbol),
+				(unsigned long long)frame->offset, TEXT_SAFE(frame->module));
 		else if (frame->module)
 			fprintf(file, "    0x%llx (%s+0x%llx)\n", (unsigned long long)frame->address,
-				frame->module, (unsigned long long)frame->offset);
+				TEXT_SAFE(frame->module), (unsigned long long)frame->offset);
 		else
 			fprintf(file, "    0x%llx\n", (unsigned long long)frame->address);
 	}
@@ -299,10 +344,10 @@ static void text__stall(const struct output *output, const struct stall_report *
 	fprintf(file, "%s %s pid %u tid %u (%s): %.1f ms: on-CPU %.1f ms, off-CPU %.1f ms, "
 		      "runqueue %.1f ms\n",
 		when, report->in_progress ? "STALL (still busy)" : "STALL", report->pid,
-		report->tid, report->comm, ms(report->duration_ns), ms(report->on_cpu_ns),
+		report->tid, TEXT_SAFE(report->comm), ms(report->duration_ns), ms(report->on_cpu_ns),
 		ms(report->off_cpu_ns), ms(report->runqueue_ns));
 	if (report->task_coroutine)
-		fprintf(file, "  in task running %s\n", report->task_coroutine);
+		fprintf(file, "  in task running %s\n", TEXT_SAFE(report->task_coroutine));
 	for (i = 0; i < report->nr_stacks && i < TEXT_MAX_STACKS; i++)
 		text__stack(file, report->pid, &report->stacks[i]);
 	fputc('\n', file);
@@ -387,7 +432,7 @@ void output__summary(const struct output *output, __u32 pid, const char *comm,
 	}
 	fprintf(file, "pid %u (%s): %llu iterations, %llu stalls, %llu lost events; busy time "
 		      "p50 %.3f ms, p99 %.3f ms, max %.1f ms\n",
-		pid, comm, (unsigned long long)stats->iterations, (unsigned long long)stats->stalls,
+		pid, TEXT_SAFE(comm), (unsigned long long)stats->iterations, (unsigned long long)stats->stalls,
 		(unsigned long long)stats->lost_events, p50 / NS_PER_MS, p99 / NS_PER_MS,
 		ms(stats->max_busy_ns));
 }

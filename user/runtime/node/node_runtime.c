@@ -10,6 +10,7 @@
 #include <bpf/libbpf.h>
 #include "jsmap.h"
 #include "loopstall.skel.h"
+#include "output.h"
 #include "runtime.h"
 #include "v8.h"
 
@@ -162,11 +163,13 @@ static void node_rt__text(FILE *file, pid_t pid, const struct lang_stack *stack,
 	for (i = 0; i < end && i < max_frames; i++) {
 		frame = &stack->frames[i];
 		if (!frame->file)
-			fprintf(file, "    at %s\n", frame->function);
+			fprintf(file, "    at %s\n", TEXT_SAFE(frame->function));
 		else if (frame->line < 0)
-			fprintf(file, "    at %s (%s)\n", frame->function, frame->file);
+			fprintf(file, "    at %s (%s)\n", TEXT_SAFE(frame->function),
+				TEXT_SAFE(frame->file));
 		else
-			fprintf(file, "    at %s (%s:%d)\n", frame->function, frame->file, frame->line);
+			fprintf(file, "    at %s (%s:%d)\n", TEXT_SAFE(frame->function),
+				TEXT_SAFE(frame->file), frame->line);
 	}
 	if (end > max_frames)
 		fprintf(file, "    ... %d more JavaScript frames\n", end - max_frames);

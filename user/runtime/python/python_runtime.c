@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <bpf/libbpf.h>
 #include "loopstall.skel.h"
+#include "output.h"
 #include "python.h"
 #include "runtime.h"
 
@@ -122,10 +123,10 @@ static void python_rt__text(FILE *file, pid_t pid, const struct lang_stack *stac
 		fprintf(file, "    (%d event-loop frames)\n", stack->depth - 1 - start);
 	for (i = start; i >= 0; i--) {
 		frame = &stack->frames[i];
-		fprintf(file, "    File \"%s\", line %d, in %s\n", frame->file, frame->line,
-			frame->qualname ? frame->qualname : frame->function);
+		fprintf(file, "    File \"%s\", line %d, in %s\n", TEXT_SAFE(frame->file), frame->line,
+			TEXT_SAFE(frame->qualname ? frame->qualname : frame->function));
 		if (!python__source_line(pid, frame->file, frame->line, source, sizeof(source)))
-			fprintf(file, "      %s\n", source);
+			fprintf(file, "      %s\n", TEXT_SAFE(source));
 	}
 }
 
