@@ -491,9 +491,11 @@ static __always_inline __u32 thread__slot(struct loop_thread *thread, __s32 kern
 		if (i >= thread->nr_slots)
 			break;
 		slot = &thread->slots[i];
-		/* On-CPU samples under one JavaScript stack share a slot whatever native code
-		 * they hit (crypto, JSON, the GC): the first sample's native stacks stand for it. */
-		if (js_stack_id && kind == STACK_ON_CPU && slot->kind == kind &&
+		/* On-CPU samples under one JavaScript or Python stack share a slot whatever
+		 * native code they hit (crypto, JSON, the GC; the interpreter's own C frames, which
+		 * unwind to noise without frame pointers): the first sample's native stacks stand
+		 * for it, and its innermost frame says whether C code of a library was running. */
+		if ((js_stack_id || py_stack_id) && kind == STACK_ON_CPU && slot->kind == kind &&
 		    slot->js_stack_id == js_stack_id && slot->py_stack_id == py_stack_id)
 			return i;
 		if (slot->kernel_stack_id == kernel_stack_id && slot->user_stack_id == user_stack_id &&
@@ -756,11 +758,6 @@ int on_cpu_sample(struct bpf_perf_event_data *ctx)
 		regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 		js_stack_id = v8__capture(thread->pid, REGS_FP(regs), REGS_SP(regs));
 	}
-	/* Under a Python stack the interpreter's own C frames change at every sample (and unwind
-	 * to noise without frame pointers): keying by them would spread one hot line over all
-	 * the slots. */
-	if (py_stack_id)
-		user_stack_id = -1;
 	slot = thread__slot(thread, kernel_stack_id, user_stack_id, py_stack_id, js_stack_id,
 			    STACK_ON_CPU, REASON_NONE, -1);
 	if (slot >= MAX_STACK_SLOTS) {

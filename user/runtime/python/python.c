@@ -15,6 +15,7 @@
 #include <bpf/bpf.h>
 #include "clock.h"
 #include "compare.h"
+#include "in_app.h"
 #include "linetable.h"
 #include "python.h"
 #include "python_debug.h"
@@ -50,6 +51,7 @@ struct python_process {
 	pid_t pid;
 	enum python_kind kind;
 	int minor;
+	char stdlib[256]; /* its standard library directory, "" when not known */
 	struct python_offsets offsets;
 	__u64 runtime;   /* &_PyRuntime */
 	__u64 code_type; /* &PyCode_Type: a code object's ob_type must be this */
@@ -375,6 +377,7 @@ int python__attach(struct python *python, pid_t pid)
 	}
 	snprintf(version, sizeof(version), "3.%d.%u", minor, hexversion >> 8 & 0xff);
 	proc->minor = minor;
+	in_app__python_stdlib(module, minor, proc->stdlib, sizeof(proc->stdlib));
 	proc->offsets = *offsets;
 	syms__find_symbol(python->syms, pid, "PyCode_Type", &proc->code_type, NULL);
 	if (python_debug__size(minor)) {
@@ -604,6 +607,7 @@ bool python__resolve(struct python *python, pid_t pid, __u64 py_stack_id,
 		resolved->qualname = code->qualname;
 		resolved->file = code->file;
 		resolved->coroutine = code->flags & CO_COROUTINE;
+		resolved->in_app = in_app__python(code->file, proc->stdlib);
 		resolved->line = linetable__line(proc->minor, code->firstlineno, code->linetable,
 						 code->linetable_len, (unsigned int)offset);
 		out->depth++;
