@@ -39,9 +39,16 @@ struct python_offsets {
 	__u8 major;
 	__u8 minor;
 	__u8 lasti_mode;		/* enum py_lasti_mode */
-	/* _PyInterpreterFrame.owner values (3.11+); CSTACK marks 3.12+'s shim frames. */
+	/* _PyInterpreterFrame.owner values (3.11+) */
 	__u8 frame_owned_by_generator;
-	__u8 frame_owned_by_cstack;
+	/*
+	 * 3.12+: an owner of this value or above marks a frame without code, skipped: the shim at
+	 * each entry into the eval loop (FRAME_OWNED_BY_CSTACK in 3.12/3.13; from 3.14
+	 * FRAME_OWNED_BY_INTERPRETER, and CSTACK above it in 3.14) and 3.15's base frame.
+	 */
+	__u8 frame_owner_shim;
+	/* 3.14+: f_executable is a _PyStackRef whose low bits tag the reference (Py_TAG_BITS). */
+	__u8 code_tag_mask;
 	/* PyASCIIObject.state bit positions: kind is 3 bits wide, compact and ascii 1 bit. */
 	__u8 unicode_kind_shift;
 	__u8 unicode_compact_shift;
@@ -88,7 +95,7 @@ struct python_offsets {
 
 	/* PyFrameObject <= 3.10, _PyInterpreterFrame 3.11+ */
 	__u16 frame_previous;		/* f_back, previous */
-	__u16 frame_code;		/* f_code; 3.13 f_executable, Py_None for shim frames */
+	__u16 frame_code;		/* f_code; 3.13+ f_executable, Py_None for shim frames */
 	__u16 frame_lasti;		/* f_lasti, prev_instr, instr_ptr: see lasti_mode */
 	__u16 frame_owner;		/* 3.11+, a char */
 
@@ -134,6 +141,17 @@ struct py_stack {
 	__u32 depth;
 	__u32 truncated; /* the walk stopped early: depth limit or unreadable frame */
 	struct py_frame frames[MAX_PY_DEPTH]; /* innermost first */
+};
+
+/*
+ * A loop thread's PyThreadState, keyed by (host) tid: found by userspace, verified by the walker
+ * before each walk against the id the tstate records, which is the thread's id in its own PID
+ * namespace (a container's), not ours.
+ */
+struct python_thread {
+	__u64 tstate;
+	__u32 ns_tid;
+	__u32 pad;
 };
 
 /* Per traced CPython process, keyed by pid: filled by userspace once the interpreter is known. */
