@@ -12,10 +12,11 @@ paths the target sees.
   1b the same in a chroot (no namespaces, root visible from the host by path)
   2  FastAPI on uvicorn with uvloop on the root's python3: the async route calling
      time.sleep named with its task, the def route and the asyncio.sleep route never
-  3  GIL starvation: the holder is the spinner's tid on the host
-  4  an interpreter copy whose _Py_DebugOffsets cookie or version is corrupted: exactly one
-     warning, stalls still found, no Python frames; one claiming the next minor (3.16 for a
-     3.15 root) read through the newest layout, exact frames
+  3  GIL starvation, every python3.1X of the root: the holder is the spinner's tid on the host
+  4  an interpreter copy whose _Py_DebugOffsets cookie or version is corrupted, or that says
+     it is free-threaded: exactly one warning, stalls still found, no Python frames; one
+     claiming the next minor (3.16 for a 3.15 root) read through the newest layout, exact
+     frames
   5  the native frames of time.sleep: libc resolved inside the container
 
 Run: /usr/bin/python3 -m pytest tests/test_containers.py -v   (as root, after tools/setup)
@@ -83,12 +84,12 @@ def test_fastapi_uvloop_in_container(lab):
         "%s/py_fastapi_app.py" % ContainerTarget.INSIDE)
 
 
-@pytest.mark.skipif(not ROOT, reason="no Debian root: run tools/debian-root")
-def test_gil_starvation_in_container(lab):
-    """3. test_python.py's GIL test on the root's python3: holder tids are ours, not the
-    container's."""
+@pytest.mark.parametrize("python", root_pythons())
+def test_gil_starvation_in_container(lab, python):
+    """3. test_python.py's GIL test on each interpreter of the root: holder tids are ours, not
+    the container's."""
     check_gil_starvation(lab, lab.container_target("py_gil.py", "--ms", 2000, "--count", 2,
-                                                   python="/usr/bin/python3", root=ROOT))
+                                                   python="/usr/bin/" + python, root=ROOT))
 
 
 def sections(elf):
@@ -127,9 +128,13 @@ def corrupted_copy(tmp_path, python, what):
     assert data[at:at + 8] == b"xdebugpy", data[at:at + 8]
     if what == "cookie":
         data[at + 7] ^= 0x20
-    else:
+    elif what == "version":
         # The version word follows the 8-byte cookie: say 3.99.
         data[at + 8 + 2] = 99
+    else:
+        # What a --disable-gil build says in the word after it (python3.14t: not packaged by
+        # Debian, and refused the same way).
+        data[at + 16] = 1
     out = tmp_path / ("%s-%s" % (python, what))
     out.write_bytes(data)
     out.chmod(0o755)
@@ -161,7 +166,7 @@ def test_newer_minor_reads_through_newest_layout(lab, tmp_path):
     assert "native stacks only" not in run.stderr.text(), run.stderr.text()
 
 
-@pytest.mark.parametrize("what", ["cookie", "version"])
+@pytest.mark.parametrize("what", ["cookie", "version", "free_threaded"])
 @pytest.mark.skipif(not ROOT, reason="no Debian root: run tools/debian-root")
 def test_corrupted_debug_offsets(lab, tmp_path, what):
     """4. A corrupted _Py_DebugOffsets: one warning naming version and cause, no frames."""
@@ -175,7 +180,8 @@ def test_corrupted_debug_offsets(lab, tmp_path, what):
     warnings = [line for line in run.stderr.text().splitlines()
                 if "pid %d" % target.pid in line and "native stacks only" in line]
     version = target.info["python"]
-    cause = "its cookie is not" if what == "cookie" else "its version is not"
+    cause = {"cookie": "its cookie is not", "version": "its version is not",
+             "free_threaded": "a free-threaded build"}[what]
     assert len(warnings) == 1, run.stderr.text()
     assert ("CPython %s: its _Py_DebugOffsets does not check out (%s" % (version, cause)
             in warnings[0]), warnings[0]
