@@ -130,6 +130,17 @@ struct py_stack {
 	struct py_frame frames[MAX_PY_DEPTH]; /* innermost first */
 };
 
+/*
+ * A loop thread's PyThreadState, keyed by (host) tid: found by userspace, verified by the walker
+ * before each walk against the id the tstate records, which is the thread's id in its own PID
+ * namespace (a container's), not ours.
+ */
+struct python_thread {
+	__u64 tstate;
+	__u32 ns_tid;
+	__u32 pad;
+};
+
 /* Per traced CPython process, keyed by pid: filled by userspace once the interpreter is known. */
 struct python_proc {
 	struct python_offsets offsets;
