@@ -76,6 +76,8 @@ static char *render(bool per_thread, bool openmetrics, const volatile __u64 *los
 	stats.stall_on_cpu_ns = 1500000000;
 	stats.stall_off_cpu_ns = 2000000000;
 	stats.stall_runqueue_ns = 1;
+	stats.waiting_connections = 8;
+	stats.waiting_ready_fds = 12;
 	thread = stats;
 	thread.stalls = 1;
 	few.busy_hist[bucket_of(3000000)] = 3;
@@ -127,6 +129,8 @@ static void check_text(void)
 	CHECK_LINE(text, "loopstall_stalls_total{pid=\"17\",comm=\"a\\\"b\\\\c\\n\xEF\xBF\xBD\","
 			 "cgroup=\"/\",container_id=\"\"} 0");
 	check_web(text, "loopstall_stalls_total", NULL, "2");
+	check_web(text, "loopstall_waiting_connections_total", NULL, "8");
+	check_web(text, "loopstall_waiting_ready_fds_total", NULL, "12");
 	/* Exact decimal seconds. */
 	check_web(text, "loopstall_stall_seconds_total", "cpu=\"on\"", "1.5");
 	check_web(text, "loopstall_stall_seconds_total", "cpu=\"off\"", "2");
@@ -158,6 +162,7 @@ static void check_openmetrics(void)
 		return;
 	/* OpenMetrics names counter families without the suffix, their samples with it. */
 	CHECK_LINE(text, "# TYPE loopstall_stalls counter");
+	CHECK_LINE(text, "# TYPE loopstall_waiting_connections counter");
 	CHECK_LINE(text, "# TYPE loopstall_stall_seconds counter");
 	CHECK_LINE(text, "# UNIT loopstall_stall_seconds seconds");
 	CHECK_LINE(text, "# UNIT loopstall_iteration_busy_seconds seconds");

@@ -9,6 +9,9 @@
  *   loopstall_iteration_busy_seconds   histogram   busy time between two polls of the loop
  *   loopstall_stalls_total             counter     iterations at or above the stall threshold
  *   loopstall_stall_seconds_total      counter     their busy time, cpu="on|off|runqueue"
+ *   loopstall_waiting_connections_total counter    connections waiting in accept queues when
+ *       the process's stalls ended (summed over its stalls)
+ *   loopstall_waiting_ready_fds_total  counter     its loop's ready fds at those moments
  *   loopstall_lost_events_total        counter     ring-buffer drops: the series WITHOUT labels
  *       is the host-wide count (every record kind), the per-process series (no tid) count that
  *       process's dropped stall events and are included in it. Select them with {pid=""} and
@@ -21,6 +24,7 @@
  *   loopstall_tracked_processes        gauge       traced processes still running
  */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +73,8 @@ struct series {
 	__u64 stalls;
 	__u64 lost_events;
 	__u64 stall_ns[NR_PARTS];
+	__u64 waiting_connections;
+	__u64 waiting_ready_fds;
 	__u64 le_counts[NR_LE]; /* cumulative */
 };
 
@@ -262,6 +268,8 @@ void metrics_snapshot__add(struct metrics_snapshot *snap, const struct process_i
 	s->stall_ns[PART_ON_CPU] = stats->stall_on_cpu_ns;
 	s->stall_ns[PART_OFF_CPU] = stats->stall_off_cpu_ns;
 	s->stall_ns[PART_RUNQUEUE] = stats->stall_runqueue_ns;
+	s->waiting_connections = stats->waiting_connections;
+	s->waiting_ready_fds = stats->waiting_ready_fds;
 	for (i = 0; i < HIST_BUCKETS; i++)
 		per_le[snap->le_of_bucket[i]] += stats->busy_hist[i];
 	for (i = 0; i < NR_LE; i++) {
@@ -288,6 +296,21 @@ static int series__cmp(const void *a, const void *b)
 	if (x->info.pid != y->info.pid)
 		return x->info.pid < y->info.pid ? -1 : 1;
 	return x->tid < y->tid ? -1 : x->tid > y->tid;
+}
+
+/* A counter family with one sample per series: the __u64 at offset in struct series. */
+static void family__per_series(struct buf *buf, const struct metrics_snapshot *snap,
+			       bool openmetrics, const char *name, const char *help, size_t offset)
+{
+	const struct series *s;
+
+	family(buf, openmetrics, name, "counter", NULL, help);
+	for (s = snap->series; s < snap->series + snap->nr; s++) {
+		buf__printf(buf, "%s_total", name);
+		buf__labels(buf, s, NULL, NULL);
+		buf__printf(buf, "%llu\n",
+			    (unsigned long long)*(const __u64 *)((const char *)s + offset));
+	}
 }
 
 /* Every family into buf. */
@@ -331,13 +354,9 @@ static void metrics__render(struct buf *buf, const struct metrics_snapshot *snap
 			    (unsigned long long)*source->counters[i].value);
 	}
 
-	family(buf, openmetrics, "loopstall_stalls", "counter", NULL,
-	       "Loop iterations busy for at least the stall threshold.");
-	for (s = snap->series; s < snap->series + snap->nr; s++) {
-		buf__str(buf, "loopstall_stalls_total");
-		buf__labels(buf, s, NULL, NULL);
-		buf__printf(buf, "%llu\n", (unsigned long long)s->stalls);
-	}
+	family__per_series(buf, snap, openmetrics, "loopstall_stalls",
+			   "Loop iterations busy for at least the stall threshold.",
+			   offsetof(struct series, stalls));
 
 	family(buf, openmetrics, "loopstall_stall_seconds", "counter", "seconds",
 	       "Busy time of the stalled iterations: on CPU, off CPU (blocked) or runnable "
@@ -349,6 +368,15 @@ static void metrics__render(struct buf *buf, const struct metrics_snapshot *snap
 			buf__seconds(buf, s->stall_ns[part]);
 		}
 	}
+
+	family__per_series(buf, snap, openmetrics, "loopstall_waiting_connections",
+			   "Connections waiting in the accept queues of the loop's listening sockets "
+			   "when its stalls ended, summed over the stalls.",
+			   offsetof(struct series, waiting_connections));
+	family__per_series(buf, snap, openmetrics, "loopstall_waiting_ready_fds",
+			   "File descriptors of the loop ready and waiting when its stalls ended, "
+			   "summed over the stalls.",
+			   offsetof(struct series, waiting_ready_fds));
 
 	family(buf, openmetrics, "loopstall_iteration_busy_seconds", "histogram", "seconds",
 	       "Busy time of each event-loop iteration, from leaving the loop's poll call to "

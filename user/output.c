@@ -275,6 +275,11 @@ static void json__stall(const struct output *output, const struct stall_report *
 	} else {
 		fputs("\"hint\":null,", file);
 	}
+	if (report->waiting_known)
+		fprintf(file, "\"waiting\":{\"ready_fds\":%u,\"connections\":%u},",
+			report->ready_fds, report->connections);
+	else
+		fputs("\"waiting\":null,", file);
 	fprintf(file, "\"untracked_ms\":%.3f,\"stacks\":[", ms(report->untracked_ns));
 	for (i = 0; i < report->nr_stacks; i++) {
 		if (i)
@@ -342,6 +347,9 @@ static void text__stall(const struct output *output, const struct stall_report *
 		fprintf(file, "  in task running %s\n", TEXT_SAFE(report->task_coroutine));
 	if (report->hint)
 		fprintf(file, "  fix: %s\n", output__text_safe(report->hint_text, hint, sizeof(hint)));
+	if (report->waiting_known && (report->ready_fds || report->connections))
+		fprintf(file, "  waiting when it ended: %u ready fds, %u connections to accept\n",
+			report->ready_fds, report->connections);
 	for (i = 0; i < report->nr_stacks && i < TEXT_MAX_STACKS; i++)
 		text__stack(file, report->pid, &report->stacks[i]);
 	fputc('\n', file);

@@ -310,6 +310,9 @@ void stall__from_record(const struct stall_resolver *resolver, const struct stal
 	report->off_cpu_ns = record->off_cpu_ns;
 	report->runqueue_ns = record->runqueue_ns;
 	report->untracked_ns = record->untracked_stack_ns;
+	report->waiting_known = record->waiting_known;
+	report->ready_fds = record->ready_fds;
+	report->connections = record->connections;
 	stacks__resolve(resolver, record->pid, record->slots, record->nr_slots, report);
 }
 
@@ -321,6 +324,7 @@ void stall__from_thread(const struct stall_resolver *resolver, __u32 tid,
 
 	memcpy(slots, thread->slots, sizeof(slots));
 	report->in_progress = true;
+	report->waiting_known = false;
 	report->pid = thread->pid;
 	report->tid = tid;
 	task__comm(thread->pid, tid, report->comm);
