@@ -191,11 +191,12 @@ def test_error_without_privileges(lab):
 
 
 def test_privileges_dropped_after_load(lab):
-    """Once attached, loopstall keeps only what reading targets needs: CAP_SYS_PTRACE,
-    CAP_DAC_READ_SEARCH and CAP_CHECKPOINT_RESTORE effective; CAP_SETUID and CAP_SETGID
-    permitted but not effective (targetfs' threads raise them to take a target's credentials);
-    nothing inheritable; and it can never regain more (no_new_privs)."""
-    effective = (1 << 19) | (1 << 2) | (1 << 40)  # SYS_PTRACE, DAC_READ_SEARCH, CHECKPOINT_RESTORE
+    """Once attached, loopstall keeps only what reading targets needs: CAP_SYS_PTRACE and
+    CAP_CHECKPOINT_RESTORE effective; CAP_SETUID and CAP_SETGID permitted but not effective
+    (targetfs' threads raise them to take a target's credentials); not CAP_DAC_READ_SEARCH
+    (files are read as the target could); nothing inheritable; and it can never regain more
+    (no_new_privs)."""
+    effective = (1 << 19) | (1 << 40)  # CAP_SYS_PTRACE, CAP_CHECKPOINT_RESTORE
     dormant = (1 << 7) | (1 << 6)  # CAP_SETUID, CAP_SETGID
     target = idle_target(lab)
     run = lab.loopstall("--json", "-p", target.pid)

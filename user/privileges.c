@@ -9,7 +9,7 @@
 #include "privileges.h"
 
 /* Why each is kept: privileges.h. */
-static const int kept_caps[] = { CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH, CAP_CHECKPOINT_RESTORE };
+static const int kept_caps[] = { CAP_SYS_PTRACE, CAP_CHECKPOINT_RESTORE };
 /* Only targetfs' threads raise these, for as long as they take the target's credentials. */
 static const int dormant_caps[] = { CAP_SETUID, CAP_SETGID };
 

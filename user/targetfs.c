@@ -455,14 +455,16 @@ static void *request__run(void *arg)
 	return NULL;
 }
 
-/* The target's creds and, for a path, its root; both from one /proc/PID so from one process. */
-static struct request *request__new(enum request_kind kind, pid_t pid, const char *path)
+/* The target's creds and, for a path, its root; both from one /proc/PID so from one process.
+ * NULL with *err -ESRCH (gone), -ENOMEM or another -errno. */
+static struct request *request__new(enum request_kind kind, pid_t pid, const char *path, int *err)
 {
 	struct request *req = calloc(1, sizeof(*req));
 	pthread_condattr_t attr;
 	char dir_path[32];
 	int pid_dir;
 
+	*err = -ENOMEM;
 	if (!req)
 		return NULL;
 	req->kind = kind;
@@ -474,13 +476,20 @@ static struct request *request__new(enum request_kind kind, pid_t pid, const cha
 	pthread_condattr_destroy(&attr);
 	snprintf(dir_path, sizeof(dir_path), "/proc/%d", pid);
 	pid_dir = open(dir_path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (pid_dir < 0 || creds__read(pid_dir, &req->creds))
+	if (pid_dir < 0) {
+		*err = errno == ENOENT ? -ESRCH : -errno;
+		goto fail;
+	}
+	*err = creds__read(pid_dir, &req->creds);
+	if (*err)
 		goto fail;
 	if (path) {
 		req->path = strdup(path);
 		req->root_fd = openat(pid_dir, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
-		if (!req->path || req->root_fd < 0)
+		if (!req->path || req->root_fd < 0) {
+			*err = !req->path ? -ENOMEM : errno == ENOENT ? -ESRCH : -errno;
 			goto fail;
+		}
 	}
 	close(pid_dir);
 	return req;
@@ -503,11 +512,13 @@ static __u64 window__left(__u64 now)
 }
 
 /*
- * Run req in its own thread and wait for it within the budget. Its stat and line go to st and
+ * Run req (NULL: request__new failed with err_new) in its own thread and wait for it within
+ * the budget. Its stat and line go to st and
  * text (either may be NULL). Returns its result (a descriptor, 0 or -errno); req is freed, or left
  * to its thread, which frees it.
  */
-static int request__submit(struct request *req, struct stat *st, char *text, size_t size)
+static int request__submit(struct request *req, int err_new, struct stat *st, char *text,
+			   size_t size)
 {
 	__u64 now = clock__ns(), left;
 	sigset_t all, old;
@@ -517,7 +528,7 @@ static int request__submit(struct request *req, struct stat *st, char *text, siz
 	int slot, err = 0;
 
 	if (!req)
-		return -ENOMEM;
+		return err_new;
 	pthread_mutex_lock(&lock);
 	left = window__left(now);
 	if (!left || stuck__has(req->pid, &slot) || slot < 0) {
@@ -565,28 +576,35 @@ static int request__submit(struct request *req, struct stat *st, char *text, siz
 
 int targetfs__open(pid_t pid, const char *path, struct stat *st)
 {
+	struct request *req;
+	int err;
+
 	if (!path || path[0] != '/')
 		return -EINVAL;
-	return request__submit(request__new(REQUEST_OPEN, pid, path), st, NULL, 0);
+	req = request__new(REQUEST_OPEN, pid, path, &err);
+	return request__submit(req, err, st, NULL, 0);
 }
 
 int targetfs__open_mapped(pid_t pid, __u64 start, struct stat *st)
 {
-	struct request *req = request__new(REQUEST_MAPPED, pid, NULL);
+	struct request *req;
+	int err;
 
+	req = request__new(REQUEST_MAPPED, pid, NULL, &err);
 	if (req)
 		req->start = start;
-	return request__submit(req, st, NULL, 0);
+	return request__submit(req, err, st, NULL, 0);
 }
 
 int targetfs__read_line(pid_t pid, const char *path, int line, char *buf, size_t size)
 {
 	struct request *req;
+	int err;
 
 	if (!path || path[0] != '/' || line <= 0 || !size)
 		return -EINVAL;
-	req = request__new(REQUEST_LINE, pid, path);
+	req = request__new(REQUEST_LINE, pid, path, &err);
 	if (req)
 		req->line = line;
-	return request__submit(req, NULL, buf, size);
+	return request__submit(req, err, NULL, buf, size);
 }

@@ -30,7 +30,8 @@
  * - Descriptors returned to the caller are not on FUSE (their later reads, e.g. by libdwfl,
  *   would not be bounded in time).
  *
- * Errors are -errno; callers print nothing of why a file was refused (the reason can say whether
+ * Errors are -errno (-ESRCH: the process is gone; a file is read only while it lives, with its
+ * credentials of the moment, which may have changed since it was last read); callers print nothing of why a file was refused (the reason can say whether
  * a file the target may not read exists). Thread-safe.
  */
 
@@ -46,7 +47,7 @@
 
 /*
  * Open `path`, absolute, as process pid sees it and could open it. Returns a read-only
- * descriptor (blocking reads: a regular file's never wait for a writer) and fills *st, or -errno.
+ * descriptor and fills *st, or -errno.
  */
 int targetfs__open(pid_t pid, const char *path, struct stat *st);
 
