@@ -26,6 +26,7 @@ Each test starts real processes (targets/fault_*.py) and checks values, not only
 Run: /usr/bin/python3 -m pytest tests/test_faults.py -v   (as root, after building loopstall)
 """
 
+import http.client
 import json
 import os
 import re
@@ -891,13 +892,13 @@ HOSTILE_NAMES = [
 ]
 
 
-def hostile_dir(lab):
+def hostile_dir(lab, scripts=("hostile_files.py", "ctl.py")):
     """A directory nobody can reach (pytest's tmp_path is root's alone) with the target
     program, its control directory and the files it names. Removed after the test."""
     base = Path(tempfile.mkdtemp(prefix="loopstall-hostile-"))
     lab.cleanups.append(lambda: shutil.rmtree(base, ignore_errors=True))
     os.chmod(base, 0o755)
-    for script in ("hostile_files.py", "ctl.py"):
+    for script in scripts:
         shutil.copy(TARGETS / script, base / script)
     return base
 
@@ -908,17 +909,24 @@ def owned_file(path, text, uid, mode):
     os.chmod(path, mode)
 
 
-def hostile_target(lab, base, frames, prefix):
-    """hostile_files.py as nobody (prefix: how it becomes nobody), stalling under frames."""
+AS_NOBODY = ["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY, "--clear-groups"]
+
+
+def nobody_target(lab, base, argv):
+    """argv (its program in base) as nobody, with base/ctl as its control directory."""
     ctl = base / "ctl"
-    (base / "frames.json").write_text(json.dumps(frames))
     target = harness.Target(ctl, DEBIAN_PYTHON, "hostile_files.py", [])
     os.chown(ctl, NOBODY, NOBODY)
     lab.targets.append(target)
-    target.argv = list(prefix) + [
-        DEBIAN_PYTHON, str(base / "hostile_files.py"), "--ctl", str(ctl),
-        "--frames", str(base / "frames.json"), "--ms", str(HOSTILE_MS)]
+    target.argv = AS_NOBODY + list(argv) + ["--ctl", str(ctl)]
     return target.start()
+
+
+def hostile_target(lab, base, frames):
+    """hostile_files.py as nobody, stalling under frames."""
+    (base / "frames.json").write_text(json.dumps(frames))
+    return nobody_target(lab, base, [DEBIAN_PYTHON, str(base / "hostile_files.py"), "--frames",
+                                     str(base / "frames.json"), "--ms", str(HOSTILE_MS)])
 
 
 def no_control_bytes(text_bytes):
@@ -954,15 +962,13 @@ def test_hostile_files_and_names(lab):
                for name, _ in HOSTILE_NAMES]
     frames.append({"file": str(base / "own.py"), "line": OWN_LINE, "name": "own",
                    "qualname": "own"})
-    target = hostile_target(lab, base, frames,
-                            ["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY,
-                             "--clear-groups"])
+    target = hostile_target(lab, base, frames)
     pid = target.wait_ready()["pid"]
     text_out, json_out = lab.tmp_path / "out.txt", lab.tmp_path / "out.jsonl"
     os.environ["LOOPSTALL_TEST_MARKER"] = env_marker
     try:
         text = lab.loopstall("-o", text_out, "-p", pid)
-        duration = 12
+        duration = 6
         js = lab.loopstall("--json", "-d", duration, "-p", pid)
     finally:
         del os.environ["LOOPSTALL_TEST_MARKER"]
@@ -1075,6 +1081,49 @@ def test_hostile_files_in_own_root(lab):
     assert "OUTSIDE_THE_ROOT_LINE" not in shown, shown
     assert "INSIDE_THE_ROOT_LINE" in shown, shown
     assert "OWN_SOURCE_LINE_SHOWN = 1" in shown, shown
+
+
+NODE = shutil.which("node")
+
+
+@pytest.mark.skipif(NODE is None, reason="no `node` on PATH (Debian package nodejs)")
+def test_perf_map_symlink_not_followed(lab):
+    """8b. A Node process as nobody whose /tmp/perf-PID.map is a symlink to a root-only file
+    in perf map format: loopstall does not read it (no name of it in any frame); once the
+    process replaces it with a map of its own, that one is read (names its JIT code)."""
+    base = hostile_dir(lab, ("node_http.js", "node_ctl.js"))
+    # One entry over all of user space: whatever JIT code the stall runs, it names it.
+    entry = "1000 7ffffffff000 %s\n"
+    owned_file(base / "secret.map", entry % "LEAKED_PERF_SYMBOL", 0, 0o600)
+    target = nobody_target(lab, base, [NODE, str(base / "node_http.js")])
+    info = target.wait_ready()
+    perf_map = Path("/tmp/perf-%d.map" % info["pid"])
+    lab.cleanups.append(lambda: perf_map.unlink(missing_ok=True))
+    os.symlink(base / "secret.map", perf_map)
+    os.lchown(perf_map, NOBODY, NOBODY)  # as if the target had made it
+    run = lab.loopstall("--json", "-p", info["pid"])
+    run.wait_tracing()
+    time.sleep(WARMUP_S)
+
+    def spin_stalls(n):
+        conn = http.client.HTTPConnection("127.0.0.1", info["port"], timeout=TIMEOUT_S)
+        conn.request("GET", "/spin?ms=300")
+        assert conn.getresponse().status == 200
+        conn.close()
+        return wait_events(run, lambda e: e["event"] == "stall" and e["duration_ms"] >= 250, n)
+
+    leaked = spin_stalls(1)
+    perf_map.unlink()
+    owned_file(perf_map, entry % "OWN_PERF_SYMBOL", NOBODY, 0o644)
+    time.sleep(1.2)  # a map not found is looked for again after a second
+    own = spin_stalls(len(leaked) + 1)[len(leaked):]
+    stop(run)
+    events = [e for e in run.events() if e["event"] == "stall"]
+    assert leaked and own, [brief(e) for e in events]
+    assert not any("LEAKED_PERF_SYMBOL" in json.dumps(e) for e in run.events()), [
+        brief(e) for e in events]
+    symbols = [u["symbol"] for e in own for s in e["stacks"] for u in s["user"]]
+    assert "OWN_PERF_SYMBOL" in symbols, "the target's own perf map was not read: %s" % symbols
 
 
 # --- 9. a reader that does not keep up ----------------------------------------------------------
