@@ -25,6 +25,7 @@
 #include "targetfs.h"
 #include "progress.h"
 #include "runtime.h"
+#include "sites.h"
 #include "stall.h"
 #include "symbolize.h"
 #include "targets.h"
@@ -283,6 +284,7 @@ struct session {
 	struct stall_resolver resolver;
 	struct progress progress;
 	struct stall_report report; /* scratch: too big for the stack */
+	struct sites *sites;
 	struct fleet fleet;
 	bool fleet_ready;
 	struct exporter *exporter;
@@ -301,15 +303,19 @@ struct session {
 static void summary__print(struct session *session, const struct process_info *info)
 {
 	struct stats_key key = { .pid = info->pid };
+	const struct site *sites[SITES_TOP + 1];
+	int nr_sites = sites__sorted(session->sites, info->pid, sites);
 	struct process_stats stats;
 
 	if (bpf_map_lookup_elem(bpf_map__fd(session->skel->maps.process_stats), &key, &stats))
 		memset(&stats, 0, sizeof(stats));
 	if (!info->explicit_target && !stats.iterations)
 		return;
-	output__summary(&session->output, info->pid, info->comm, &stats);
+	output__summary(&session->output, info->pid, info->comm, &stats, sites, nr_sites);
 	if (session->config.histogram_interval_s >= 0)
 		hist__print(stderr, info->pid, info->comm, &stats);
+	if (session->config.top_interval_s >= 0)
+		output__sites(stderr, info->pid, info->comm, sites, nr_sites);
 }
 
 /* The process exited or exec'd: what was read of its program is gone. */
@@ -327,6 +333,7 @@ static void process__on_exit(struct session *session, pid_t pid)
 		return;
 	fleet__exited(&session->fleet, pid);
 	summary__print(session, &info);
+	sites__forget(session->sites, pid);
 	process__forget(session, pid);
 	/* With an exporter, the final counts stay until the next scrape has read them. */
 	if (!session->fleet.keep_exited)
@@ -351,6 +358,7 @@ static void record__handle(struct session *session, const void *data, size_t siz
 			fleet__rename(&session->fleet, stall->pid, stall->comm);
 		stall__from_record(&session->resolver, stall, &session->report);
 		output__stall(&session->output, &session->report);
+		sites__add(session->sites, stall->pid, &session->report.site, stall->duration_ns);
 	} else if (process->type == RECORD_PROCESS_NEW && size >= sizeof(*process)) {
 		/* A process found polling already runs its interpreter: map its threads now, so
 		 * that its first stall has language frames. */
@@ -472,6 +480,20 @@ static void print_histograms(struct session *session)
 	fleet__visit(&session->fleet, histogram__visit, NULL);
 }
 
+static void print_tops(struct session *session)
+{
+	const struct site *sites[SITES_TOP + 1];
+	struct process_info info;
+	int i;
+
+	for (i = 0; i < session->fleet.nr; i++) {
+		info = session->fleet.procs[i];
+		if (!info.exited)
+			output__sites(stderr, info.pid, info.comm, sites,
+				      sites__sorted(session->sites, info.pid, sites));
+	}
+}
+
 static __u64 monotonic_ms(void)
 {
 	return clock__ns() / NS_PER_MS;
@@ -481,7 +503,7 @@ static int stream(struct session *session, struct ring_buffer *ring)
 {
 	int loop_threads_fd = bpf_map__fd(session->skel->maps.loop_threads);
 	double scan_ms = session->config.threshold_ms / 2;
-	__u64 deadline_ms = 0, histogram_ms = 0;
+	__u64 deadline_ms = 0, histogram_ms = 0, top_ms = 0;
 	int err;
 
 	if (scan_ms < PROGRESS_SCAN_MIN_MS)
@@ -492,6 +514,8 @@ static int stream(struct session *session, struct ring_buffer *ring)
 		deadline_ms = monotonic_ms() + (__u64)(session->config.duration_s * 1000);
 	if (session->config.histogram_interval_s > 0)
 		histogram_ms = monotonic_ms() + (__u64)(session->config.histogram_interval_s * 1000);
+	if (session->config.top_interval_s > 0)
+		top_ms = monotonic_ms() + (__u64)(session->config.top_interval_s * 1000);
 	while (!stopping) {
 		session->records_this_poll = 0;
 		err = ring_buffer__poll(ring, (int)scan_ms);
@@ -509,6 +533,10 @@ static int stream(struct session *session, struct ring_buffer *ring)
 		if (histogram_ms && monotonic_ms() >= histogram_ms) {
 			print_histograms(session);
 			histogram_ms += (__u64)(session->config.histogram_interval_s * 1000);
+		}
+		if (top_ms && monotonic_ms() >= top_ms) {
+			print_tops(session);
+			top_ms += (__u64)(session->config.top_interval_s * 1000);
 		}
 	}
 	/* Whatever the kernel produced before we stopped is still reported. */
@@ -598,6 +626,12 @@ static int run(struct session *session)
 	if (err)
 		goto cleanup;
 
+	session->sites = sites__new();
+	if (!session->sites) {
+		err = -ENOMEM;
+		fprintf(stderr, "loopstall: cannot allocate the sites table: %s\n", strerror(ENOMEM));
+		goto cleanup;
+	}
 	session->resolver.syms = syms__new();
 	session->resolver.stacks_map_fd = bpf_map__fd(session->skel->maps.stacks);
 	if (!session->resolver.syms) {
@@ -674,6 +708,7 @@ cleanup:
 		bpf_link__destroy(session->loop_func_links[i]);
 	loopstall_bpf__destroy(session->skel);
 	runtimes__free(&session->resolver.runtimes);
+	sites__free(session->sites);
 	if (session->fleet_ready)
 		fleet__free(&session->fleet);
 	if (session->resolver.syms)

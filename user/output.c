@@ -285,6 +285,20 @@ static void json__stall(const struct output *output, const struct stall_report *
 	} else {
 		fputs("\"task\":null,", file);
 	}
+	if (report->hint) {
+		fputs("\"hint\":{\"id\":", file);
+		json__string(file, report->hint->id);
+		fputs(",\"text\":", file);
+		json__string(file, report->hint_text);
+		fputs("},", file);
+	} else {
+		fputs("\"hint\":null,", file);
+	}
+	if (report->waiting_known)
+		fprintf(file, "\"waiting\":{\"ready_fds\":%u,\"connections\":%u},",
+			report->ready_fds, report->connections);
+	else
+		fputs("\"waiting\":null,", file);
 	fprintf(file, "\"untracked_ms\":%.3f,\"stacks\":[", ms(report->untracked_ns));
 	for (i = 0; i < report->nr_stacks; i++) {
 		if (i)
@@ -336,6 +350,8 @@ static void text__stack(FILE *file, __u32 pid, const struct stack_report *stack)
 
 static void text__stall(const struct output *output, const struct stall_report *report)
 {
+	/* Room for a hint whose names and source line were all escapes. */
+	char hint[2 * HINT_TEXT_MAX];
 	FILE *file = output->file;
 	char when[32];
 	int i;
@@ -348,6 +364,11 @@ static void text__stall(const struct output *output, const struct stall_report *
 		ms(report->off_cpu_ns), ms(report->runqueue_ns));
 	if (report->task_coroutine)
 		fprintf(file, "  in task running %s\n", TEXT_SAFE(report->task_coroutine));
+	if (report->hint)
+		fprintf(file, "  fix: %s\n", output__text_safe(report->hint_text, hint, sizeof(hint)));
+	if (report->waiting_known && (report->ready_fds || report->connections))
+		fprintf(file, "  waiting when it ended: %u ready fds, %u connections to accept\n",
+			report->ready_fds, report->connections);
 	for (i = 0; i < report->nr_stacks && i < TEXT_MAX_STACKS; i++)
 		text__stack(file, report->pid, &report->stacks[i]);
 	fputc('\n', file);
@@ -414,8 +435,78 @@ void output__stall(const struct output *output, const struct stall_report *repor
 			folded__stack(output->folded, report, &report->stacks[i]);
 }
 
+/* A site's reason: the off-CPU reason, or on_cpu. */
+static const char *site__reason(const struct site *site)
+{
+	return site->kind == STACK_ON_CPU ? "on_cpu" : reason__name(site->reason);
+}
+
+static void json__sites(FILE *file, const struct site *const *sites, int nr_sites)
+{
+	const struct site *site;
+	int i;
+
+	fputs(",\"sites\":[", file);
+	for (i = 0; i < nr_sites; i++) {
+		site = sites[i];
+		fputs(i ? ",{" : "{", file);
+		if (site->other) {
+			fputs("\"other\":true", file);
+		} else {
+			fputs("\"function\":", file);
+			json__string(file, site->function[0] ? site->function : NULL);
+			fputs(",\"file\":", file);
+			json__string(file, site->file[0] ? site->file : NULL);
+			if (site->line > 0)
+				fprintf(file, ",\"line\":%d", site->line);
+			else
+				fputs(",\"line\":null", file);
+			fputs(",\"reason\":", file);
+			json__string(file, site__reason(site));
+			fputs(",\"hint\":", file);
+			json__string(file, site->hint_id);
+		}
+		fprintf(file, ",\"count\":%llu,\"total_ms\":%.3f,\"p50_ms\":%.3f,\"max_ms\":%.3f}",
+			(unsigned long long)site->count, ms(site->total_ns),
+			site__p50_ns(site) / NS_PER_MS, ms(site->max_ns));
+	}
+	fputc(']', file);
+}
+
+void output__sites(FILE *file, __u32 pid, const char *comm, const struct site *const *sites,
+		   int nr_sites)
+{
+	const struct site *site;
+	char where[2 * TEXT_SAFE_MAX + 32];
+	int i;
+
+	if (!nr_sites)
+		return;
+	fprintf(file, "pid %u (%s): where the loop blocked, heaviest first\n", pid, TEXT_SAFE(comm));
+	fprintf(file, "  %-48s %6s %10s %9s %9s %-7s %s\n", "site", "count", "total ms", "p50 ms",
+		"max ms", "reason", "hint");
+	for (i = 0; i < nr_sites; i++) {
+		site = sites[i];
+		if (site->other)
+			snprintf(where, sizeof(where), "(other sites)");
+		else if (site->line > 0)
+			snprintf(where, sizeof(where), "%s (%s:%d)",
+				 TEXT_SAFE(site->function[0] ? site->function : "?"), TEXT_SAFE(site->file),
+				 site->line);
+		else
+			snprintf(where, sizeof(where), "%s (%s)",
+				 TEXT_SAFE(site->function[0] ? site->function : "?"),
+				 TEXT_SAFE(site->file[0] ? site->file : "?"));
+		fprintf(file, "  %-48s %6llu %10.1f %9.1f %9.1f %-7s %s\n", where,
+			(unsigned long long)site->count, ms(site->total_ns), site__p50_ns(site) / NS_PER_MS,
+			ms(site->max_ns), site->other ? "" : site__reason(site) ?: "",
+			site->hint_id ? site->hint_id : "");
+	}
+}
+
 void output__summary(const struct output *output, __u32 pid, const char *comm,
-		     const struct process_stats *stats)
+		     const struct process_stats *stats, const struct site *const *sites,
+		     int nr_sites)
 {
 	double p50 = hist__quantile_ns(stats, 0.50), p99 = hist__quantile_ns(stats, 0.99);
 	FILE *file = output->file;
@@ -424,10 +515,12 @@ void output__summary(const struct output *output, __u32 pid, const char *comm,
 		fprintf(file, "{\"event\":\"summary\",\"pid\":%u,\"comm\":", pid);
 		json__string(file, comm);
 		fprintf(file, ",\"iterations\":%llu,\"stalls\":%llu,\"lost_events\":%llu,"
-			      "\"busy_ms\":{\"p50\":%.4f,\"p99\":%.4f,\"max\":%.3f}}\n",
+			      "\"busy_ms\":{\"p50\":%.4f,\"p99\":%.4f,\"max\":%.3f}",
 			(unsigned long long)stats->iterations, (unsigned long long)stats->stalls,
 			(unsigned long long)stats->lost_events, p50 / NS_PER_MS, p99 / NS_PER_MS,
 			ms(stats->max_busy_ns));
+		json__sites(file, sites, nr_sites);
+		fputs("}\n", file);
 		return;
 	}
 	fprintf(file, "pid %u (%s): %llu iterations, %llu stalls, %llu lost events; busy time "
@@ -435,6 +528,7 @@ void output__summary(const struct output *output, __u32 pid, const char *comm,
 		pid, TEXT_SAFE(comm), (unsigned long long)stats->iterations, (unsigned long long)stats->stalls,
 		(unsigned long long)stats->lost_events, p50 / NS_PER_MS, p99 / NS_PER_MS,
 		ms(stats->max_busy_ns));
+	output__sites(file, pid, comm, sites, nr_sites);
 }
 
 void output__counters(const struct output *output, const struct counter *counters, int nr)

@@ -3,7 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <bpf/bpf.h>
+#include "in_app.h"
 #include "stall.h"
+#include "syscall_names.h"
 #include "targets.h"
 
 static int stack__read(int map_fd, __s32 id, __u64 ips[MAX_STACK_DEPTH])
@@ -157,6 +159,98 @@ static void stacks__merge_on_cpu(struct stall_report *report)
 	report->nr_stacks = nr;
 }
 
+/* The stack as the hint rules see it (hints.h), in the caller's arrays; false when it has no
+ * language frames (no rule is about native-only stacks). */
+static bool stack__hint_view(const struct stack_report *stack, struct hint_stack *view,
+			     struct hint_frame *frames, struct hint_native *natives)
+{
+	const struct lang_frame *frame;
+	int i;
+
+	if (!stack->lang.runtime || !stack->lang.depth)
+		return false;
+	*view = (struct hint_stack){
+		.runtime = stack->lang.runtime->name,
+		.kind = stack->kind == STACK_ON_CPU ? HINT_ON_CPU : HINT_OFF_CPU,
+		.reason = stack->reason, .syscall = syscall__name(stack->syscall),
+		.nr_frames = stack->lang.depth, .frames = frames,
+		.nr_natives = stack->nr_user, .natives = natives,
+	};
+	for (i = 0; i < stack->lang.depth; i++) {
+		frame = &stack->lang.frames[i];
+		frames[i] = (struct hint_frame){
+			.function = frame->qualname ? frame->qualname : frame->function,
+			.file = frame->file, .line = frame->line,
+			.in_app = frame->flags & LANG_FRAME_IN_APP,
+			.coroutine = frame->flags & LANG_FRAME_COROUTINE,
+		};
+	}
+	for (i = 0; i < stack->nr_user; i++)
+		natives[i] = (struct hint_native){ .module = stack->user[i].module,
+						   .symbol = stack->user[i].symbol };
+	return true;
+}
+
+/*
+ * What to do about the stall: the hint of the heaviest stack a rule matches, and the site to
+ * count it at (sites.h): that stack's frame to change, else the heaviest stack's.
+ */
+static void stall__advise(const struct stall_resolver *resolver, struct stall_report *report)
+{
+	struct hint_frame frames[MAX_LANG_DEPTH];
+	struct hint_native natives[MAX_STACK_DEPTH];
+	const struct stack_report *stack, *site_stack = NULL;
+	char holder[64], source[256];
+	struct hint_stack view;
+	int i, app = -1;
+
+	report->hint = NULL;
+	report->hint_text[0] = '\0';
+	report->site = (struct site_key){ .line = -1 };
+	for (i = 0; i < report->nr_stacks && !report->hint; i++) {
+		stack = &report->stacks[i];
+		if (!stack__hint_view(stack, &view, frames, natives))
+			continue;
+		report->hint = hint__match(&view);
+		if (!site_stack || report->hint) {
+			site_stack = stack;
+			app = hint__app_frame(&view);
+			if (app >= 0)
+				report->site = (struct site_key){
+					.function = frames[app].function, .file = frames[app].file,
+					.line = frames[app].line,
+				};
+		}
+		if (!report->hint)
+			continue;
+		if (stack->gil_holder_tid) {
+			snprintf(holder, sizeof(holder), "thread %u (%s)", stack->gil_holder_tid,
+				 stack->gil_holder_comm);
+			view.holder = holder;
+		}
+		/* The line the application's frame runs is the concrete call (runtimes whose
+		 * frames carry where the function starts have no such text). */
+		if (app >= 0 && frames[app].in_app &&
+		    !runtimes__source_line(&resolver->runtimes, report->pid, &stack->lang.frames[app],
+					   source, sizeof(source)))
+			view.source = source;
+		hint__format(report->hint, &view, report->hint_text, sizeof(report->hint_text));
+	}
+	/* No language frames: the innermost native function and its module. */
+	if (!site_stack && report->nr_stacks) {
+		site_stack = &report->stacks[0];
+		for (i = 0; i < site_stack->nr_user && !report->site.function; i++)
+			report->site = (struct site_key){ .function = site_stack->user[i].symbol,
+							  .file = site_stack->user[i].module,
+							  .line = -1 };
+	}
+	if (site_stack) {
+		report->site.kind = site_stack->kind;
+		report->site.reason = site_stack->reason;
+	}
+	report->site.hint_id = report->hint ? report->hint->id : NULL;
+}
+
 static void stacks__resolve(const struct stall_resolver *resolver, __u32 pid,
 			    const struct stack_slot *slots, __u32 nr_slots,
 			    struct stall_report *report)
@@ -198,6 +292,7 @@ static void stacks__resolve(const struct stall_resolver *resolver, __u32 pid,
 	stacks__merge_on_cpu(report);
 	qsort(report->stacks, report->nr_stacks, sizeof(report->stacks[0]), stack__cmp_heaviest);
 	report->task_coroutine = stall__task(report);
+	stall__advise(resolver, report);
 }
 
 void stall__from_record(const struct stall_resolver *resolver, const struct stall_record *record,
@@ -214,6 +309,9 @@ void stall__from_record(const struct stall_resolver *resolver, const struct stal
 	report->off_cpu_ns = record->off_cpu_ns;
 	report->runqueue_ns = record->runqueue_ns;
 	report->untracked_ns = record->untracked_stack_ns;
+	report->waiting_known = record->waiting_known;
+	report->ready_fds = record->ready_fds;
+	report->connections = record->connections;
 	stacks__resolve(resolver, record->pid, record->slots, record->nr_slots, report);
 }
 
@@ -225,6 +323,7 @@ void stall__from_thread(const struct stall_resolver *resolver, __u32 tid,
 
 	memcpy(slots, thread->slots, sizeof(slots));
 	report->in_progress = true;
+	report->waiting_known = false;
 	report->pid = thread->pid;
 	report->tid = tid;
 	task__comm(thread->pid, tid, report->comm);

@@ -4,8 +4,10 @@
 
 #include <stdbool.h>
 #include <linux/types.h>
+#include "hints.h"
 #include "loopstall.h"
 #include "runtime.h"
+#include "sites.h"
 #include "symbolize.h"
 
 struct kernel_frame {
@@ -51,6 +53,13 @@ struct stall_report {
 	__u64 untracked_ns; /* stack time beyond the stacks kept per iteration */
 	/* qualname of the outermost coroutine frame: the asyncio task's coroutine, or NULL */
 	const char *task_coroutine;
+	const struct hint_rule *hint; /* what to change (hints.h), NULL when no rule fits */
+	char hint_text[HINT_TEXT_MAX];
+	struct site_key site; /* where it blocked, for sites.h; strings valid like the frames' */
+	/* What it delayed, read when it ended (stall_record): not known while in progress. */
+	bool waiting_known;
+	__u32 ready_fds;
+	__u32 connections;
 	int nr_stacks;
 	struct stack_report stacks[MAX_STACK_SLOTS]; /* heaviest first */
 };

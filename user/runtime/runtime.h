@@ -25,6 +25,9 @@ struct loopstall_bpf;
 /* What a frame is besides its position. */
 enum lang_frame_flag {
 	LANG_FRAME_COROUTINE = 1 << 0, /* an `async def`: the outermost one names the task */
+	/* The application's own code (Sentry's in_app): not the runtime's standard library, not an
+	 * installed package, not the runtime's internals (in_app.h). */
+	LANG_FRAME_IN_APP = 1 << 1,
 };
 
 /* One frame of a language runtime's stack: every output takes language frames from here. */
@@ -101,6 +104,10 @@ struct runtime_ops {
 			  struct lang_frame *frame);
 	/* The tid holding the runtime's global lock while the slot waited for it, 0 if none. */
 	__u32 (*lock_holder)(void *rt, pid_t pid, const struct stack_slot *slot);
+	/* The source text of the line a frame runs (stripped), for a person: 0, or -errno when
+	 * it cannot be read. */
+	int (*source_line)(void *rt, pid_t pid, const struct lang_frame *frame, char *buf,
+			   size_t size);
 	/* The text output of a stack, in the language's own traceback look. */
 	void (*text)(FILE *file, pid_t pid, const struct lang_stack *stack, int max_frames);
 	/* The process exited or exec'd: drop what is kept for it, in userspace and in BPF maps. */
@@ -132,6 +139,8 @@ bool runtimes__name_code(const struct runtimes *runtimes, pid_t pid, __u64 addr,
 			 struct user_sym *sym, struct lang_frame *frame);
 __u32 runtimes__lock_holder(const struct runtimes *runtimes, pid_t pid,
 			    const struct stack_slot *slot);
+int runtimes__source_line(const struct runtimes *runtimes, pid_t pid,
+			  const struct lang_frame *frame, char *buf, size_t size);
 void runtimes__forget(const struct runtimes *runtimes, pid_t pid);
 
 #endif

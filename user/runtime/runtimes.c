@@ -116,6 +116,17 @@ bool runtimes__name_code(const struct runtimes *runtimes, pid_t pid, __u64 addr,
 	return false;
 }
 
+int runtimes__source_line(const struct runtimes *runtimes, pid_t pid,
+			  const struct lang_frame *frame, char *buf, size_t size)
+{
+	int i;
+
+	for (i = 0; i < runtimes->nr; i++)
+		if (runtimes->ops[i] == frame->runtime && frame->runtime->source_line)
+			return frame->runtime->source_line(runtimes->rt[i], pid, frame, buf, size);
+	return -ENOENT;
+}
+
 __u32 runtimes__lock_holder(const struct runtimes *runtimes, pid_t pid,
 			    const struct stack_slot *slot)
 {

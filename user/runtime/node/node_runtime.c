@@ -11,6 +11,7 @@
 #include "jsmap.h"
 #include "loopstall.skel.h"
 #include "output.h"
+#include "in_app.h"
 #include "runtime.h"
 #include "v8.h"
 
@@ -100,6 +101,7 @@ static bool node_rt__resolve(void *rt, pid_t pid, const struct stack_slot *slot,
 		out->frames[i] = (struct lang_frame){
 			.function = frames[i].function, .file = frames[i].file,
 			.line = frames[i].line, .column = frames[i].column,
+			.flags = in_app__js(frames[i].file) ? LANG_FRAME_IN_APP : 0,
 			.runtime = &node_runtime,
 		};
 	out->depth = nr;
@@ -136,6 +138,7 @@ static bool node_rt__name_code(void *rt, pid_t pid, __u64 addr, struct user_sym 
 	if (js.js)
 		*frame = (struct lang_frame){
 			.function = js.name, .file = js.file, .line = js.line, .column = js.column,
+			.flags = in_app__js(js.file) ? LANG_FRAME_IN_APP : 0,
 			.runtime = &node_runtime,
 		};
 	return true;

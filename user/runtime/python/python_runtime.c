@@ -90,7 +90,8 @@ static bool python_rt__resolve(void *rt, pid_t pid, const struct stack_slot *slo
 			.file = python.frames[i].file,
 			.line = python.frames[i].line,
 			.column = -1,
-			.flags = python.frames[i].coroutine ? LANG_FRAME_COROUTINE : 0,
+			.flags = (python.frames[i].coroutine ? LANG_FRAME_COROUTINE : 0) |
+				 (python.frames[i].in_app ? LANG_FRAME_IN_APP : 0),
 			.runtime = &python_runtime,
 		};
 	return true;
@@ -130,6 +131,12 @@ static void python_rt__text(FILE *file, pid_t pid, const struct lang_stack *stac
 	}
 }
 
+static int python_rt__source_line(void *rt, pid_t pid, const struct lang_frame *frame, char *buf,
+				  size_t size)
+{
+	return python__source_line(pid, frame->file, frame->line, buf, size);
+}
+
 static void python_rt__forget(void *rt, pid_t pid)
 {
 	python__forget(rt, pid);
@@ -148,6 +155,7 @@ const struct runtime_ops python_runtime = {
 	.report_begin = python_rt__report_begin,
 	.resolve = python_rt__resolve,
 	.lock_holder = python_rt__lock_holder,
+	.source_line = python_rt__source_line,
 	.text = python_rt__text,
 	.forget = python_rt__forget,
 };
