@@ -22,6 +22,7 @@
 #include "loopstall.skel.h"
 #include "output.h"
 #include "privileges.h"
+#include "targetfs.h"
 #include "progress.h"
 #include "runtime.h"
 #include "sites.h"
@@ -699,8 +700,6 @@ static int session__stream(struct session *session)
 	int err;
 
 	err = targets__start(session);
-	if (!err)
-		err = exporter__start(session);
 	if (err)
 		return err;
 	/* /proc/kallsyms shows addresses only to CAP_SYSLOG: read it while we have it. */
@@ -709,6 +708,12 @@ static int session__stream(struct session *session)
 	err = privileges__drop();
 	if (err)
 		fprintf(stderr, "loopstall: cannot drop privileges after loading: %s\n", strerror(-err));
+	/* Capabilities are per thread: threads started before the drop would keep them all. So
+	 * targetfs' worker is started anew, and the exporter's thread only now. */
+	targetfs__reset();
+	err = exporter__start(session);
+	if (err)
+		return err;
 	/* As many stall records as the ring holds: bounded work after Ctrl-C. */
 	session->drain_budget =
 		(long)session->config.ring_buffer_kb * 1024 / sizeof(struct stall_record);
