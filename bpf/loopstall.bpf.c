@@ -290,6 +290,9 @@ static __always_inline void iteration__begin(struct loop_thread *thread, __u64 n
 	thread->py_wait_walks = 0;
 }
 
+static void waiting__count(const struct loop_thread *thread, struct stall_record *record,
+			   struct process_stats *stats);
+
 static void stall__emit(struct loop_thread *thread, __u32 tid, __u64 start_ns, __u64 duration_ns,
 			struct process_stats *stats)
 {
@@ -314,6 +317,7 @@ static void stall__emit(struct loop_thread *thread, __u32 tid, __u64 start_ns, _
 	record->runqueue_ns = thread->runqueue_ns;
 	record->untracked_stack_ns = thread->untracked_stack_ns;
 	__builtin_memcpy(record->slots, thread->slots, sizeof(record->slots));
+	waiting__count(thread, record, stats);
 	bpf_ringbuf_submit(record, 0);
 }
 
@@ -548,9 +552,11 @@ static __always_inline __u32 thread__slot(struct loop_thread *thread, __s32 kern
 		if (i >= thread->nr_slots)
 			break;
 		slot = &thread->slots[i];
-		/* On-CPU samples under one JavaScript stack share a slot whatever native code
-		 * they hit (crypto, JSON, the GC): the first sample's native stacks stand for it. */
-		if (js_stack_id && kind == STACK_ON_CPU && slot->kind == kind &&
+		/* On-CPU samples under one JavaScript or Python stack share a slot whatever
+		 * native code they hit (crypto, JSON, the GC; the interpreter's own C frames, which
+		 * unwind to noise without frame pointers): the first sample's native stacks stand
+		 * for it, and its innermost frame says whether C code of a library was running. */
+		if ((js_stack_id || py_stack_id) && kind == STACK_ON_CPU && slot->kind == kind &&
 		    slot->js_stack_id == js_stack_id && slot->py_stack_id == py_stack_id)
 			return i;
 		if (slot->kernel_stack_id == kernel_stack_id && slot->user_stack_id == user_stack_id &&
@@ -616,20 +622,30 @@ static __always_inline unsigned int task__state(struct task_struct *task)
 #define S_IFREG 0100000
 #define S_IFBLK 0060000
 
-static __u32 fd__reason(struct task_struct *task, __s64 fd)
+/* The open file behind fd of task, NULL if there is none. */
+static struct file *task__file(struct task_struct *task, __s64 fd)
 {
 	struct file **fds;
 	struct file *file;
 	unsigned int max_fds;
-	umode_t mode;
 
 	if (fd < 0)
-		return REASON_OTHER;
+		return NULL;
 	max_fds = BPF_CORE_READ(task, files, fdt, max_fds);
 	if (fd >= max_fds)
-		return REASON_OTHER;
+		return NULL;
 	fds = BPF_CORE_READ(task, files, fdt, fd);
-	if (bpf_core_read(&file, sizeof(file), &fds[fd]) || !file)
+	if (bpf_core_read(&file, sizeof(file), &fds[fd]))
+		return NULL;
+	return file;
+}
+
+static __u32 fd__reason(struct task_struct *task, __s64 fd)
+{
+	struct file *file = task__file(task, fd);
+	umode_t mode;
+
+	if (!file)
 		return REASON_OTHER;
 	mode = BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT;
 	if (mode == S_IFSOCK || mode == S_IFIFO)
@@ -637,6 +653,68 @@ static __u32 fd__reason(struct task_struct *task, __s64 fd)
 	if (mode == S_IFREG || mode == S_IFBLK)
 		return REASON_DISK;
 	return REASON_OTHER;
+}
+
+/*
+ * What the stall delayed, read once it ends (at the poll entry ending the busy period, never on
+ * a healthy iteration): the loop's epoll instance's ready list (eventpoll.rdllist: the fds whose
+ * events arrived while the loop was busy, plus level-triggered ones still pending) and, for each
+ * listening socket among them, its accept queue (sk_ack_backlog). Read without the epoll lock:
+ * a list changing under the walk gives a count that is off by what changed, and the walk is
+ * bounded (WAITING_MAX_READY, the list's head, any unreadable node).
+ */
+#define WAITING_MAX_READY 256
+#define TCP_LISTEN 10
+
+static void waiting__count(const struct loop_thread *thread, struct stall_record *record,
+			   struct process_stats *stats)
+{
+	struct file *loop_file, *file;
+	struct list_head *head, *node;
+	struct eventpoll *ep;
+	struct epitem *epi;
+	struct socket *sock;
+	struct sock *sk;
+	static const char epoll_name[] = "[eventpoll]";
+	char name[sizeof(epoll_name)] = {};
+	__u32 i;
+
+	record->waiting_known = 0;
+	record->ready_fds = 0;
+	record->connections = 0;
+	if (thread->loop_fd >= LOOP_FD_ANY)
+		return;
+	loop_file = task__file(bpf_get_current_task_btf(), thread->loop_fd);
+	/* epoll_wait got this fd; it is an epoll instance unless the call is about to fail. */
+	if (!loop_file ||
+	    bpf_probe_read_kernel_str(name, sizeof(name), BPF_CORE_READ(loop_file, f_path.dentry,
+									 d_name.name)) < 0)
+		return;
+	for (i = 0; i < sizeof(name); i++)
+		if (name[i] != epoll_name[i])
+			return;
+	ep = BPF_CORE_READ(loop_file, private_data);
+	if (!ep)
+		return;
+	head = &ep->rdllist;
+	node = BPF_CORE_READ(ep, rdllist.next);
+	for (i = 0; i < WAITING_MAX_READY && node && node != head; i++) {
+		epi = (void *)node - bpf_core_field_offset(struct epitem, rdllink);
+		record->ready_fds++;
+		file = BPF_CORE_READ(epi, ffd.file);
+		if (file && (BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT) == S_IFSOCK) {
+			sock = BPF_CORE_READ(file, private_data);
+			sk = sock ? BPF_CORE_READ(sock, sk) : NULL;
+			if (sk && BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_LISTEN)
+				record->connections += BPF_CORE_READ(sk, sk_ack_backlog);
+		}
+		node = BPF_CORE_READ(node, next);
+	}
+	record->waiting_known = 1;
+	if (stats) {
+		__sync_fetch_and_add(&stats->waiting_connections, record->connections);
+		__sync_fetch_and_add(&stats->waiting_ready_fds, record->ready_fds);
+	}
 }
 
 /* The first fd set in a select() fd_set, -1 when the set is empty or unreadable. */
@@ -808,11 +886,6 @@ int on_cpu_sample(struct bpf_perf_event_data *ctx)
 		regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 		js_stack_id = v8__capture(thread->pid, REGS_FP(regs), REGS_SP(regs));
 	}
-	/* Under a Python stack the interpreter's own C frames change at every sample (and unwind
-	 * to noise without frame pointers): keying by them would spread one hot line over all
-	 * the slots. */
-	if (py_stack_id)
-		user_stack_id = -1;
 	slot = thread__slot(thread, kernel_stack_id, user_stack_id, py_stack_id, js_stack_id,
 			    STACK_ON_CPU, REASON_NONE, -1);
 	if (slot >= MAX_STACK_SLOTS) {

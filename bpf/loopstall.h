@@ -137,6 +137,17 @@ struct py_stack {
 	struct py_frame frames[MAX_PY_DEPTH]; /* innermost first */
 };
 
+/*
+ * A loop thread's PyThreadState, keyed by (host) tid: found by userspace, verified by the walker
+ * before each walk against the id the tstate records, which is the thread's id in its own PID
+ * namespace (a container's), not ours.
+ */
+struct python_thread {
+	__u64 tstate;
+	__u32 ns_tid;
+	__u32 pad;
+};
+
 /* Per traced CPython process, keyed by pid: filled by userspace once the interpreter is known. */
 struct python_proc {
 	struct python_offsets offsets;
@@ -157,6 +168,12 @@ struct stall_record {
 	__u64 runqueue_ns;
 	__u64 untracked_stack_ns;
 	struct stack_slot slots[MAX_STACK_SLOTS];
+	/* What the stall delayed, read when it ended: the loop's ready fds and, for listening
+	 * sockets among them, the connections in their accept queues. */
+	__u32 waiting_known; /* 0: the loop's poll is no epoll instance loopstall knows */
+	__u32 ready_fds;
+	__u32 connections;
+	__u32 pad;
 };
 
 struct process_record {
@@ -183,6 +200,8 @@ struct process_stats {
 	__u64 stall_on_cpu_ns;   /* ... split as in the stall events */
 	__u64 stall_off_cpu_ns;
 	__u64 stall_runqueue_ns;
+	__u64 waiting_connections; /* summed over the stalls' ends: see stall_record */
+	__u64 waiting_ready_fds;
 	__u64 busy_hist[HIST_BUCKETS];
 };
 

@@ -36,9 +36,16 @@ struct python_offsets {
 	__u8 major;
 	__u8 minor;
 	__u8 lasti_mode;		/* enum py_lasti_mode */
-	/* _PyInterpreterFrame.owner values (3.11+); CSTACK marks 3.12+'s shim frames. */
+	/* _PyInterpreterFrame.owner values (3.11+) */
 	__u8 frame_owned_by_generator;
-	__u8 frame_owned_by_cstack;
+	/*
+	 * 3.12+: an owner of this value or above marks a frame without code, skipped: the shim at
+	 * each entry into the eval loop (FRAME_OWNED_BY_CSTACK in 3.12/3.13; from 3.14
+	 * FRAME_OWNED_BY_INTERPRETER, and CSTACK above it in 3.14) and 3.15's base frame.
+	 */
+	__u8 frame_owner_shim;
+	/* 3.14+: f_executable is a _PyStackRef whose low bits tag the reference (Py_TAG_BITS). */
+	__u8 code_tag_mask;
 	/* PyASCIIObject.state bit positions: kind is 3 bits wide, compact and ascii 1 bit. */
 	__u8 unicode_kind_shift;
 	__u8 unicode_compact_shift;
@@ -85,7 +92,7 @@ struct python_offsets {
 
 	/* PyFrameObject <= 3.10, _PyInterpreterFrame 3.11+ */
 	__u16 frame_previous;		/* f_back, previous */
-	__u16 frame_code;		/* f_code; 3.13 f_executable, Py_None for shim frames */
+	__u16 frame_code;		/* f_code; 3.13+ f_executable, Py_None for shim frames */
 	__u16 frame_lasti;		/* f_lasti, prev_instr, instr_ptr: see lasti_mode */
 	__u16 frame_owner;		/* 3.11+, a char */
 

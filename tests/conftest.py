@@ -42,6 +42,14 @@ class Lab:
             t.start()
         return t
 
+    def container_target(self, script, *args, python, root, kind="overlay", files=None,
+                         name="container"):
+        """A target from tests/targets/ run in a container over root; started."""
+        t = harness.ContainerTarget(self.tmp_path / ("%s%d" % (name, len(self.targets))),
+                                    python, script, list(args), root, kind=kind, files=files)
+        self.targets.append(t)
+        return t.start()
+
     def loopstall(self, *args, output=None, prefix=()):
         run = harness.Loopstall(list(args), output=output, prefix=prefix)
         self.runs.append(run)

@@ -16,6 +16,8 @@ import time
 import warnings
 from pathlib import Path
 
+from container import Container
+
 REPO = Path(__file__).resolve().parent.parent
 TARGETS = Path(__file__).resolve().parent / "targets"
 LOOPSTALL = os.environ.get("LOOPSTALL", str(REPO / "build" / "loopstall"))
@@ -172,6 +174,13 @@ class Target:
             return reports[n - 1] if len(reports) >= n else None
         return wait_until(done, timeout, "target to report action %d" % n)
 
+    def host_tid(self, tid):
+        """Our id of a thread the target names (in loop_tids, its reports): the same here."""
+        return tid
+
+    def record_tids(self):
+        """Remember the tids of threads that host_tid() may be asked about once they exited."""
+
     def wait_exit(self, timeout=TIMEOUT_S):
         if self.proc is not None:
             try:
@@ -195,6 +204,46 @@ class Target:
                 self.proc.wait(10)
         elif self.alive():  # started by loopstall (launch mode) and left behind
             os.kill(self.pid, signal.SIGKILL)
+
+
+class ContainerTarget(Target):
+    """A target from tests/targets/ in a container of its own (tests/container.py).
+
+    Its scripts are copied to /srv/targets inside, its control directory is bound at the same
+    path, and `pid` is the process's pid on the host (what loopstall attaches to), while what
+    it writes to the control directory (pid, loop_tids) is in its own PID namespace.
+    """
+
+    INSIDE = "/srv/targets"
+
+    def __init__(self, ctl_dir, python, script, args, root, kind="overlay", files=None):
+        super().__init__(ctl_dir, python, script, args)
+        self.argv[1] = "%s/%s" % (self.INSIDE, script)
+        self.container = Container(root, self.argv, files=dict(files or {}, **{
+            self.INSIDE: TARGETS}), binds=[self.ctl], kind=kind)
+
+    def start(self):
+        self.out = open(self.ctl / "target.out", "wb")
+        self.container.stdout = self.out
+        self.container.start()
+        self.proc = self.container.proc
+        return self
+
+    @property
+    def pid(self):
+        return self.container.pid
+
+    def alive(self):
+        return self.container.poll() is None
+
+    def host_tid(self, tid):
+        return self.container.host_tid(tid)
+
+    def record_tids(self):
+        self.container.record_tids()
+
+    def kill(self):
+        self.container.kill()
 
 
 class Loopstall:

@@ -251,7 +251,7 @@ static void expect_refused(const char *what, int minor, const unsigned char *buf
 	int err;
 
 	memcpy(&offsets, row, sizeof(offsets));
-	err = python_debug__apply(minor, buf, len, &offsets);
+	err = python_debug__apply(minor, buf, len, &offsets, NULL);
 	CHECK(err == want, "%s: got %d, want %d", what, err, want);
 	CHECK(!memcmp(&offsets, row, sizeof(offsets)), "%s: *offsets changed", what);
 }
@@ -262,7 +262,7 @@ static void expect_applied(const char *what, const unsigned char *buf, size_t le
 	int err;
 
 	memcpy(out, row, sizeof(*out));
-	err = python_debug__apply(MINOR, buf, len, out);
+	err = python_debug__apply(MINOR, buf, len, out, NULL);
 	CHECK(err == 0, "%s: got %d, want 0", what, err);
 }
 
@@ -283,7 +283,7 @@ static void check_live(const struct python_debug_layout *layout, const unsigned 
 	for (i = 0; i < layout->nr_fields; i++)
 		field__poke(&offsets, &layout->fields[i],
 			    (1ULL << (8 * layout->fields[i].width)) - 2);
-	err = python_debug__apply(MINOR, live, layout->size, &offsets);
+	err = python_debug__apply(MINOR, live, layout->size, &offsets, NULL);
 	CHECK(err == 0, "live _Py_DebugOffsets: python_debug__apply returned %d", err);
 	for (i = 0; i < layout->nr_fields; i++) {
 		f = &layout->fields[i];
@@ -386,12 +386,24 @@ static void check_refusals(const struct python_debug_layout *layout, const unsig
 			word__set(buf, f->debug, base + none + 1);
 			snprintf(what, sizeof(what), "%s = 2^%d", f->debug_name, 8 * f->width);
 			expect_refused(what, MINOR, buf, size, row, -EINVAL);
+			/* Inside a struct that big: the value is then as good as any. */
+			word__set(buf, f->debug_size, base + none);
 			word__set(buf, f->debug, base + none - 1);
 			snprintf(what, sizeof(what), "%s = largest fitting value", f->debug_name);
 			expect_applied(what, buf, size, row, &offsets);
 			CHECK(field__get(&offsets, f) == none - 1, "%s: got %llu", what,
 			      (unsigned long long)field__get(&offsets, f));
+			word__set(buf, f->debug_size, v);
 		}
+		/* What a table read through another version's layout tends to give. */
+		RESET();
+		word__set(buf, f->debug_size, v);
+		snprintf(what, sizeof(what), "%s at its struct's size", f->debug_name);
+		expect_refused(what, MINOR, buf, size, row, -EINVAL);
+		word__set(buf, f->debug_size, 0);
+		snprintf(what, sizeof(what), "%s in a struct of size 0", f->debug_name);
+		expect_refused(what, MINOR, buf, size, row, -EINVAL);
+		RESET();
 		if (f->debug_base != PY_NONE16) {
 			word__set(buf, f->debug, v);
 			word__set(buf, f->debug_base, v + 1);
@@ -457,7 +469,7 @@ static void check_mutations(const struct python_debug_layout *layout, const unsi
 			if (!exact)
 				break;
 			memcpy(exact, buf, len);
-			err = python_debug__apply(MINOR, exact, len, &offsets);
+			err = python_debug__apply(MINOR, exact, len, &offsets, NULL);
 			free(exact);
 		}
 		if (err) {

@@ -9,6 +9,9 @@
  *   loopstall_iteration_busy_seconds   histogram   busy time between two polls of the loop
  *   loopstall_stalls_total             counter     iterations at or above the stall threshold
  *   loopstall_stall_seconds_total      counter     their busy time, cpu="on|off|runqueue"
+ *   loopstall_waiting_connections_total counter    connections waiting in accept queues when
+ *       the process's stalls ended (summed over its stalls)
+ *   loopstall_waiting_ready_fds_total  counter     its loop's ready fds at those moments
  *   loopstall_lost_events_total        counter     ring-buffer drops: the series WITHOUT labels
  *       is the host-wide count (every record kind), the per-process series (no tid) count that
  *       process's dropped stall events and are included in it. Select them with {pid=""} and
@@ -92,6 +95,8 @@ struct series {
 	__u64 stalls;
 	__u64 lost_events;
 	__u64 stall_ns[NR_PARTS];
+	__u64 waiting_connections;
+	__u64 waiting_ready_fds;
 	__u64 le_counts[NR_LE]; /* cumulative */
 };
 
@@ -320,6 +325,8 @@ static void snapshot__visit(void *ctx, const struct process_info *info, __u32 ti
 	s->stall_ns[PART_ON_CPU] = stats->stall_on_cpu_ns;
 	s->stall_ns[PART_OFF_CPU] = stats->stall_off_cpu_ns;
 	s->stall_ns[PART_RUNQUEUE] = stats->stall_runqueue_ns;
+	s->waiting_connections = stats->waiting_connections;
+	s->waiting_ready_fds = stats->waiting_ready_fds;
 	for (i = 0; i < HIST_BUCKETS; i++)
 		per_le[exporter->le_of_bucket[i]] += stats->busy_hist[i];
 	for (i = 0; i < NR_LE; i++) {
@@ -421,6 +428,24 @@ static bool metrics__render(const struct exporter *exporter, bool openmetrics, s
 			buf__labels(buf, s, "cpu", part_names[part]);
 			buf__seconds(buf, s->stall_ns[part]);
 		}
+	}
+
+	family(buf, openmetrics, "loopstall_waiting_connections", "counter", NULL,
+	       "Connections waiting in the accept queues of the loop's listening sockets when its "
+	       "stalls ended, summed over the stalls.");
+	for (s = snap.series; s < snap.series + snap.nr; s++) {
+		buf__str(buf, "loopstall_waiting_connections_total");
+		buf__labels(buf, s, NULL, NULL);
+		buf__printf(buf, "%llu\n", (unsigned long long)s->waiting_connections);
+	}
+
+	family(buf, openmetrics, "loopstall_waiting_ready_fds", "counter", NULL,
+	       "File descriptors of the loop ready and waiting when its stalls ended, summed over "
+	       "the stalls.");
+	for (s = snap.series; s < snap.series + snap.nr; s++) {
+		buf__str(buf, "loopstall_waiting_ready_fds_total");
+		buf__labels(buf, s, NULL, NULL);
+		buf__printf(buf, "%llu\n", (unsigned long long)s->waiting_ready_fds);
 	}
 
 	family(buf, openmetrics, "loopstall_iteration_busy_seconds", "histogram", "seconds",

@@ -13,6 +13,7 @@
 #include <sys/syscall.h>
 #include "clock.h"
 #include "jsmap.h"
+#include "targets.h"
 
 /* A perf map only grows: V8 never logs code that was freed, and a long-running service's map
  * reaches hundreds of MB. These bound what one process costs us; past them the oldest entries
@@ -188,38 +189,18 @@ static void pid_map__free(void *ptr)
 	free(pm);
 }
 
-/* The pid the process knows itself by, which names its map: the last NSpid of its status. */
-static pid_t pid__own_ns(pid_t pid)
-{
-	char path[64], line[256], *field;
-	pid_t nspid = pid;
-	FILE *file;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", pid);
-	file = fopen(path, "re");
-	if (!file)
-		return pid;
-	while (fgets(line, sizeof(line), file)) {
-		if (strncmp(line, "NSpid:", 6))
-			continue;
-		field = strrchr(line, '\t');
-		if (field)
-			nspid = (pid_t)atoi(field + 1);
-		break;
-	}
-	fclose(file);
-	return nspid > 0 ? nspid : pid;
-}
-
 static struct pid_map *pid_map__new(pid_t pid)
 {
 	struct pid_map *pm = calloc(1, sizeof(*pm));
+	pid_t nspid;
 
 	if (!pm)
 		return NULL;
 	pm->pid = pid;
 	pm->root_fd = -1;
-	snprintf(pm->map_path, sizeof(pm->map_path), "/tmp/perf-%d.map", pid__own_ns(pid));
+	/* Named by the pid the process knows itself by. */
+	nspid = task__ns_tid(pid, pid, NULL);
+	snprintf(pm->map_path, sizeof(pm->map_path), "/tmp/perf-%d.map", nspid ? nspid : pid);
 	return pm;
 }
 
