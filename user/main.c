@@ -22,6 +22,7 @@
 #include "loopstall.skel.h"
 #include "output.h"
 #include "privileges.h"
+#include "targetfs.h"
 #include "progress.h"
 #include "runtime.h"
 #include "sites.h"
@@ -662,6 +663,15 @@ static int run(struct session *session)
 		for (i = 0; i < session->targets.nr; i++)
 			runtimes__attach(&session->resolver.runtimes, session->targets.list[i].pid);
 	}
+	/* /proc/kallsyms shows addresses only to CAP_SYSLOG: read it while we have it. */
+	syms__kernel(session->resolver.syms, 0, &(__u64){ 0 });
+	/* Only loopstall itself: a launched command was forked before and keeps its privileges. */
+	err = privileges__drop();
+	if (err)
+		fprintf(stderr, "loopstall: cannot drop privileges after loading: %s\n", strerror(-err));
+	/* Capabilities are per thread: threads started before the drop would keep them all. So
+	 * targetfs' worker is started anew, and the exporter's thread only now. */
+	targetfs__reset();
 	if (config->prometheus) {
 		session->exporter = export__start(config->prometheus, &(struct export_source){
 			.fleet = &session->fleet,
@@ -678,12 +688,6 @@ static int run(struct session *session)
 			goto cleanup;
 		}
 	}
-	/* /proc/kallsyms shows addresses only to CAP_SYSLOG: read it while we have it. */
-	syms__kernel(session->resolver.syms, 0, &(__u64){ 0 });
-	/* Only loopstall itself: a launched command was forked before and keeps its privileges. */
-	err = privileges__drop();
-	if (err)
-		fprintf(stderr, "loopstall: cannot drop privileges after loading: %s\n", strerror(-err));
 	/* As many stall records as the ring holds: bounded work after Ctrl-C. */
 	session->drain_budget = (long)config->ring_buffer_kb * 1024 / sizeof(struct stall_record);
 	print_tracing(session);

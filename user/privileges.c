@@ -9,8 +9,8 @@
 #include "privileges.h"
 
 /* Why each is kept: privileges.h. */
-static const int kept_caps[] = { CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH, CAP_CHECKPOINT_RESTORE };
-/* Only targetfs' threads raise these, for as long as they take the target's credentials. */
+static const int kept_caps[] = { CAP_SYS_PTRACE, CAP_CHECKPOINT_RESTORE };
+/* Only targetfs' thread raises these, for as long as it takes a target's credentials. */
 static const int dormant_caps[] = { CAP_SETUID, CAP_SETGID };
 
 static bool cap__in(int cap, const int *caps, size_t nr)
