@@ -57,11 +57,13 @@ enum offcpu_reason {
 	REASON_GIL, /* futex on the CPython GIL of the thread's interpreter */
 };
 
-/* Where the loop thread is between scheduler events. */
+/* Where the loop thread is between the events loopstall sees of it. Running and waiting for a
+ * CPU are one state: the kernel's own run delay of the task tells them apart (see
+ * thread__account()), so no switch-in needs to be seen. */
 enum thread_run_state {
-	RUN_ON_CPU = 0,
-	RUN_BLOCKED,  /* switched out in a sleep/wait */
-	RUN_RUNNABLE, /* preempted, or woken and waiting for a CPU */
+	RUN_ACTIVE = 0, /* running or runnable, not blocked since the last event */
+	RUN_BLOCKED,    /* switched out in a sleep/wait, not woken yet */
+	RUN_WOKEN,      /* woken: being enqueued, then runnable or running */
 };
 
 struct stack_slot {
@@ -89,7 +91,12 @@ struct loop_thread {
 	__u32 in_loop_poll;    /* inside the poll call that bounds this thread's iterations */
 	__u32 run_state;       /* enum thread_run_state */
 	__u64 busy_start_ns;   /* 0 while the thread waits in its loop's poll */
-	__u64 last_change_ns;  /* last switch-in, switch-out or wakeup */
+	__u64 last_change_ns;  /* last event seen: iteration start, switch-out or wakeup */
+	/* The task's own scheduler accounts at last_change_ns: run delay (as in
+	 * /proc/PID/task/TID/schedstat), CPU time, context switches (voluntary + involuntary). */
+	__u64 seen_run_delay_ns;
+	__u64 seen_cpu_ns;
+	__u64 seen_switches;
 	__u64 on_cpu_ns;
 	__u64 off_cpu_ns;
 	__u64 runqueue_ns;
