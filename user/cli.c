@@ -10,6 +10,7 @@
 #include <string.h>
 #include "cli.h"
 #include "loopstall.h"
+#include "python_abi.h"
 
 #define EXIT_USAGE 2
 #define DEFAULT_THRESHOLD_MS 100.0
@@ -53,6 +54,7 @@ enum {
 	OPT_PROMETHEUS,
 	OPT_PER_THREAD,
 	OPT_HISTOGRAM,
+	OPT_TOP,
 	OPT_FOLDED,
 	OPT_NO_FOLLOW_FORKS,
 	OPT_RING_BUFFER,
@@ -84,6 +86,9 @@ static const struct argp_option options[] = {
 	{ "per-thread", OPT_PER_THREAD, NULL, 0, "Also keep busy-time histograms per loop thread", 1 },
 	{ "histogram", OPT_HISTOGRAM, "SECONDS", OPTION_ARG_OPTIONAL,
 	  "Print busy-time histograms at exit, or every SECONDS", 1 },
+	{ "top", OPT_TOP, "SECONDS", OPTION_ARG_OPTIONAL,
+	  "Print the table of blocking sites (heaviest first) on stderr at exit, or every SECONDS",
+	  1 },
 	{ "folded", OPT_FOLDED, "FILE", 0, "Write stall stacks in folded format (flame graphs)", 1 },
 	{ "no-follow-forks", OPT_NO_FOLLOW_FORKS, NULL, 0,
 	  "Do not trace processes forked by the traced ones", 1 },
@@ -153,18 +158,22 @@ static void parse_loop_func(struct config *config, char *arg)
 	config->loop_func_symbol = colon + 1;
 }
 
-static const char *check_regex(const char *option, const char *pattern)
+static regex_t *compile_regex(const char *option, const char *pattern, regex_t *old)
 {
+	regex_t *regex = old ? old : malloc(sizeof(*regex));
 	char why[128];
-	regex_t regex;
-	int err = regcomp(&regex, pattern, REG_EXTENDED | REG_NOSUB);
+	int err;
 
+	if (!regex)
+		usage_error("%s '%s': %s", option, pattern, strerror(errno));
+	if (old)
+		regfree(old);
+	err = regcomp(regex, pattern, REG_EXTENDED | REG_NOSUB);
 	if (err) {
-		regerror(err, &regex, why, sizeof(why));
+		regerror(err, regex, why, sizeof(why));
 		usage_error("invalid %s '%s': %s", option, pattern, why);
 	}
-	regfree(&regex);
-	return pattern;
+	return regex;
 }
 
 static pid_t parse_pid(const char *arg)
@@ -236,10 +245,11 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 		config->all = true;
 		break;
 	case OPT_COMM:
-		config->comm_regex = check_regex("--comm", arg);
+		config->comm_regex = compile_regex("--comm", arg, config->comm_regex);
 		break;
 	case OPT_EXCLUDE_COMM:
-		config->exclude_comm_regex = check_regex("--exclude-comm", arg);
+		config->exclude_comm_regex = compile_regex("--exclude-comm", arg,
+							   config->exclude_comm_regex);
 		break;
 	case OPT_CGROUP:
 		config->cgroup = arg;
@@ -258,6 +268,9 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 	case OPT_HISTOGRAM:
 		config->histogram_interval_s = arg ? parse_positive("histogram interval", arg,
 								   MAX_DURATION_S) : 0;
+		break;
+	case OPT_TOP:
+		config->top_interval_s = arg ? parse_positive("top interval", arg, MAX_DURATION_S) : 0;
 		break;
 	case OPT_FOLDED:
 		config->folded_path = arg;
@@ -311,7 +324,23 @@ void cli__parse(int argc, char **argv, struct config *config)
 	config->max_processes = DEFAULT_MAX_PROCESSES;
 	config->ring_buffer_kb = DEFAULT_RING_BUFFER_KB;
 	config->histogram_interval_s = -1;
+	config->top_interval_s = -1;
 	config->boundary_kinds = BOUNDARY_EPOLL;
 	argp_err_exit_status = EXIT_USAGE;
 	argp_parse(&argp, argc, argv, 0, NULL, config);
+}
+
+static void regex__free(regex_t *regex)
+{
+	if (!regex)
+		return;
+	regfree(regex);
+	free(regex);
+}
+
+void cli__free(struct config *config)
+{
+	regex__free(config->comm_regex);
+	regex__free(config->exclude_comm_regex);
+	config->comm_regex = config->exclude_comm_regex = NULL;
 }

@@ -22,15 +22,15 @@
 #include "loopstall.skel.h"
 #include "output.h"
 #include "privileges.h"
+#include "targetfs.h"
 #include "progress.h"
-#include "python.h"
-#include "v8.h"
+#include "runtime.h"
+#include "sites.h"
 #include "stall.h"
 #include "symbolize.h"
 #include "targets.h"
+#include "util.h"
 
-#define NS_PER_MS 1000000ULL
-#define NS_PER_SEC 1000000000ULL
 /* The stuck-loop scan runs at half the threshold, but not busier than every 10 ms nor lazier
  * than every 100 ms. */
 #define PROGRESS_SCAN_MIN_MS 10
@@ -45,8 +45,10 @@
 
 #define MAX_LOOP_THREADS 16384
 #define MAX_STACKS 16384
-#define MAX_TRACED_PROCESSES 4096
-#define MAX_PY_STACKS 4096
+/* Per-process tables hold --max-processes entries, but never fewer than this... */
+#define MIN_PROCESS_ENTRIES 4096
+/* ... and traced_pids also the decisions about processes --all declined or not decided yet. */
+#define UNTRACED_PROCESS_ENTRIES 4096
 
 #define CAP_SYS_ADMIN 21
 #define CAP_PERFMON 38
@@ -122,7 +124,7 @@ static const char *tracefs__find(void)
 	char path[128];
 	size_t i;
 
-	for (i = 0; i < sizeof(tracefs_dirs) / sizeof(tracefs_dirs[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(tracefs_dirs); i++) {
 		snprintf(path, sizeof(path), "%s/events", tracefs_dirs[i]);
 		if (access(path, F_OK) == 0)
 			return tracefs_dirs[i];
@@ -176,7 +178,7 @@ static int boundaries__select(struct loopstall_bpf *skel, const struct config *c
 			return -ENOENT;
 		}
 	}
-	for (i = 0; i < sizeof(programs) / sizeof(programs[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(programs); i++) {
 		/* epoll_pwait2 arrived in Linux 5.11: older kernels lack its tracepoints. */
 		bool load = use_syscalls && (config->boundary_kinds & programs[i].kind) &&
 			    tracepoint__exists(tracefs, programs[i].tracepoint);
@@ -194,9 +196,16 @@ static int boundaries__select(struct loopstall_bpf *skel, const struct config *c
 	return 0;
 }
 
+static __u32 process_entries(const struct config *config)
+{
+	return config->max_processes > MIN_PROCESS_ENTRIES ? (__u32)config->max_processes
+							    : MIN_PROCESS_ENTRIES;
+}
+
 static void configure(struct loopstall_bpf *skel, const struct config *config)
 {
 	__u64 threshold_ns = (__u64)(config->threshold_ms * NS_PER_MS);
+	__u32 processes = process_entries(config);
 
 	skel->rodata->threshold_ns = threshold_ns;
 	skel->rodata->sample_after_ns = (__u64)(threshold_ns * SAMPLE_AFTER_FRACTION);
@@ -207,16 +216,14 @@ static void configure(struct loopstall_bpf *skel, const struct config *config)
 	 * fork time would judge them by their parent's name. */
 	skel->rodata->follow_forks = !config->no_follow_forks && !config->all;
 	skel->rodata->per_thread_stats = config->per_thread;
-	bpf_map__set_max_entries(skel->maps.traced_pids, MAX_TRACED_PROCESSES);
+	bpf_map__set_max_entries(skel->maps.traced_pids, processes + UNTRACED_PROCESS_ENTRIES);
 	bpf_map__set_max_entries(skel->maps.process_stats,
-				 MAX_TRACED_PROCESSES + (config->per_thread ? MAX_LOOP_THREADS : 0));
+				 processes + (config->per_thread ? MAX_LOOP_THREADS : 0));
 	bpf_map__set_max_entries(skel->maps.loop_threads, MAX_LOOP_THREADS);
-	bpf_map__set_max_entries(skel->maps.python_procs, MAX_TRACED_PROCESSES);
-	bpf_map__set_max_entries(skel->maps.python_threads, MAX_LOOP_THREADS);
-	bpf_map__set_max_entries(skel->maps.py_stacks, MAX_PY_STACKS);
-	bpf_map__set_max_entries(skel->maps.v8_procs, MAX_TRACED_PROCESSES);
-	bpf_map__set_max_entries(skel->maps.js_stacks, MAX_PY_STACKS);
-	bpf_map__set_max_entries(skel->maps.js_budgets, MAX_LOOP_THREADS);
+	runtimes__configure(skel, &(struct runtime_limits){
+		.processes = processes,
+		.threads = MAX_LOOP_THREADS,
+	});
 	bpf_map__set_max_entries(skel->maps.stacks, MAX_STACKS);
 	bpf_map__set_max_entries(skel->maps.events, config->ring_buffer_kb * 1024);
 }
@@ -283,13 +290,17 @@ struct session {
 	struct stall_resolver resolver;
 	struct progress progress;
 	struct stall_report report; /* scratch: too big for the stack */
+	struct sites *sites;
 	struct fleet fleet;
 	bool fleet_ready;
 	struct exporter *exporter;
-	struct counter counters[NR_COUNTERS]; /* lost_events first: the exporter has its own family */
+	struct counter counters[MAX_COUNTERS]; /* lost_events first: the exporter has its own family */
+	int nr_counters;
+	char process_table_text[96];
 	long drain_budget; /* records still reported after a stop was asked */
 	long records_this_poll;
 	struct loopstall_bpf *skel;
+	struct ring_buffer *ring;
 	struct bpf_link **sampler_links;
 	struct bpf_link *loop_func_links[2 * MAX_TARGET_PIDS];
 	int nr_cpus;
@@ -300,15 +311,26 @@ struct session {
 static void summary__print(struct session *session, const struct process_info *info)
 {
 	struct stats_key key = { .pid = info->pid };
+	const struct site *sites[SITES_TOP + 1];
+	int nr_sites = sites__sorted(session->sites, info->pid, sites);
 	struct process_stats stats;
 
 	if (bpf_map_lookup_elem(bpf_map__fd(session->skel->maps.process_stats), &key, &stats))
 		memset(&stats, 0, sizeof(stats));
 	if (!info->explicit_target && !stats.iterations)
 		return;
-	output__summary(&session->output, info->pid, info->comm, &stats);
+	output__summary(&session->output, info->pid, info->comm, &stats, sites, nr_sites);
 	if (session->config.histogram_interval_s >= 0)
 		hist__print(stderr, info->pid, info->comm, &stats);
+	if (session->config.top_interval_s >= 0)
+		output__sites(stderr, info->pid, info->comm, sites, nr_sites);
+}
+
+/* The process exited or exec'd: what was read of its program is gone. */
+static void process__forget(struct session *session, pid_t pid)
+{
+	runtimes__forget(&session->resolver.runtimes, pid);
+	syms__forget_pid(session->resolver.syms, pid);
 }
 
 static void process__on_exit(struct session *session, pid_t pid)
@@ -319,20 +341,11 @@ static void process__on_exit(struct session *session, pid_t pid)
 		return;
 	fleet__exited(&session->fleet, pid);
 	summary__print(session, &info);
-	python__forget(session->resolver.python, pid);
-	v8__forget(session->resolver.v8, pid);
-	syms__forget_pid(session->resolver.syms, pid);
-	jsmap__forget_pid(session->resolver.jsmap, pid);
+	sites__forget(session->sites, pid);
+	process__forget(session, pid);
 	/* With an exporter, the final counts stay until the next scrape has read them. */
 	if (!session->fleet.keep_exited)
 		fleet__reap(&session->fleet);
-}
-
-/* Let the BPF frame walkers at the interpreters a process runs. */
-static void runtimes__attach(struct session *session, pid_t pid)
-{
-	python__attach(session->resolver.python, pid);
-	v8__attach(session->resolver.v8, pid);
 }
 
 static void fleet__reap_cb(void *fleet)
@@ -353,20 +366,18 @@ static void record__handle(struct session *session, const void *data, size_t siz
 			fleet__rename(&session->fleet, stall->pid, stall->comm);
 		stall__from_record(&session->resolver, stall, &session->report);
 		output__stall(&session->output, &session->report);
+		sites__add(session->sites, stall->pid, &session->report.site, stall->duration_ns);
 	} else if (process->type == RECORD_PROCESS_NEW && size >= sizeof(*process)) {
 		/* A process found polling already runs its interpreter: map its threads now, so
-		 * that its first stall has Python frames. */
+		 * that its first stall has language frames. */
 		if (fleet__decide(&session->fleet, process->pid, process->parent_pid, process->comm) &&
 		    !process->parent_pid)
-			runtimes__attach(session, process->pid);
+			runtimes__attach(&session->resolver.runtimes, process->pid);
 	} else if (process->type == RECORD_PROCESS_EXIT && size >= sizeof(*process)) {
 		process__on_exit(session, process->pid);
 	} else if (process->type == RECORD_PROCESS_EXEC && size >= sizeof(*process)) {
 		/* A new program: new interpreter, new mappings, new name. */
-		python__forget(session->resolver.python, process->pid);
-		v8__forget(session->resolver.v8, process->pid);
-		syms__forget_pid(session->resolver.syms, process->pid);
-		jsmap__forget_pid(session->resolver.jsmap, process->pid);
+		process__forget(session, process->pid);
 		fleet__rename(&session->fleet, process->pid, process->comm);
 	}
 }
@@ -416,7 +427,7 @@ static void print_tracing(const struct session *session)
 				"Ctrl-C to stop\n", session->config.threshold_ms);
 	else if (targets->nr == 1)
 		fprintf(stderr, "loopstall: tracing pid %d (%s), threshold %g ms; Ctrl-C to stop\n",
-			targets->list[0].pid, targets->list[0].comm, session->config.threshold_ms);
+			targets->list[0].pid, TEXT_SAFE(targets->list[0].comm), session->config.threshold_ms);
 	else
 		fprintf(stderr, "loopstall: tracing %d processes, threshold %g ms; Ctrl-C to stop\n",
 			targets->nr, session->config.threshold_ms);
@@ -429,7 +440,7 @@ static void print_tracing(const struct session *session)
 static void counters__init(struct session *session)
 {
 	struct loopstall_bpf__bss *bss = session->skel->bss;
-	const struct counter counters[NR_COUNTERS] = {
+	const struct counter counters[] = {
 		{ "lost_events",
 		  "events lost: the ring buffer was full (see --ring-buffer)",
 		  &bss->lost_events },
@@ -440,21 +451,15 @@ static void counters__init(struct session *session)
 		{ "thread_table_full",
 		  "loop threads not tracked: the thread table (" XSTR(MAX_LOOP_THREADS) ") was full",
 		  &bss->thread_table_full },
-		{ "process_table_full",
-		  "processes not traced: the process table (" XSTR(MAX_TRACED_PROCESSES) ") was full",
-		  &bss->process_table_full },
-		{ "py_walks_skipped",
-		  "Python stack walks skipped: the iteration had used its walks at switch-out",
-		  &bss->py_walks_skipped },
-		{ "py_thread_mismatch",
-		  "Python stacks not read: the thread's PyThreadState was not (yet) its own",
-		  &bss->py_thread_mismatch },
-		{ "js_walks_skipped",
-		  "JavaScript stack walks skipped: the iteration had used its walks at switch-out",
-		  &bss->js_walks_skipped },
+		{ "process_table_full", session->process_table_text, &bss->process_table_full },
 	};
 
 	memcpy(session->counters, counters, sizeof(counters));
+	snprintf(session->process_table_text, sizeof(session->process_table_text),
+		 "processes not traced: the process table (%u) was full",
+		 process_entries(&session->config) + UNTRACED_PROCESS_ENTRIES);
+	session->nr_counters = runtimes__counters(session->skel, session->counters,
+						  ARRAY_SIZE(counters));
 }
 
 static void print_summaries(struct session *session)
@@ -469,7 +474,7 @@ static void print_summaries(struct session *session)
 		task__comm(info.pid, info.pid, info.comm);
 		summary__print(session, &info);
 	}
-	output__counters(&session->output, session->counters, NR_COUNTERS);
+	output__counters(&session->output, session->counters, session->nr_counters);
 }
 
 static void histogram__visit(void *ctx, const struct process_info *info, __u32 tid,
@@ -484,6 +489,20 @@ static void print_histograms(struct session *session)
 	fleet__visit(&session->fleet, histogram__visit, NULL);
 }
 
+static void print_tops(struct session *session)
+{
+	const struct site *sites[SITES_TOP + 1];
+	struct process_info info;
+	int i;
+
+	for (i = 0; i < session->fleet.nr; i++) {
+		info = session->fleet.procs[i];
+		if (!info.exited)
+			output__sites(stderr, info.pid, info.comm, sites,
+				      sites__sorted(session->sites, info.pid, sites));
+	}
+}
+
 static __u64 monotonic_ms(void)
 {
 	return clock__ns() / NS_PER_MS;
@@ -493,7 +512,7 @@ static int stream(struct session *session, struct ring_buffer *ring)
 {
 	int loop_threads_fd = bpf_map__fd(session->skel->maps.loop_threads);
 	double scan_ms = session->config.threshold_ms / 2;
-	__u64 deadline_ms = 0, histogram_ms = 0;
+	__u64 deadline_ms = 0, histogram_ms = 0, top_ms = 0;
 	int err;
 
 	if (scan_ms < PROGRESS_SCAN_MIN_MS)
@@ -504,6 +523,8 @@ static int stream(struct session *session, struct ring_buffer *ring)
 		deadline_ms = monotonic_ms() + (__u64)(session->config.duration_s * 1000);
 	if (session->config.histogram_interval_s > 0)
 		histogram_ms = monotonic_ms() + (__u64)(session->config.histogram_interval_s * 1000);
+	if (session->config.top_interval_s > 0)
+		top_ms = monotonic_ms() + (__u64)(session->config.top_interval_s * 1000);
 	while (!stopping) {
 		session->records_this_poll = 0;
 		err = ring_buffer__poll(ring, (int)scan_ms);
@@ -511,7 +532,7 @@ static int stream(struct session *session, struct ring_buffer *ring)
 			fprintf(stderr, "loopstall: reading events: %s\n", strerror(-err));
 			return err;
 		}
-		python__sync_threads(session->resolver.python);
+		runtimes__tick(&session->resolver.runtimes);
 		progress__scan(&session->progress, loop_threads_fd, &session->resolver,
 			       &session->output, &session->report);
 		if (!session->config.all && targets__all_exited(&session->targets))
@@ -521,6 +542,10 @@ static int stream(struct session *session, struct ring_buffer *ring)
 		if (histogram_ms && monotonic_ms() >= histogram_ms) {
 			print_histograms(session);
 			histogram_ms += (__u64)(session->config.histogram_interval_s * 1000);
+		}
+		if (top_ms && monotonic_ms() >= top_ms) {
+			print_tops(session);
+			top_ms += (__u64)(session->config.top_interval_s * 1000);
 		}
 	}
 	/* Whatever the kernel produced before we stopped is still reported. */
@@ -543,47 +568,37 @@ static int launch_or_attach(struct session *session)
 	return 0;
 }
 
-static int run(struct session *session)
+/* Open the BPF object, size and select its programs for the configuration, and load it. */
+static int session__load(struct session *session)
 {
-	struct config *config = &session->config;
-	struct ring_buffer *ring = NULL;
-	int i, err;
-
-	err = check_btf();
-	if (!err)
-		err = check_privileges();
-	if (!err)
-		err = check_loop_func(config);
-	if (err)
-		return err;
-	err = output__init(&session->output, config->output_path, config->json, config->folded_path);
-	if (err) {
-		fprintf(stderr, "loopstall: %s: %s\n",
-			session->output.file ? config->folded_path : config->output_path, strerror(-err));
-		output__close(&session->output);
-		return err;
-	}
-	err = launch_or_attach(session);
-	if (err)
-		goto cleanup;
+	int err;
 
 	session->skel = loopstall_bpf__open();
 	if (!session->skel) {
 		err = -errno;
 		fprintf(stderr, "loopstall: cannot open the BPF object: %s\n", strerror(errno));
-		goto cleanup;
+		return err;
 	}
-	configure(session->skel, config);
-	err = boundaries__select(session->skel, config);
+	configure(session->skel, &session->config);
+	err = boundaries__select(session->skel, &session->config);
 	if (err)
-		goto cleanup;
+		return err;
 	err = loopstall_bpf__load(session->skel);
 	if (err) {
 		fprintf(stderr, "loopstall: cannot load the BPF programs: %s (run with -v for the "
 				"verifier's log)\n", strerror(-err));
-		goto cleanup;
+		return err;
 	}
 	counters__init(session);
+	return 0;
+}
+
+/* Put the targets in the traced set, then attach the programs and the on-CPU sampler. */
+static int session__attach(struct session *session)
+{
+	const struct config *config = &session->config;
+	int err;
+
 	err = fleet__init(&session->fleet, config, bpf_map__fd(session->skel->maps.traced_pids),
 			  bpf_map__fd(session->skel->maps.process_stats));
 	session->fleet_ready = true;
@@ -593,108 +608,171 @@ static int run(struct session *session)
 		err = loop_func__attach(session->skel, config, -1, &session->loop_func_links[0],
 					&session->loop_func_links[1]);
 	if (err)
-		goto cleanup;
+		return err;
 	err = loopstall_bpf__attach(session->skel);
 	if (err) {
 		fprintf(stderr, "loopstall: cannot attach the BPF programs: %s\n", strerror(-err));
-		goto cleanup;
+		return err;
 	}
 	session->nr_cpus = libbpf_num_possible_cpus();
 	session->sampler_links = calloc(session->nr_cpus, sizeof(*session->sampler_links));
 	if (!session->sampler_links) {
-		err = -ENOMEM;
-		goto cleanup;
+		fprintf(stderr, "loopstall: cannot start the on-CPU sampler: %s\n", strerror(errno));
+		return -ENOMEM;
 	}
-	err = sampler__attach(session->skel->progs.on_cpu_sample, config->sample_hz,
-			      session->sampler_links, session->nr_cpus);
-	if (err)
-		goto cleanup;
+	return sampler__attach(session->skel->progs.on_cpu_sample, config->sample_hz,
+			       session->sampler_links, session->nr_cpus);
+}
 
+/* What turns records into reports: symbolization, the runtimes, the ring buffer's reader. */
+static int session__resolve_setup(struct session *session)
+{
+	int err;
+
+	session->sites = sites__new();
+	if (!session->sites) {
+		fprintf(stderr, "loopstall: cannot allocate the sites table: %s\n", strerror(ENOMEM));
+		return -ENOMEM;
+	}
 	session->resolver.syms = syms__new();
 	session->resolver.stacks_map_fd = bpf_map__fd(session->skel->maps.stacks);
-	if (session->resolver.syms)
-		session->resolver.python = python__new(session->resolver.syms, &(struct python_maps){
-			.procs_fd = bpf_map__fd(session->skel->maps.python_procs),
-			.threads_fd = bpf_map__fd(session->skel->maps.python_threads),
-			.stacks_fd = bpf_map__fd(session->skel->maps.py_stacks),
-			.loop_threads_fd = bpf_map__fd(session->skel->maps.loop_threads),
-			.resync_fd = bpf_map__fd(session->skel->maps.python_resync),
-		});
-	if (session->resolver.syms)
-		session->resolver.v8 = v8__new(session->resolver.syms, &(struct v8_maps){
-			.procs_fd = bpf_map__fd(session->skel->maps.v8_procs),
-			.stacks_fd = bpf_map__fd(session->skel->maps.js_stacks),
-		});
-	session->progress.interval_ns = (__u64)(config->threshold_ms * NS_PER_MS);
+	if (!session->resolver.syms) {
+		err = -errno;
+		fprintf(stderr, "loopstall: cannot set up symbolization: %s\n", strerror(errno));
+		return err;
+	}
+	err = runtimes__new(&session->resolver.runtimes, session->resolver.syms, session->skel);
+	if (err)
+		return err;
+	session->progress.interval_ns = (__u64)(session->config.threshold_ms * NS_PER_MS);
 	if (session->progress.interval_ns < PROGRESS_MIN_INTERVAL_MS * NS_PER_MS)
 		session->progress.interval_ns = PROGRESS_MIN_INTERVAL_MS * NS_PER_MS;
-	ring = ring_buffer__new(bpf_map__fd(session->skel->maps.events), on_record, session, NULL);
-	if (!session->resolver.syms || !session->resolver.python || !session->resolver.v8 || !ring) {
-		err = -ENOMEM;
-		fprintf(stderr, "loopstall: out of memory\n");
-		goto cleanup;
+	session->ring = ring_buffer__new(bpf_map__fd(session->skel->maps.events), on_record,
+					 session, NULL);
+	if (!session->ring) {
+		err = -errno;
+		fprintf(stderr, "loopstall: cannot read the ring buffer: %s\n", strerror(errno));
+		return err;
 	}
-	if (config->command) {
+	return 0;
+}
+
+/* Let the targets run (a launched command) or find their runtimes (running processes). */
+static int targets__start(struct session *session)
+{
+	int i, err;
+
+	if (session->config.command) {
 		err = targets__release(&session->targets);
 		if (err)
-			goto cleanup;
+			return err;
 		fleet__rename(&session->fleet, session->targets.child,
 			      targets__comm(&session->targets, session->targets.child));
-	} else {
-		/* A launched command is recognized once it has exec'd and polls; a running
-		 * process now, so its first stall already has Python frames. */
-		for (i = 0; i < session->targets.nr; i++)
-			runtimes__attach(session, session->targets.list[i].pid);
+		return 0;
 	}
-	if (config->prometheus) {
-		session->exporter = export__start(config->prometheus, &(struct export_source){
-			.fleet = &session->fleet,
-			.lost_events = &session->skel->bss->lost_events,
-			.counters = session->counters + 1,
-			.nr_counters = NR_COUNTERS - 1,
-			.per_thread = config->per_thread,
-			.version = LOOPSTALL_VERSION,
-			.after_scrape = fleet__reap_cb,
-			.after_scrape_ctx = &session->fleet,
-		});
-		if (!session->exporter) {
-			err = -EADDRNOTAVAIL;
-			goto cleanup;
-		}
-	}
+	/* A launched command is recognized once it has exec'd and polls; a running process now,
+	 * so that its first stall already has language frames. */
+	for (i = 0; i < session->targets.nr; i++)
+		runtimes__attach(&session->resolver.runtimes, session->targets.list[i].pid);
+	return 0;
+}
+
+static int exporter__start(struct session *session)
+{
+	if (!session->config.prometheus)
+		return 0;
+	session->exporter = export__start(session->config.prometheus, &(struct export_source){
+		.fleet = &session->fleet,
+		.lost_events = &session->skel->bss->lost_events,
+		.counters = session->counters + 1,
+		.nr_counters = session->nr_counters - 1,
+		.per_thread = session->config.per_thread,
+		.version = LOOPSTALL_VERSION,
+		.after_scrape = fleet__reap_cb,
+		.after_scrape_ctx = &session->fleet,
+	});
+	return session->exporter ? 0 : -EADDRNOTAVAIL;
+}
+
+/* Start, drop privileges, report until stopped, then the summaries. */
+static int session__stream(struct session *session)
+{
+	int err;
+
+	err = targets__start(session);
+	if (err)
+		return err;
 	/* /proc/kallsyms shows addresses only to CAP_SYSLOG: read it while we have it. */
 	syms__kernel(session->resolver.syms, 0, &(__u64){ 0 });
 	/* Only loopstall itself: a launched command was forked before and keeps its privileges. */
 	err = privileges__drop();
 	if (err)
 		fprintf(stderr, "loopstall: cannot drop privileges after loading: %s\n", strerror(-err));
+	/* Capabilities are per thread: threads started before the drop would keep them all. So
+	 * targetfs' worker is started anew, and the exporter's thread only now. */
+	targetfs__reset();
+	err = exporter__start(session);
+	if (err)
+		return err;
 	/* As many stall records as the ring holds: bounded work after Ctrl-C. */
-	session->drain_budget = (long)config->ring_buffer_kb * 1024 / sizeof(struct stall_record);
+	session->drain_budget =
+		(long)session->config.ring_buffer_kb * 1024 / sizeof(struct stall_record);
 	print_tracing(session);
-	err = stream(session, ring);
+	err = stream(session, session->ring);
 	/* No scrape may reap the fleet while the summaries read it. */
 	export__stop(session->exporter);
 	session->exporter = NULL;
 	print_summaries(session);
+	return err;
+}
 
-cleanup:
+/* Whatever the steps before got to: safe after any of them failed. */
+static void session__teardown(struct session *session)
+{
+	int i;
+
 	export__stop(session->exporter);
 	targets__close(&session->targets);
-	ring_buffer__free(ring);
+	ring_buffer__free(session->ring);
 	for (i = 0; session->sampler_links && i < session->nr_cpus; i++)
 		bpf_link__destroy(session->sampler_links[i]);
 	free(session->sampler_links);
 	for (i = 0; i < 2 * MAX_TARGET_PIDS; i++)
 		bpf_link__destroy(session->loop_func_links[i]);
 	loopstall_bpf__destroy(session->skel);
-	python__free(session->resolver.python);
-	v8__free(session->resolver.v8);
-	jsmap__free(session->resolver.jsmap);
+	runtimes__free(&session->resolver.runtimes);
+	sites__free(session->sites);
 	if (session->fleet_ready)
 		fleet__free(&session->fleet);
 	if (session->resolver.syms)
 		syms__free(session->resolver.syms);
 	output__close(&session->output);
+}
+
+static int run(struct session *session)
+{
+	const struct config *config = &session->config;
+	int err;
+
+	err = check_btf();
+	if (!err)
+		err = check_privileges();
+	if (!err)
+		err = check_loop_func(config);
+	if (err)
+		return err;
+	err = output__init(&session->output, config->output_path, config->json, config->folded_path);
+	if (!err)
+		err = launch_or_attach(session);
+	if (!err)
+		err = session__load(session);
+	if (!err)
+		err = session__attach(session);
+	if (!err)
+		err = session__resolve_setup(session);
+	if (!err)
+		err = session__stream(session);
+	session__teardown(session);
 	return err;
 }
 
@@ -703,6 +781,7 @@ int main(int argc, char **argv)
 	static struct session session;
 	/* SA_RESTART: a write blocked on a full stdout pipe must finish, not lose its buffer. */
 	struct sigaction action = { .sa_handler = on_signal, .sa_flags = SA_RESTART };
+	int err;
 
 	cli__parse(argc, argv, &session.config);
 	/* libdw would fetch missing debuginfo over the network at the first stripped module: an
@@ -711,5 +790,7 @@ int main(int argc, char **argv)
 	libbpf_set_print(session.config.verbose ? libbpf_print_verbose : libbpf_print_quiet);
 	sigaction(SIGINT, &action, NULL);
 	sigaction(SIGTERM, &action, NULL);
-	return run(&session) ? EXIT_FAILURE : EXIT_SUCCESS;
+	err = run(&session);
+	cli__free(&session.config);
+	return err ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -12,7 +12,9 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include "procfs.h"
 #include "remote.h"
+#include "util.h"
 #include "v8meta.h"
 
 #define V8DBG_PREFIX "v8dbg_"
@@ -129,10 +131,10 @@ static int meta__symbol(void *ctx, const char *name, __u64 addr)
 		field = !strcmp(name, VERSION_MAJOR) ? &read->meta->major : &read->meta->minor;
 	} else {
 		name += strlen(V8DBG_PREFIX);
-		for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		for (i = 0; i < ARRAY_SIZE(fields); i++)
 			if (field__is(fields[i].name, name) || field__is(fields[i].older, name))
 				break;
-		if (i == sizeof(fields) / sizeof(fields[0]))
+		if (i == ARRAY_SIZE(fields))
 			return 0;
 		field = (int *)((char *)read->meta + fields[i].offset);
 	}
@@ -148,7 +150,7 @@ static const char *meta__missing(const struct v8_meta *meta)
 {
 	size_t i;
 
-	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+	for (i = 0; i < ARRAY_SIZE(fields); i++)
 		if (!fields[i].optional &&
 		    *(const int *)((const char *)meta + fields[i].offset) == V8META_MISSING)
 			return fields[i].name;
@@ -158,10 +160,10 @@ static const char *meta__missing(const struct v8_meta *meta)
 /* "11.3, 12.4, ...": the V8 versions v8_layouts.h has a row for. */
 static const char *layouts__list(void)
 {
-	static char list[16 * sizeof(v8_layouts) / sizeof(v8_layouts[0]) + 1];
+	static char list[16 * ARRAY_SIZE(v8_layouts) + 1];
 	size_t i, len = 0;
 
-	for (i = 0; i < sizeof(v8_layouts) / sizeof(v8_layouts[0]) && len < sizeof(list); i++)
+	for (i = 0; i < ARRAY_SIZE(v8_layouts) && len < sizeof(list); i++)
 		len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%d.%d", i ? ", " : "",
 					v8_layouts[i].major, v8_layouts[i].minor);
 	return list;
@@ -286,23 +288,19 @@ static bool mapped_file__has_v8dbg(pid_t pid, const char *path)
 	return key.has_v8dbg;
 }
 
+static int mapping__has_v8dbg(void *ctx, const struct proc_mapping *mapping)
+{
+	pid_t pid = *(const pid_t *)ctx;
+
+	return mapping->perms[2] == 'x' && mapping->path[0] == '/' &&
+	       mapped_file__has_v8dbg(pid, mapping->path);
+}
+
 /* Some executable mapping of pid is a file with V8's metadata: cheap, unlike walking every
  * module's symbol table, which --all would do for every process on the host. */
 static bool process__maps_v8dbg(pid_t pid)
 {
-	char maps_path[64], line[4096 + 128], perms[8], path[4096];
-	bool found = false;
-	FILE *maps;
-
-	snprintf(maps_path, sizeof(maps_path), "/proc/%d/maps", pid);
-	maps = fopen(maps_path, "re");
-	if (!maps)
-		return false;
-	while (!found && fgets(line, sizeof(line), maps))
-		found = sscanf(line, "%*x-%*x %7s %*x %*x:%*x %*u %4095s", perms, path) == 2 &&
-			perms[2] == 'x' && path[0] == '/' && mapped_file__has_v8dbg(pid, path);
-	fclose(maps);
-	return found;
+	return procfs__each_mapping(pid, mapping__has_v8dbg, &pid) > 0;
 }
 
 void v8meta__free_cache(void)
@@ -318,7 +316,7 @@ int v8meta__read(struct syms *syms, pid_t pid, struct v8_meta *meta, char *why, 
 	size_t i;
 	int err;
 
-	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+	for (i = 0; i < ARRAY_SIZE(fields); i++)
 		*(int *)((char *)meta + fields[i].offset) = V8META_MISSING;
 	meta->major = meta->minor = V8META_MISSING;
 	meta->layout = NULL;
