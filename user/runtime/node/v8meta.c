@@ -12,8 +12,10 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include "procfs.h"
 #include "remote.h"
+#include "targetfs.h"
 #include "util.h"
 #include "v8meta.h"
 
@@ -260,25 +262,28 @@ static bool elf__exports_v8dbg(int fd)
 	return found;
 }
 
-/* The file mapped at path in pid's view (its mount namespace) exports v8dbg_ symbols. */
-static bool mapped_file__has_v8dbg(pid_t pid, const char *path)
+/* The file of an executable mapping of pid exports v8dbg_ symbols. Decided once per file, by
+ * the device and inode maps gives; opened as the process could, the very file mapped (see
+ * targetfs__open_mapped), not the path it names. */
+static int mapping__has_v8dbg(void *ctx, const struct proc_mapping *mapping)
 {
+	pid_t pid = *(const pid_t *)ctx;
 	struct mapped_file key, *file, **node;
-	char root_path[4096 + 64];
 	struct stat st;
 	int fd;
 
-	if (snprintf(root_path, sizeof(root_path), "/proc/%d/root%s", pid, path) >=
-	    (int)sizeof(root_path) || stat(root_path, &st))
-		return false;
-	key = (struct mapped_file){ .dev = st.st_dev, .ino = st.st_ino };
+	if (mapping->perms[2] != 'x' || !mapping->inode)
+		return 0;
+	key = (struct mapped_file){ .dev = makedev(mapping->major, mapping->minor),
+				    .ino = mapping->inode };
 	node = tfind(&key, &mapped_files, mapped_file__cmp);
 	if (node)
 		return (*node)->has_v8dbg;
-	fd = open(root_path, O_RDONLY | O_CLOEXEC);
-	key.has_v8dbg = fd >= 0 && elf__exports_v8dbg(fd);
-	if (fd >= 0)
-		close(fd);
+	fd = targetfs__open_mapped(pid, mapping->start, &st);
+	if (fd < 0)
+		return 0; /* not cached: the next look may be allowed */
+	key.has_v8dbg = elf__exports_v8dbg(fd);
+	close(fd);
 	file = malloc(sizeof(*file));
 	if (file) {
 		*file = key;
@@ -286,14 +291,6 @@ static bool mapped_file__has_v8dbg(pid_t pid, const char *path)
 			free(file);
 	}
 	return key.has_v8dbg;
-}
-
-static int mapping__has_v8dbg(void *ctx, const struct proc_mapping *mapping)
-{
-	pid_t pid = *(const pid_t *)ctx;
-
-	return mapping->perms[2] == 'x' && mapping->path[0] == '/' &&
-	       mapped_file__has_v8dbg(pid, mapping->path);
 }
 
 /* Some executable mapping of pid is a file with V8's metadata: cheap, unlike walking every
