@@ -127,6 +127,7 @@ struct py_frame {
 struct py_stack {
 	__u32 depth;
 	__u32 truncated; /* the walk stopped early: depth limit or unreadable frame */
+	__u64 task;      /* 3.14+: the asyncio task running on the thread (a TaskObj), 0 if none */
 	struct py_frame frames[MAX_PY_DEPTH]; /* innermost first */
 };
 
