@@ -608,6 +608,60 @@ int syms__find_symbol(struct syms *syms, pid_t pid, const char *name, __u64 *add
 	return 0;
 }
 
+struct section_search {
+	const char *name;
+	__u64 addr, size;
+	bool found;
+};
+
+static int module__find_section(Dwfl_Module *mod, void **userdata, const char *module_name,
+				Dwarf_Addr base, void *arg)
+{
+	struct section_search *search = arg;
+	size_t shstrndx;
+	Dwarf_Addr bias;
+	Elf_Scn *scn = NULL;
+	GElf_Shdr shdr;
+	const char *name;
+	Elf *elf;
+
+	elf = dwfl_module_getelf(mod, &bias);
+	if (!elf || elf_getshdrstrndx(elf, &shstrndx))
+		return DWARF_CB_OK;
+	while ((scn = elf_nextscn(elf, scn))) {
+		if (!gelf_getshdr(scn, &shdr) || !(shdr.sh_flags & SHF_ALLOC))
+			continue;
+		name = elf_strptr(elf, shstrndx, shdr.sh_name);
+		if (name && !strcmp(name, search->name)) {
+			search->addr = shdr.sh_addr + bias;
+			search->size = shdr.sh_size;
+			search->found = true;
+			return DWARF_CB_ABORT;
+		}
+	}
+	return DWARF_CB_OK;
+}
+
+int syms__find_section(struct syms *syms, pid_t pid, const char *name, __u64 *addr,
+		       __u64 *size)
+{
+	struct section_search search = { .name = name };
+	struct pid_syms *ps;
+	int err = 0;
+
+	ps = syms__pid(syms, pid, &err);
+	if (!ps)
+		return err;
+	if (!ps->dwfl)
+		return -ENOENT;
+	dwfl_getmodules(ps->dwfl, module__find_section, &search, 0);
+	if (!search.found)
+		return -ENOENT;
+	*addr = search.addr;
+	*size = search.size;
+	return 0;
+}
+
 #define MAX_EXTRA_SYMBOLS 8
 
 struct symbol_walk {
