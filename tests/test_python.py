@@ -247,8 +247,9 @@ def check_nested(ev, action, path, lines, has_qualname):
         qualnames = {f["function"]: f["qualname"] for f in s["python"] if f["file"] == path}
         names = ("helper", "handler", "serve", "main", "<module>")
         assert qualnames == {n: n if has_qualname else None for n in names}, qualnames
-    assert ev["task"] == {"coroutine": "serve"}, "task %s, want serve\n%s" % (
-        ev["task"], show(ev))
+    # The task is the outermost coroutine; the application's, the innermost of its own code.
+    assert ev["task"] == {"coroutine": "serve", "app_coroutine": "handler"}, (
+        "task %s, want serve and handler\n%s" % (ev["task"], show(ev)))
 
 
 @pytest.mark.parametrize("python", [interpreter(v) for v in ("debian", "3.12")])
@@ -555,7 +556,7 @@ def test_depth_limit_truncates(lab, python):
     want = innermost + [("handler", path, lines["handler"]), ("serve", path, lines["serve"])]
     assert prefix_in(top, path) == want, "frames %s\nwant %s" % (frames(top), want)
     assert frames(top)[-2:] == [("main", path, lines["main"]), ("<module>", path, lines["module"])]
-    assert stalls[0]["task"] == {"coroutine": "serve"}, show(stalls[0])
+    assert stalls[0]["task"] == {"coroutine": "serve", "app_coroutine": "handler"}, show(stalls[0])
 
 
 # --- 5. what the target controls: names, file names, line tables, freed code objects ------------

@@ -572,6 +572,7 @@ static int run(struct session *session)
 	if (err)
 		return err;
 	err = output__init(&session->output, config->output_path, config->json, config->folded_path);
+	session->output.all_frames = config->all_frames;
 	if (err) {
 		fprintf(stderr, "loopstall: %s: %s\n",
 			session->output.file ? config->folded_path : config->output_path, strerror(-err));
