@@ -440,6 +440,13 @@ def check_fastapi_routes(lab, loop, start, path):
                     assert coroutine in outside, (
                         "task coroutine %r is not a frame outside %s:\n%s" % (
                             coroutine, fn, show(ev)))
+                    # The application's coroutine is a route's (the heaviest stack's), and
+                    # only the target's own frames are the application's (Sentry's in_app):
+                    # the interpreter's standard library and the packages' are not.
+                    app = ev["task"]["app_coroutine"]
+                    assert app in {v[0] for v in BAD_ROUTES.values()}, (app, show(ev))
+                    for f in s["python"]:
+                        assert f["in_app"] is (f["file"] == path), (f, show(ev))
         main = [s for _, s in naming if s["kind"] == kind and s.get("reason") == reason]
         if reason == "net":
             assert all((s["syscall"] or "").startswith("recv") for s in main), (
