@@ -32,6 +32,7 @@ class Lab:
         self.tmp_path = tmp_path
         self.targets = []
         self.runs = []
+        self.cleanups = []  # callables, run after the targets are gone (files they used)
 
     def target(self, script, *args, python=harness.DEBIAN_PYTHON, name="target", start=True):
         """A target from tests/targets/; started (attach mode) unless start=False."""
@@ -60,6 +61,8 @@ class Lab:
             run.finish()
         for t in self.targets:
             t.kill()
+        for cleanup in self.cleanups:
+            cleanup()
         # Shown by pytest only when the test failed.
         for run in self.runs:
             print("---- loopstall run ----\n" + run.describe())

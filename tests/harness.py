@@ -383,6 +383,8 @@ def starved(ev, threshold_ms=100.0):
     On an overloaded machine (2 cores and a parallel build) a healthy loop can wait hundreds of
     milliseconds for a CPU. loopstall is right to report that, but the test target did not
     cause it, so counts of the stalls a test triggered leave these out (with a warning).
+    runqueue_ms is the growth of the thread's own schedstat run delay (tests/test_split.py
+    holds it to that), so only a delay the scheduler really imposed is subtracted.
     """
     return ev["duration_ms"] - ev["runqueue_ms"] < threshold_ms
 
@@ -399,13 +401,9 @@ def caused_stalls(run, pid=None, threshold_ms=100.0):
     return [ev for ev in stalls if not starved(ev, threshold_ms)]
 
 
-def check_on_cpu_at_least(ev, cpu_ms, share=0.67):
-    """A CPU-bound stretch of cpu_ms of thread CPU time shows as on-CPU time. When the thread
-    waited for a CPU longer than it ran (an overcommitted VM), the time between its context
-    switches and the CPU time the kernel charged it were seen to differ by up to half: only
-    the order of magnitude is checked then."""
-    if ev["runqueue_ms"] > ev["on_cpu_ms"]:
-        share = min(share, 0.4)
+def check_on_cpu_at_least(ev, cpu_ms, share=0.85):
+    """A CPU-bound stretch of cpu_ms of thread CPU time shows as on-CPU time, however long the
+    thread also waited for a CPU (that is runqueue_ms)."""
     assert ev["on_cpu_ms"] >= share * cpu_ms, (
         "on-CPU %.1f ms for %.0f ms of CPU time (runqueue %.1f ms)\n%s"
         % (ev["on_cpu_ms"], cpu_ms, ev["runqueue_ms"], brief(ev)))

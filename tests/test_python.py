@@ -162,6 +162,16 @@ def attach(lab, target, *loopstall_args):
     return run
 
 
+def single_stall(lab, target):
+    """Attach, trigger one action, and return (run, the target's report, its one stall)."""
+    run = attach(lab, target)
+    report = target.trigger()
+    stalls = settle_and_stop(run, target, lambda s: len(s) >= 1)
+    assert len(stalls) == 1, "one %s triggered, got %d stalls:\n%s" % (
+        report.get("action"), len(stalls), show_all(stalls))
+    return run, report, stalls[0]
+
+
 def settle_and_stop(run, target, enough):
     """Wait (bounded) until enough(stalls) is true, leave room for stray events, stop loopstall."""
     deadline = time.monotonic() + SETTLE_S
@@ -194,12 +204,7 @@ def test_nested_frames_exact_lines(lab, python, action):
     path, lines = str(TARGETS / script), marker_lines(script)
     has_qualname = python_version(python) >= (3, 11)
     target = lab.target(script, "--action", action, "--ms", 300, "--count", 2, python=python)
-    run = attach(lab, target)
-    report = target.trigger()
-    stalls = settle_and_stop(run, target, lambda s: len(s) >= 1)
-    assert len(stalls) == 1, "one %s triggered, got %d stalls:\n%s" % (
-        action, len(stalls), show_all(stalls))
-    ev = stalls[0]
+    run, report, ev = single_stall(lab, target)
     assert ev["tid"] == target.info["loop_tids"][0], brief(ev)
     check_nested(ev, action, path, lines, has_qualname)
     assert report["action"] == action

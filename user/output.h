@@ -35,6 +35,7 @@ bool output__frame_run(FILE *file, const struct lang_stack *stack, int first, in
  * outward, -1: inward) and staying within [0, limit); i itself when frame i is the app's. */
 int output__run_end(const struct lang_stack *stack, int i, int step, int limit);
 
+/* Open the outputs; prints one line and returns -errno if a file cannot be written. */
 int output__init(struct output *output, const char *path, bool json, const char *folded_path);
 void output__close(struct output *output);
 void output__stall(const struct output *output, const struct stall_report *report);

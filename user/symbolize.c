@@ -15,6 +15,7 @@
 #include <elfutils/libdwfl.h>
 #include "clock.h"
 #include "compare.h"
+#include "procfs.h"
 #include "symbolize.h"
 #include "targetfs.h"
 
@@ -345,21 +346,16 @@ static int module__keep(Dwfl_Module *mod, void *userdata, const char *name, Dwar
 	return dwfl_report_module(arg, name, base, end) ? 0 : -1;
 }
 
+static int mapping__found(void *ctx, const struct proc_mapping *mapping)
+{
+	return 1;
+}
+
 /* dwfl_linux_proc_report fails on a process that is gone (its auxv reads empty), but one exiting
  * between its reads of auxv and maps yields an empty report that "succeeded". */
 static bool pid__has_mappings(pid_t pid)
 {
-	char path[64], c;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	n = read(fd, &c, 1);
-	close(fd);
-	return n == 1;
+	return procfs__each_mapping(pid, mapping__found, NULL) > 0;
 }
 
 static int pid_syms__report(struct pid_syms *ps)

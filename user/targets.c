@@ -61,6 +61,25 @@ void task__comm(pid_t pid, pid_t tid, char comm[TASK_COMM_LEN])
 	fclose(file);
 }
 
+int task__run_delay(pid_t pid, pid_t tid, __u64 *run_delay_ns)
+{
+	unsigned long long cpu, delay;
+	char path[64];
+	FILE *file;
+	int n;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/schedstat", pid, tid);
+	file = fopen(path, "re");
+	if (!file)
+		return -errno;
+	n = fscanf(file, "%llu %llu", &cpu, &delay);
+	fclose(file);
+	if (n != 2)
+		return -EINVAL;
+	*run_delay_ns = delay;
+	return 0;
+}
+
 pid_t task__ns_tid(pid_t pid, pid_t tid, bool *nested)
 {
 	char path[64], line[256], *field;

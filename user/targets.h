@@ -35,6 +35,9 @@ bool targets__all_exited(struct targets *targets);
 void targets__close(struct targets *targets);
 /* A thread's name from /proc, "?" when it is gone. */
 void task__comm(pid_t pid, pid_t tid, char comm[TASK_COMM_LEN]);
+/* The thread's run delay (ns waiting runnable for a CPU, as the scheduler counts it), from
+ * /proc/PID/task/TID/schedstat: 0 or -errno. */
+int task__run_delay(pid_t pid, pid_t tid, __u64 *run_delay_ns);
 const char *targets__comm(const struct targets *targets, pid_t pid);
 /*
  * The id thread tid of process pid has in its own PID namespace (the last NSpid of its
