@@ -201,6 +201,11 @@ def test_node_hints(lab, tmp_path):
         missing, [hint_of(ev) for ev in stalls])
 
 
+def brief_site(ev):
+    return (hint_of(ev).get("id"), [f["function"] for s in ev["stacks"][:1]
+                                    for f in (s.get("python") or [])[:2]])
+
+
 def test_sites_heaviest_first(lab):
     """4. Site A (/sleep, 10 x 150 ms) and site B (/subprocess, 2 x 1 s): the summary's sites
     list B first (2 s against 1.5 s), then A, each with its count; the sites' counts and totals
@@ -234,14 +239,21 @@ def test_sites_heaviest_first(lab):
     assert abs(sum(s["total_ms"] for s in sites) - sum(ev["duration_ms"] for ev in stalls)) < (
         0.002 * len(stalls) + 0.01), sites
     named = [s for s in sites if not s.get("other")]
-    assert named[0]["function"] == "blocking_subprocess" and named[0]["count"] == 2, sites
+    streamed = [(brief_site(ev), ev["duration_ms"]) for ev in stalls]
+    assert named[0]["function"] == "blocking_subprocess" and named[0]["count"] == 2, (
+        sites, streamed)
     assert named[0]["hint"] == "py-subprocess" and named[0]["reason"] in ("other", "net"), sites
     a = [s for s in named if s["function"] == "blocking_sleep"]
-    assert a and a[0]["count"] == 10 and a[0]["reason"] == "sleep", sites
-    assert named.index(a[0]) == 1, "site A is not second: %s" % sites
-    b_stalls = [ev for ev in stalls if (ev.get("hint") or {}).get("id") == "py-subprocess"]
-    assert abs(named[0]["total_ms"] - sum(ev["duration_ms"] for ev in b_stalls)) < 0.01, sites
-    assert abs(named[0]["max_ms"] - max(ev["duration_ms"] for ev in b_stalls)) < 0.01, sites
+    assert a and a[0]["reason"] == "sleep" and named.index(a[0]) == 1, (sites, streamed)
+    # Each site's count and total are its streamed stalls' (a stall whose Python frames were
+    # not read, on a loaded machine, is counted at its native site instead).
+    for site, hint in ((named[0], "py-subprocess"), (a[0], "py-sleep-in-coroutine")):
+        own = [ev for ev in stalls if hint_of(ev).get("id") == hint]
+        assert site["count"] == len(own), (site, streamed)
+        assert abs(site["total_ms"] - sum(ev["duration_ms"] for ev in own)) < 0.01 * len(own), (
+            site, streamed)
+        assert abs(site["max_ms"] - max(ev["duration_ms"] for ev in own)) < 0.01, site
+    assert a[0]["count"] >= 8, (a[0], streamed)
     assert 140 <= a[0]["p50_ms"] <= a[0]["max_ms"], a[0]
     table = run.stderr.text()
     assert "where the loop blocked" in table, table
