@@ -304,6 +304,17 @@ static void json__stall(const struct output *output, const struct stall_report *
 		json__string(file, report->task_coroutine);
 		fputs(",\"app_coroutine\":", file);
 		json__string(file, report->app_coroutine);
+		if (report->task) {
+			fputs(",\"name\":", file);
+			json__string(file, report->task->name);
+			fputs(",\"awaited_by\":[", file);
+			for (i = 0; i < report->task->nr_awaited_by; i++) {
+				if (i)
+					fputc(',', file);
+				json__string(file, report->task->awaited_by[i]);
+			}
+			fputc(']', file);
+		}
 		fputs("},", file);
 	} else {
 		fputs("\"task\":null,", file);
@@ -387,11 +398,20 @@ static void text__stall(const struct output *output, const struct stall_report *
 		ms(report->off_cpu_ns), ms(report->runqueue_ns));
 	/* The application's coroutine first: the task's own (a server's per-request coroutine)
 	 * is true but says little. */
-	if (report->app_coroutine && report->task_coroutine)
-		fprintf(file, "  in %s, task running %s\n", TEXT_SAFE(report->app_coroutine),
-			TEXT_SAFE(report->task_coroutine));
-	else if (report->task_coroutine)
-		fprintf(file, "  in task running %s\n", TEXT_SAFE(report->task_coroutine));
+	if (report->task_coroutine) {
+		fputs("  in ", file);
+		if (report->app_coroutine)
+			fprintf(file, "%s, ", TEXT_SAFE(report->app_coroutine));
+		if (report->task)
+			fprintf(file, "task %s ", TEXT_SAFE(report->task->name));
+		else
+			fputs("task ", file);
+		fprintf(file, "running %s", TEXT_SAFE(report->task_coroutine));
+		for (i = 0; report->task && i < report->task->nr_awaited_by; i++)
+			fprintf(file, "%s %s", i ? "," : ", awaited by",
+				TEXT_SAFE(report->task->awaited_by[i]));
+		fputc('\n', file);
+	}
 	if (report->hint)
 		fprintf(file, "  fix: %s\n", output__text_safe(report->hint_text, hint, sizeof(hint)));
 	if (report->waiting_known && (report->ready_fds || report->connections))

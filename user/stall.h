@@ -56,6 +56,8 @@ struct stall_report {
 	/* qualname of the innermost coroutine frame of the application's own code (the route
 	 * endpoint, the handler, the BackgroundTasks function), or NULL */
 	const char *app_coroutine;
+	/* The task as the runtime knows it (name, awaiters), NULL when it does not say. */
+	const struct lang_task *task;
 	const struct hint_rule *hint; /* what to change (hints.h), NULL when no rule fits */
 	char hint_text[HINT_TEXT_MAX];
 	struct site_key site; /* where it blocked, for sites.h; strings valid like the frames' */
