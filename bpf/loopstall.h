@@ -3,12 +3,7 @@
 #ifndef LOOPSTALL_H
 #define LOOPSTALL_H
 
-/* BPF code gets the kernel types from vmlinux.h; userspace from the uapi header. */
-#ifndef __VMLINUX_H__
-#include <linux/types.h>
-#endif
-#include "python_abi.h"
-#include "v8_abi.h"
+#include "abi_types.h"
 
 #define TASK_COMM_LEN 16
 
@@ -17,10 +12,6 @@
 #define MAX_STACK_SLOTS 16
 /* Frames kept per stack: deep enough for a CPython eval loop under a framework. */
 #define MAX_STACK_DEPTH 127
-
-/* Python frames kept per stack (--py-depth caps it lower). */
-#define MAX_PY_DEPTH 128
-#define DEFAULT_PY_DEPTH 64
 
 /* Busy-time histogram: HIST_SUB_BUCKETS linear sub-buckets per power of two of nanoseconds. */
 #define HIST_SUB_BITS 2
@@ -116,43 +107,6 @@ struct loop_thread {
 	__u32 py_walks;           /* Python stack walks at switch-out in this iteration ... */
 	__u32 py_wait_walks;      /* ... and those at lock and GIL waits, a budget of their own */
 	struct stack_slot slots[MAX_STACK_SLOTS];
-};
-
-struct py_frame {
-	__u64 code;  /* PyCodeObject address */
-	__u64 lasti; /* the frame's position field, raw: see enum py_lasti_mode */
-	__u32 owner; /* _PyInterpreterFrame.owner (3.11+) */
-	/*
-	 * What the code object was at walk time, checked when userspace resolves the frame (the
-	 * object may be freed by then, its address and strings reused): the low 32 bits of
-	 * co_name's cached str hash, or of the co_name pointer while that hash is not computed
-	 * (-1: 3.11/3.12 static strings such as "<module>", never freed).
-	 */
-	__u32 name_fingerprint;
-};
-
-struct py_stack {
-	__u32 depth;
-	__u32 truncated; /* the walk stopped early: depth limit or unreadable frame */
-	struct py_frame frames[MAX_PY_DEPTH]; /* innermost first */
-};
-
-/*
- * A loop thread's PyThreadState, keyed by (host) tid: found by userspace, verified by the walker
- * before each walk against the id the tstate records, which is the thread's id in its own PID
- * namespace (a container's), not ours.
- */
-struct python_thread {
-	__u64 tstate;
-	__u32 ns_tid;
-	__u32 pad;
-};
-
-/* Per traced CPython process, keyed by pid: filled by userspace once the interpreter is known. */
-struct python_proc {
-	struct python_offsets offsets;
-	__u64 gil_start; /* [gil_start, gil_end): the futex words of the interpreter's GIL */
-	__u64 gil_end;
 };
 
 struct stall_record {

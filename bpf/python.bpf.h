@@ -7,6 +7,12 @@
 #ifndef PYTHON_BPF_H
 #define PYTHON_BPF_H
 
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include "loopstall.h"
+#include "python_abi.h"
+#include "read_user.h"
+
 /* Frames walked per stack: --py-depth, at most MAX_PY_DEPTH. */
 const volatile __u32 py_depth = DEFAULT_PY_DEPTH;
 /* Walks at switch-out per iteration: a loop that blocks often (GIL ping-pong) must not pay a
@@ -59,14 +65,6 @@ struct {
 
 __u64 py_walks_skipped = 0;
 __u64 py_thread_mismatch = 0;
-
-static __always_inline __u64 read_user_u64(__u64 addr)
-{
-	__u64 value = 0;
-
-	bpf_probe_read_user(&value, sizeof(value), (void *)addr);
-	return value;
-}
 
 /*
  * The tstate userspace mapped to this tid must still belong to it: a thread that exited leaves
@@ -191,6 +189,12 @@ static __u64 python__capture(struct loop_thread *thread, __u32 tid, __u32 reason
 	if (!frame)
 		bpf_map_update_elem(&python_resync, &tid, &(__u8){ 1 }, BPF_NOEXIST);
 	id = python__walk(&proc->offsets, frame, stack);
+	stack->task = 0;
+	if (proc->offsets.tstate_asyncio_task != PY_NONE32)
+		stack->task = read_user_u64(mapped->tstate + proc->offsets.tstate_asyncio_task);
+	/* The same frames in another task are another stack. */
+	if (id && stack->task)
+		id = ((id ^ stack->task) * 1099511628211ULL) | 1;
 	if (id)
 		bpf_map_update_elem(&py_stacks, &id, stack, BPF_NOEXIST);
 	return id;

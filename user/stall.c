@@ -7,6 +7,7 @@
 #include "stall.h"
 #include "syscall_names.h"
 #include "targets.h"
+#include "util.h"
 
 static int stack__read(int map_fd, __s32 id, __u64 ips[MAX_STACK_DEPTH])
 {
@@ -26,7 +27,7 @@ static bool kernel_frame__is_tracing(const char *symbol)
 	static const char *const prefixes[] = { "bpf_", "__bpf_", "__traceiter_", "perf_trace_" };
 	size_t i;
 
-	for (i = 0; symbol && i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+	for (i = 0; symbol && i < ARRAY_SIZE(prefixes); i++)
 		if (!strncmp(symbol, prefixes[i], strlen(prefixes[i])))
 			return true;
 	return false;
@@ -292,6 +293,10 @@ static void stacks__resolve(const struct stall_resolver *resolver, __u32 pid,
 	stacks__merge_on_cpu(report);
 	qsort(report->stacks, report->nr_stacks, sizeof(report->stacks[0]), stack__cmp_heaviest);
 	report->task_coroutine = stall__task(report);
+	report->task = NULL;
+	for (i = 0; i < (__u32)report->nr_stacks && !report->task; i++)
+		if (report->stacks[i].lang.task.known)
+			report->task = &report->stacks[i].lang.task;
 	stall__advise(resolver, report);
 }
 

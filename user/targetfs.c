@@ -22,8 +22,6 @@
 #include "clock.h"
 #include "targetfs.h"
 
-#define NS_PER_MS 1000000ULL
-#define NS_PER_SEC 1000000000ULL
 /* More groups than this and the rest are left out: fewer groups can only grant less. */
 #define MAX_GROUPS 64
 /* Symlinks followed in one resolution (the kernel's MAXSYMLINKS) and directories deep. */

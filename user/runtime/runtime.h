@@ -40,8 +40,20 @@ struct lang_frame {
 	const struct runtime_ops *runtime;
 };
 
+/* What the runtime itself says of the task that ran a stack (CPython 3.14+'s _AsyncioDebug). */
+#define LANG_TASK_NAME_MAX 64
+#define LANG_MAX_AWAITED_BY 8
+struct lang_task {
+	bool known;
+	char name[LANG_TASK_NAME_MAX]; /* "Task-12", or the name the program gave */
+	int nr_awaited_by;
+	/* the coroutines of the tasks awaiting it, each awaited by the next: outermost last */
+	char awaited_by[LANG_MAX_AWAITED_BY][LANG_TASK_NAME_MAX];
+};
+
 struct lang_stack {
 	const struct runtime_ops *runtime; /* NULL: no language frames */
+	struct lang_task task;
 	bool truncated; /* the walk or the resolution stopped early: outer frames are missing */
 	int depth;
 	struct lang_frame frames[MAX_LANG_DEPTH]; /* innermost first */
@@ -55,11 +67,10 @@ enum runtime_json {
 	RUNTIME_JSON_TRUNCATED = 1 << 2, /* a "truncated" key after the array */
 };
 
-/* Sizes of the BPF maps, from the configuration, that runtimes size theirs by. */
+/* What the runtimes size their BPF maps by, from the configuration. */
 struct runtime_limits {
-	__u32 processes;
-	__u32 threads;
-	__u32 stacks;
+	__u32 processes; /* traced at once */
+	__u32 threads;   /* loop threads */
 };
 
 /*

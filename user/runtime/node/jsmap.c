@@ -12,6 +12,7 @@
 #include "jsmap.h"
 #include "targetfs.h"
 #include "targets.h"
+#include "util.h"
 
 /* A perf map only grows: V8 never logs code that was freed, and a long-running service's map
  * reaches hundreds of MB. These bound what one process costs us; past them the oldest entries
@@ -75,7 +76,7 @@ static bool script__starts(const char *text)
 						"webpack:", "evalmachine.", "[", "." };
 	size_t i;
 
-	for (i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+	for (i = 0; i < ARRAY_SIZE(prefixes); i++)
 		if (!strncmp(text, prefixes[i], strlen(prefixes[i])))
 			return true;
 	return false;
@@ -113,7 +114,7 @@ bool jsmap__parse_name(const char *name, char *buf, size_t size, const char **fu
 
 	*function = *file = NULL;
 	*line = *column = -1;
-	for (i = 0; i < sizeof(js_kinds) / sizeof(js_kinds[0]) && !rest; i++)
+	for (i = 0; i < ARRAY_SIZE(js_kinds) && !rest; i++)
 		if (!strncmp(name, js_kinds[i], strlen(js_kinds[i])))
 			rest = name + strlen(js_kinds[i]);
 	if (!rest)

@@ -9,6 +9,7 @@
 #include <string.h>
 #include "python_offsets.h"
 #include "python_debug.h"
+#include "util.h"
 
 /*
  * No offset or size loopstall takes from _Py_DebugOffsets comes near this: the largest is
@@ -125,7 +126,7 @@ static int version__check(int minor, __u64 version)
 static const struct python_debug_layout *layout__for(int minor)
 {
 	const struct python_debug_layout *layout = python_debug_layout__find(3, minor), *newest;
-	size_t nr = sizeof(python_debug_layouts) / sizeof(python_debug_layouts[0]);
+	size_t nr = ARRAY_SIZE(python_debug_layouts);
 
 	if (layout || !nr)
 		return layout;

@@ -7,13 +7,16 @@
 #include "python.h"
 #include "runtime.h"
 
+/* Distinct walked stacks kept (an LRU): those of the iterations still to be reported. */
+#define PY_STACKS 4096
+
 const struct runtime_ops python_runtime;
 
 static void python_rt__configure(struct loopstall_bpf *skel, const struct runtime_limits *limits)
 {
 	bpf_map__set_max_entries(skel->maps.python_procs, limits->processes);
 	bpf_map__set_max_entries(skel->maps.python_threads, limits->threads);
-	bpf_map__set_max_entries(skel->maps.py_stacks, limits->stacks);
+	bpf_map__set_max_entries(skel->maps.py_stacks, PY_STACKS);
 }
 
 static void *python_rt__new(struct syms *syms, struct loopstall_bpf *skel)
@@ -82,6 +85,7 @@ static bool python_rt__resolve(void *rt, pid_t pid, const struct stack_slot *slo
 		return false;
 	out->runtime = &python_runtime;
 	out->truncated = python.truncated;
+	out->task = python.task;
 	out->depth = python.depth < MAX_LANG_DEPTH ? python.depth : MAX_LANG_DEPTH;
 	for (i = 0; i < out->depth; i++)
 		out->frames[i] = (struct lang_frame){

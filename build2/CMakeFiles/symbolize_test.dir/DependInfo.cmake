@@ -1,0 +1,21 @@
+
+# Consider dependencies only in project.
+set(CMAKE_DEPENDS_IN_PROJECT_ONLY OFF)
+
+# The set of languages for which implicit dependencies are needed:
+set(CMAKE_DEPENDS_LANGUAGES
+  )
+
+# The set of dependency files which are needed:
+set(CMAKE_DEPENDS_DEPENDENCY_FILES
+  "/work/wt/cpython/tests/symbolize_test.c" "CMakeFiles/symbolize_test.dir/tests/symbolize_test.c.o" "gcc" "CMakeFiles/symbolize_test.dir/tests/symbolize_test.c.o.d"
+  "/work/wt/cpython/user/symbolize.c" "CMakeFiles/symbolize_test.dir/user/symbolize.c.o" "gcc" "CMakeFiles/symbolize_test.dir/user/symbolize.c.o.d"
+  "/work/wt/cpython/user/targetfs.c" "CMakeFiles/symbolize_test.dir/user/targetfs.c.o" "gcc" "CMakeFiles/symbolize_test.dir/user/targetfs.c.o.d"
+  )
+
+# Targets to which this target links.
+set(CMAKE_TARGET_LINKED_INFO_FILES
+  )
+
+# Fortran module output directory.
+set(CMAKE_Fortran_TARGET_MODULE_DIR "")
