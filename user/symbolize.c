@@ -18,6 +18,7 @@
 #include "procfs.h"
 #include "symbolize.h"
 #include "targetfs.h"
+#include "util.h"
 
 /* Bounds how often a process running code outside any module (JIT, anonymous executable memory)
  * makes us re-read its /proc/PID/maps; it is also how long code dlopen'ed right after a report
@@ -284,7 +285,7 @@ static int pid_syms__open_debuglink(const struct pid_syms *ps, const char *own,
 	struct stat st;
 	size_t i;
 
-	for (i = 0; i < sizeof(places) / sizeof(places[0]) && fd < 0; i++) {
+	for (i = 0; i < ARRAY_SIZE(places) && fd < 0; i++) {
 		if (snprintf(path, sizeof(path), places[i], dir_len, own, debuglink) >=
 		    (int)sizeof(path))
 			continue;
