@@ -538,6 +538,31 @@ def check_gil_starvation(lab, target):
         show_all(gil[:5]))
 
 
+@pytest.mark.parametrize("python", [interpreter(v) for v in ("3.10", "3.12", "debian")])
+def test_gil_waits_beyond_walk_budget_keep_frames(lab, python):
+    """3b. A sync cache client in a callback does 32 round trips while a thread spins: each
+    receive waits ~5 ms for the GIL, far more waits in one iteration than the walker's
+    budget (16). The waits past the budget stand for the code of an earlier walk at the same
+    native stack: the heaviest stack of the stall names Python code, and GIL waits under no
+    code are at most a few stray ones (a wait at a native stack no walk reached)."""
+    target = lab.target("py_gil.py", "--action", "client", "--count", 2, python=python)
+    run = attach(lab, target)
+    report = target.trigger()
+    stalls = settle_and_stop(run, target, lambda s: any(
+        abs(wall(ev) - report["wall_start"]) < 0.1 for ev in s))
+    ours = [ev for ev in stalls if abs(wall(ev) - report["wall_start"]) < 0.1]
+    assert len(ours) == 1, (report, show_all(stalls))
+    ev = ours[0]
+    gil = [s for s in ev["stacks"] if s.get("reason") == "gil"]
+    # Most of the iteration waits for the GIL, once the machine's own delays are left out.
+    assert sum(s["ms"] for s in gil) >= 0.3 * (ev["duration_ms"] - ev["runqueue_ms"]), show(ev)
+    assert frames(ev["stacks"][0]), "the heaviest stack names no code:\n" + show(ev)
+    nameless = sum(s["ms"] for s in gil if not frames(s))
+    assert nameless <= 0.1 * sum(s["ms"] for s in gil), (
+        "%.1f ms of GIL waits without Python frames:\n%s" % (nameless, show(ev)))
+    assert any(f[0] == "client" for s in gil for f in frames(s)), show(ev)
+
+
 # --- 4. walker depth limit ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("python", [interpreter(v) for v in ALL_PYTHONS])
