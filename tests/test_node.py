@@ -354,9 +354,12 @@ def test_pbkdf2_without_flags(lab, node, flags):
     check_on_cpu(ev, report)
     if not flags:
         check_no_perf_map(ev)
-    top = ev["stacks"][0]
-    assert top["kind"] == "on_cpu" and top["ms"] >= 0.5 * ev["on_cpu_ms"], brief(ev)
-    assert top["js"][0]["function"] == "pbkdf2Sync", top["js"]
+    # Most on-CPU time is under node's pbkdf2Sync, in stacks that differ in their native
+    # frames (OpenSSL's functions; JIT addresses from the perf map).
+    in_pbkdf2 = [s for s in ev["stacks"] if s["kind"] == "on_cpu" and s.get("js") and
+                 s["js"][0]["function"] == "pbkdf2Sync"]
+    assert sum(s["ms"] for s in in_pbkdf2) >= 0.5 * ev["on_cpu_ms"], brief(ev)
+    top = max(in_pbkdf2, key=lambda s: s["ms"])
     assert top["js"][0]["file"] == "node:internal/crypto/pbkdf2" and top["js"][0]["line"] > 0
     own = own_frames(top, HTTP_TARGET)
     assert own and own[0]["function"] == "hashPassword", own
