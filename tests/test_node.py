@@ -30,10 +30,11 @@ import warnings
 
 import pytest
 
-from harness import TARGETS, brief, caused_stalls, check_stall_shape, starved
+from harness import TARGETS, brief, caused_stalls, check_stall_shape, missing, starved
 
 NODE = shutil.which("node")
-pytestmark = pytest.mark.skipif(NODE is None, reason="no `node` on PATH (Debian package nodejs)")
+pytestmark = pytest.mark.skipif(NODE is None,
+                                reason=missing("`node` on PATH (Debian package nodejs)"))
 
 PERF_MAP = ["--perf-basic-prof", "--interpreted-frames-native-stack"]
 SETTLE_S = 10.0  # how long a stall event may take to arrive after the loop polls again
@@ -449,7 +450,8 @@ class PollCounter:
         return False
 
 
-@pytest.mark.skipif(shutil.which("bpftrace") is None, reason="no bpftrace (tools/setup installs it)")
+@pytest.mark.skipif(shutil.which("bpftrace") is None,
+                    reason=missing("bpftrace (tools/setup installs it)"))
 @pytest.mark.parametrize("io_uring", [False, True], ids=["threadpool", "io_uring"])
 def test_healthy_server_under_load(lab, monkeypatch, io_uring):
     """3. An HTTP server answering keep-alive clients, each request a file read (libuv's thread

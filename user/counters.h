@@ -15,6 +15,6 @@ struct counter {
 	const volatile __u64 *value; /* in the mmapped .bss */
 };
 
-#define NR_COUNTERS 7
+#define NR_COUNTERS 8
 
 #endif

@@ -217,7 +217,7 @@ static void configure(struct loopstall_bpf *skel, const struct config *config)
 	bpf_map__set_max_entries(skel->maps.v8_procs, MAX_TRACED_PROCESSES);
 	bpf_map__set_max_entries(skel->maps.js_stacks, MAX_PY_STACKS);
 	bpf_map__set_max_entries(skel->maps.js_budgets, MAX_LOOP_THREADS);
-	bpf_map__set_max_entries(skel->maps.stacks, MAX_STACKS);
+	bpf_map__set_max_entries(skel->maps.native_stacks, MAX_STACKS);
 	bpf_map__set_max_entries(skel->maps.events, config->ring_buffer_kb * 1024);
 }
 
@@ -306,7 +306,7 @@ static void summary__print(struct session *session, const struct process_info *i
 		memset(&stats, 0, sizeof(stats));
 	if (!info->explicit_target && !stats.iterations)
 		return;
-	output__summary(&session->output, info->pid, info->comm, &stats);
+	output__summary(&session->output, info, &stats);
 	if (session->config.histogram_interval_s >= 0)
 		hist__print(stderr, info->pid, info->comm, &stats);
 }
@@ -344,6 +344,7 @@ static void record__handle(struct session *session, const void *data, size_t siz
 {
 	const struct stall_record *stall = data;
 	const struct process_record *process = data;
+	struct process_info info;
 
 	if (size < sizeof(stall->type))
 		return;
@@ -352,7 +353,8 @@ static void record__handle(struct session *session, const void *data, size_t siz
 		if (stall->tid == stall->pid)
 			fleet__rename(&session->fleet, stall->pid, stall->comm);
 		stall__from_record(&session->resolver, stall, &session->report);
-		output__stall(&session->output, &session->report);
+		output__stall(&session->output, &session->report,
+			      fleet__info(&session->fleet, stall->pid, &info) ? &info : NULL);
 	} else if (process->type == RECORD_PROCESS_NEW && size >= sizeof(*process)) {
 		/* A process found polling already runs its interpreter: map its threads now, so
 		 * that its first stall has Python frames. */
@@ -434,9 +436,12 @@ static void counters__init(struct session *session)
 		  "events lost: the ring buffer was full (see --ring-buffer)",
 		  &bss->lost_events },
 		{ "stack_errors",
-		  "kernel or user stacks not captured: the stack map was full or the stack could "
-		  "not be read",
+		  "kernel or user stacks not captured: the stack could not be read or stored",
 		  &bss->stack_errors },
+		{ "stacks_evicted",
+		  "kernel or user stacks of reported stalls lost: evicted from the stack map "
+		  "(" XSTR(MAX_STACKS) " most recently used) before the stall was read",
+		  &bss->stacks_evicted },
 		{ "thread_table_full",
 		  "loop threads not tracked: the thread table (" XSTR(MAX_LOOP_THREADS) ") was full",
 		  &bss->thread_table_full },
@@ -513,7 +518,7 @@ static int stream(struct session *session, struct ring_buffer *ring)
 		}
 		python__sync_threads(session->resolver.python);
 		progress__scan(&session->progress, loop_threads_fd, &session->resolver,
-			       &session->output, &session->report);
+			       &session->fleet, &session->output, &session->report);
 		if (!session->config.all && targets__all_exited(&session->targets))
 			break;
 		if (deadline_ms && monotonic_ms() >= deadline_ms)
@@ -611,7 +616,8 @@ static int run(struct session *session)
 		goto cleanup;
 
 	session->resolver.syms = syms__new();
-	session->resolver.stacks_map_fd = bpf_map__fd(session->skel->maps.stacks);
+	session->resolver.stacks_map_fd = bpf_map__fd(session->skel->maps.native_stacks);
+	session->resolver.stacks_evicted = &session->skel->bss->stacks_evicted;
 	if (session->resolver.syms)
 		session->resolver.python = python__new(session->resolver.syms, &(struct python_maps){
 			.procs_fd = bpf_map__fd(session->skel->maps.python_procs),

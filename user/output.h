@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include "counters.h"
+#include "fleet.h"
 #include "stall.h"
 
 struct output {
@@ -16,8 +17,10 @@ struct output {
 
 int output__init(struct output *output, const char *path, bool json, const char *folded_path);
 void output__close(struct output *output);
-void output__stall(const struct output *output, const struct stall_report *report);
-void output__summary(const struct output *output, __u32 pid, const char *comm,
+/* process: the stalled process's labels (JSON cgroup, container_id), NULL when unknown. */
+void output__stall(const struct output *output, const struct stall_report *report,
+		   const struct process_info *process);
+void output__summary(const struct output *output, const struct process_info *process,
 		     const struct process_stats *stats);
 /* End of run: the non-zero counters on stderr, and with --json a run_summary record. */
 void output__counters(const struct output *output, const struct counter *counters, int nr);

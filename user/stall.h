@@ -73,6 +73,7 @@ struct stall_resolver {
 	struct python *python;
 	struct v8 *v8;
 	int stacks_map_fd;
+	__u64 *stacks_evicted; /* counted here: stacks a record names that the map no longer has */
 	/* Perf maps of JIT runtimes, created at the first frame no ELF file names (NULL until
 	 * then); the owner frees it with jsmap__free and forgets pids with jsmap__forget_pid. */
 	struct jsmap *jsmap;

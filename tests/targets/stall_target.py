@@ -16,7 +16,7 @@ Actions (all block the loop thread):
           more distinct waits than an iteration has stack slots, the long one last
   busy    pure-Python loop for ms of CPU time -> on-CPU
   recv    socket.recv() from a local TCP server that answers after ms -> off-CPU, reason net
-  fsync   write --mb MB into a file under --dir, os.fsync, unlink     -> disk
+  fsync   write --mb MB into a file under --dir, os.fsync, unlink     -> disk (reports fsync_ms)
 
 Try it by hand:
     python3 stall_target.py --ctl /tmp/c --action sleep --count 2 &
@@ -117,11 +117,13 @@ def act_fsync(args):
     try:
         for _ in range(args.mb):
             os.write(fd, chunk)
+        start = time.monotonic()
         os.fsync(fd)
+        fsync_ms = (time.monotonic() - start) * 1000.0
     finally:
         os.close(fd)
         os.unlink(path)
-    return {"bytes": args.mb << 20, "path": path}
+    return {"bytes": args.mb << 20, "path": path, "fsync_ms": fsync_ms}
 
 
 ACTIONS = {"sleep": act_sleep, "naps": act_naps, "burst": act_burst, "busy": act_busy, "recv": act_recv,
