@@ -56,9 +56,9 @@ struct {
  * Kernel and user stacks by content hash, as py_stacks and js_stacks. Not a stack-trace map: that
  * one keys a stack by the low bits of its hash and fails on a collision (-EEXIST, the first
  * expected after about the square root of its size in distinct stacks), and no BPF program can
- * delete from it; every new process brings new user stacks (ASLR), so it only fills. LRU: stacks of short
- * iterations, never reported, make room by themselves; a key is its content, so a stall never
- * reads another's stack, at worst none (stacks_evicted).
+ * delete from it; every new process brings new user stacks (ASLR), so it only fills. LRU:
+ * stacks of short iterations, never reported, make room by themselves; a key is its content, so
+ * a stall never reads another's stack, at worst none (stacks_evicted).
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -495,6 +495,29 @@ __noinline __u32 thread__lightest_wait(struct loop_thread *thread)
 	return lightest;
 }
 
+/*
+ * The on-CPU slot of the samples under this JavaScript or Python stack, NO_SLOT if there is none
+ * yet. They share a slot whatever native code they hit (crypto, JSON, the GC; the interpreter's
+ * own C frames, which unwind to noise without frame pointers): the first sample's native stacks
+ * stand for it, and its innermost frame says whether C code of a library was running.
+ */
+static __always_inline __u32 thread__lang_slot(struct loop_thread *thread, __u64 py_stack_id,
+					       __u64 js_stack_id)
+{
+	struct stack_slot *slot;
+	__u32 i;
+
+	for (i = 0; i < MAX_STACK_SLOTS; i++) {
+		if (i >= thread->nr_slots)
+			break;
+		slot = &thread->slots[i];
+		if (slot->kind == STACK_ON_CPU && slot->js_stack_id == js_stack_id &&
+		    slot->py_stack_id == py_stack_id)
+			return i;
+	}
+	return NO_SLOT;
+}
+
 /* Find the slot for this stack in the iteration, or start one; NO_SLOT when all are taken. */
 static __always_inline __u32 thread__slot(struct loop_thread *thread, __u64 kernel_stack_id,
 					  __u64 user_stack_id,
@@ -508,11 +531,6 @@ static __always_inline __u32 thread__slot(struct loop_thread *thread, __u64 kern
 		if (i >= thread->nr_slots)
 			break;
 		slot = &thread->slots[i];
-		/* On-CPU samples under one JavaScript stack share a slot whatever native code
-		 * they hit (crypto, JSON, the GC): the first sample's native stacks stand for it. */
-		if (js_stack_id && kind == STACK_ON_CPU && slot->kind == kind &&
-		    slot->js_stack_id == js_stack_id && slot->py_stack_id == py_stack_id)
-			return i;
 		if (slot->kernel_stack_id == kernel_stack_id && slot->user_stack_id == user_stack_id &&
 		    slot->py_stack_id == py_stack_id && slot->js_stack_id == js_stack_id &&
 		    slot->kind == kind && slot->reason == reason && slot->syscall == syscall)
@@ -792,15 +810,7 @@ int on_cpu_sample(struct bpf_perf_event_data *ctx)
 	if (!thread || !thread->busy_start_ns ||
 	    bpf_ktime_get_ns() - thread->busy_start_ns < sample_after_ns)
 		return 0;
-	/* A sample in user mode has no kernel stack: asking for one only fails. */
-	if (!in_user)
-		kernel_stack_id = stack__capture(ctx, 0);
 	py_stack_id = python__capture(thread, tid, REASON_NONE);
-	/* Under a Python stack the interpreter's own C frames change at every sample (and unwind
-	 * to noise without frame pointers): keying by them would spread one hot line over all
-	 * the slots. They are not captured at all: every capture takes a map entry. */
-	if (!py_stack_id)
-		user_stack_id = stack__capture(ctx, BPF_F_USER_STACK);
 	/* In the kernel (a syscall, a page fault) the user frames are the ones saved on entry. */
 	if (in_user) {
 		js_stack_id = v8__capture(thread->pid, sample__fp(ctx), sample__sp(ctx));
@@ -808,8 +818,18 @@ int on_cpu_sample(struct bpf_perf_event_data *ctx)
 		regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 		js_stack_id = v8__capture(thread->pid, REGS_FP(regs), REGS_SP(regs));
 	}
-	slot = thread__slot(thread, kernel_stack_id, user_stack_id, py_stack_id, js_stack_id,
-			    STACK_ON_CPU, REASON_NONE, -1);
+	slot = py_stack_id || js_stack_id ? thread__lang_slot(thread, py_stack_id, js_stack_id)
+					  : NO_SLOT;
+	/* Native stacks are captured only for a sample that may start a slot: each capture takes
+	 * an entry of native_stacks. A sample in user mode has no kernel stack: asking for one
+	 * only fails. */
+	if (slot >= MAX_STACK_SLOTS) {
+		if (!in_user)
+			kernel_stack_id = stack__capture(ctx, 0);
+		user_stack_id = stack__capture(ctx, BPF_F_USER_STACK);
+		slot = thread__slot(thread, kernel_stack_id, user_stack_id, py_stack_id,
+				    js_stack_id, STACK_ON_CPU, REASON_NONE, -1);
+	}
 	if (slot >= MAX_STACK_SLOTS) {
 		thread->untracked_stack_ns += sample_period_ns;
 		return 0;

@@ -329,6 +329,46 @@ def test_pbkdf2_without_flags(lab):
     check_summary(run, target.pid)
 
 
+def folded_js_frame(frame):
+    """A "js" frame as --folded writes it: `function (file:line)`, without what is unknown."""
+    text = frame["function"]
+    if frame["file"] is not None:
+        text += " (%s%s)" % (frame["file"], "" if frame["line"] is None else ":%d" % frame["line"])
+    return text.replace(";", "_").replace("\n", "_")
+
+
+def test_folded_js_frames(lab, tmp_path):
+    """2c. --folded writes the walked JavaScript frames, root first, between the comm and the
+    native frames, as it writes Python's: the pbkdf2Sync handler (node without flags) folds to
+    `handleHash (node_http.js:LINE)` above `hashPassword (...)` above `pbkdf2Sync (...)`, and
+    every line is the JSON stack it stands for."""
+    folded = tmp_path / "stalls.folded"
+    target = node_target(lab, "node_http.js")
+    run = attach(lab, target, "--folded", folded)
+    get(target.info["port"], "/hash?ms=300")
+    ev = the_one_stall(run, target)
+    lines = folded.read_text().splitlines()
+    want = [(e, s) for e in run.of_kind("stall") for s in e["stacks"]]
+    assert len(lines) == len(want), (lines, [brief(e) for e in run.of_kind("stall")])
+    for line, (e, stack) in zip(lines, want):
+        frames = line.rsplit(" ", 1)[0].split(";")
+        expected = [e["comm"]] + [folded_js_frame(f) for f in reversed(stack.get("js", []))]
+        expected += [f["symbol"] for f in reversed(stack["user"]) if f.get("symbol")]
+        expected += [f["symbol"] + "_[k]" for f in reversed(stack["kernel"]) if f.get("symbol")]
+        assert frames == [f.replace(";", "_") for f in expected], (line, json.dumps(stack)[:1500])
+
+    handle = "handleHash (%s:%d)" % (HTTP_TARGET, defined_at(HTTP_TARGET, "handleHash")[0])
+    hash_ = "hashPassword (%s:%d)" % (HTTP_TARGET, defined_at(HTTP_TARGET, "hashPassword")[0])
+    mine = [line.split(";") for line, (e, _) in zip(lines, want) if e == ev]
+
+    def nested(frames):
+        inner = [k for k, f in enumerate(frames) if f.startswith("pbkdf2Sync (node:")]
+        return (handle in frames and hash_ in frames and inner and
+                frames.index(handle) < frames.index(hash_) < inner[0])
+    assert any(map(nested, mine)), "no folded line of the stall has handleHash > hashPassword " \
+        "> pbkdf2Sync:\n" + "\n".join(";".join(f) for f in mine)
+
+
 def node_claiming_pointer_compression(tmp_path):
     """A copy of node whose post-mortem metadata says v8dbg_TaggedSize is 4, as a node built
     with pointer compression says. Node itself never reads its v8dbg_* values (they are for

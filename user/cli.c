@@ -53,6 +53,7 @@ enum {
 	OPT_PROMETHEUS,
 	OPT_PER_THREAD,
 	OPT_HISTOGRAM,
+	OPT_TOP,
 	OPT_FOLDED,
 	OPT_NO_FOLLOW_FORKS,
 	OPT_RING_BUFFER,
@@ -84,6 +85,9 @@ static const struct argp_option options[] = {
 	{ "per-thread", OPT_PER_THREAD, NULL, 0, "Also keep busy-time histograms per loop thread", 1 },
 	{ "histogram", OPT_HISTOGRAM, "SECONDS", OPTION_ARG_OPTIONAL,
 	  "Print busy-time histograms at exit, or every SECONDS", 1 },
+	{ "top", OPT_TOP, "SECONDS", OPTION_ARG_OPTIONAL,
+	  "Print the table of blocking sites (heaviest first) on stderr at exit, or every SECONDS",
+	  1 },
 	{ "folded", OPT_FOLDED, "FILE", 0, "Write stall stacks in folded format (flame graphs)", 1 },
 	{ "no-follow-forks", OPT_NO_FOLLOW_FORKS, NULL, 0,
 	  "Do not trace processes forked by the traced ones", 1 },
@@ -259,6 +263,9 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 		config->histogram_interval_s = arg ? parse_positive("histogram interval", arg,
 								   MAX_DURATION_S) : 0;
 		break;
+	case OPT_TOP:
+		config->top_interval_s = arg ? parse_positive("top interval", arg, MAX_DURATION_S) : 0;
+		break;
 	case OPT_FOLDED:
 		config->folded_path = arg;
 		break;
@@ -311,6 +318,7 @@ void cli__parse(int argc, char **argv, struct config *config)
 	config->max_processes = DEFAULT_MAX_PROCESSES;
 	config->ring_buffer_kb = DEFAULT_RING_BUFFER_KB;
 	config->histogram_interval_s = -1;
+	config->top_interval_s = -1;
 	config->boundary_kinds = BOUNDARY_EPOLL;
 	argp_err_exit_status = EXIT_USAGE;
 	argp_parse(&argp, argc, argv, 0, NULL, config);

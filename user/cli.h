@@ -30,6 +30,7 @@ struct config {
 	const char *prometheus; /* [ADDR:]PORT, NULL: no exporter */
 	bool per_thread;
 	double histogram_interval_s; /* --histogram: 0 = at exit only; < 0: off */
+	double top_interval_s;       /* --top: 0 = at exit only; < 0: off */
 	const char *folded_path;
 	bool no_follow_forks;
 	unsigned int ring_buffer_kb;

@@ -15,6 +15,7 @@ struct counter {
 	const volatile __u64 *value; /* in the mmapped .bss */
 };
 
-#define NR_COUNTERS 8
+/* Room for loopstall's own counters and every runtime's. */
+#define MAX_COUNTERS 16
 
 #endif

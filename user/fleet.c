@@ -8,6 +8,7 @@
 #include <bpf/bpf.h>
 #include "compare.h"
 #include "fleet.h"
+#include "output.h"
 #include "targets.h"
 
 #define CONTAINER_ID_HEX 64
@@ -273,7 +274,7 @@ bool fleet__decide(struct fleet *fleet, pid_t pid, pid_t parent_pid, const char 
 		if (!fleet->cap_logged)
 			fprintf(stderr, "loopstall: tracking %d processes, the --max-processes limit: "
 					"pid %d (%s) and later ones are not traced\n",
-				fleet->max_processes, pid, comm);
+				fleet->max_processes, pid, TEXT_SAFE(comm));
 		fleet->cap_logged = true;
 		trace = false;
 	}

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 #include "hist.h"
+#include "output.h"
 
 __u64 hist__bucket_low(unsigned int bucket)
 {
@@ -20,28 +21,47 @@ __u64 hist__bucket_high(unsigned int bucket)
 	return hist__bucket_low(bucket) + (1ULL << (log2 - HIST_SUB_BITS));
 }
 
-double hist__quantile_ns(const struct process_stats *stats, double q)
+unsigned int hist__bucket(__u64 ns)
+{
+	unsigned int log2, bucket;
+
+	if (ns < HIST_SUB_BUCKETS)
+		return ns;
+	log2 = 63 - __builtin_clzll(ns);
+	if (log2 >= HIST_MAX_LOG2)
+		return HIST_BUCKETS - 1;
+	bucket = (log2 - HIST_SUB_BITS + 1) * HIST_SUB_BUCKETS +
+		 ((ns >> (log2 - HIST_SUB_BITS)) & (HIST_SUB_BUCKETS - 1));
+	return bucket;
+}
+
+double hist__quantile(const __u64 hist[HIST_BUCKETS], __u64 max_ns, double q)
 {
 	__u64 total = 0, seen = 0;
 	double rank, value, fraction;
 	unsigned int i;
 
 	for (i = 0; i < HIST_BUCKETS; i++)
-		total += stats->busy_hist[i];
+		total += hist[i];
 	if (!total)
 		return 0;
 	rank = q * (double)total;
 	for (i = 0; i < HIST_BUCKETS; i++) {
-		if (!stats->busy_hist[i] || (double)(seen + stats->busy_hist[i]) < rank) {
-			seen += stats->busy_hist[i];
+		if (!hist[i] || (double)(seen + hist[i]) < rank) {
+			seen += hist[i];
 			continue;
 		}
-		fraction = (rank - (double)seen) / (double)stats->busy_hist[i];
+		fraction = (rank - (double)seen) / (double)hist[i];
 		value = (double)hist__bucket_low(i) +
 			fraction * (double)(hist__bucket_high(i) - hist__bucket_low(i));
-		return value < (double)stats->max_busy_ns ? value : (double)stats->max_busy_ns;
+		return value < (double)max_ns ? value : (double)max_ns;
 	}
-	return (double)stats->max_busy_ns;
+	return (double)max_ns;
+}
+
+double hist__quantile_ns(const struct process_stats *stats, double q)
+{
+	return hist__quantile(stats->busy_hist, stats->max_busy_ns, q);
 }
 
 #define BAR_WIDTH 40
@@ -66,7 +86,7 @@ void hist__print(FILE *file, __u32 pid, const char *comm, const struct process_s
 		last = row;
 		max = rows[row] > max ? rows[row] : max;
 	}
-	fprintf(file, "\npid %u (%s): loop iteration busy time\n", pid, comm);
+	fprintf(file, "\npid %u (%s): loop iteration busy time\n", pid, TEXT_SAFE(comm));
 	fprintf(file, "%22s : count    distribution\n", "usecs");
 	for (row = first; row <= last && first < ROWS; row++) {
 		/* Rows are powers of two of 1024 ns: "microseconds" to within 2.4%. */

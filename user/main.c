@@ -23,11 +23,12 @@
 #include "output.h"
 #include "privileges.h"
 #include "progress.h"
-#include "python.h"
-#include "v8.h"
+#include "runtime.h"
+#include "sites.h"
 #include "stall.h"
 #include "symbolize.h"
 #include "targets.h"
+#include "util.h"
 
 #define NS_PER_MS 1000000ULL
 #define NS_PER_SEC 1000000000ULL
@@ -46,7 +47,7 @@
 #define MAX_LOOP_THREADS 16384
 #define MAX_STACKS 16384
 #define MAX_TRACED_PROCESSES 4096
-#define MAX_PY_STACKS 4096
+#define MAX_LANG_STACKS 4096
 
 #define CAP_SYS_ADMIN 21
 #define CAP_PERFMON 38
@@ -122,7 +123,7 @@ static const char *tracefs__find(void)
 	char path[128];
 	size_t i;
 
-	for (i = 0; i < sizeof(tracefs_dirs) / sizeof(tracefs_dirs[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(tracefs_dirs); i++) {
 		snprintf(path, sizeof(path), "%s/events", tracefs_dirs[i]);
 		if (access(path, F_OK) == 0)
 			return tracefs_dirs[i];
@@ -176,7 +177,7 @@ static int boundaries__select(struct loopstall_bpf *skel, const struct config *c
 			return -ENOENT;
 		}
 	}
-	for (i = 0; i < sizeof(programs) / sizeof(programs[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(programs); i++) {
 		/* epoll_pwait2 arrived in Linux 5.11: older kernels lack its tracepoints. */
 		bool load = use_syscalls && (config->boundary_kinds & programs[i].kind) &&
 			    tracepoint__exists(tracefs, programs[i].tracepoint);
@@ -211,12 +212,11 @@ static void configure(struct loopstall_bpf *skel, const struct config *config)
 	bpf_map__set_max_entries(skel->maps.process_stats,
 				 MAX_TRACED_PROCESSES + (config->per_thread ? MAX_LOOP_THREADS : 0));
 	bpf_map__set_max_entries(skel->maps.loop_threads, MAX_LOOP_THREADS);
-	bpf_map__set_max_entries(skel->maps.python_procs, MAX_TRACED_PROCESSES);
-	bpf_map__set_max_entries(skel->maps.python_threads, MAX_LOOP_THREADS);
-	bpf_map__set_max_entries(skel->maps.py_stacks, MAX_PY_STACKS);
-	bpf_map__set_max_entries(skel->maps.v8_procs, MAX_TRACED_PROCESSES);
-	bpf_map__set_max_entries(skel->maps.js_stacks, MAX_PY_STACKS);
-	bpf_map__set_max_entries(skel->maps.js_budgets, MAX_LOOP_THREADS);
+	runtimes__configure(skel, &(struct runtime_limits){
+		.processes = MAX_TRACED_PROCESSES,
+		.threads = MAX_LOOP_THREADS,
+		.stacks = MAX_LANG_STACKS,
+	});
 	bpf_map__set_max_entries(skel->maps.native_stacks, MAX_STACKS);
 	bpf_map__set_max_entries(skel->maps.events, config->ring_buffer_kb * 1024);
 }
@@ -283,10 +283,12 @@ struct session {
 	struct stall_resolver resolver;
 	struct progress progress;
 	struct stall_report report; /* scratch: too big for the stack */
+	struct sites *sites;
 	struct fleet fleet;
 	bool fleet_ready;
 	struct exporter *exporter;
-	struct counter counters[NR_COUNTERS]; /* lost_events first: the exporter has its own family */
+	struct counter counters[MAX_COUNTERS]; /* lost_events first: the exporter has its own family */
+	int nr_counters;
 	long drain_budget; /* records still reported after a stop was asked */
 	long records_this_poll;
 	struct loopstall_bpf *skel;
@@ -300,15 +302,26 @@ struct session {
 static void summary__print(struct session *session, const struct process_info *info)
 {
 	struct stats_key key = { .pid = info->pid };
+	const struct site *sites[SITES_TOP + 1];
+	int nr_sites = sites__sorted(session->sites, info->pid, sites);
 	struct process_stats stats;
 
 	if (bpf_map_lookup_elem(bpf_map__fd(session->skel->maps.process_stats), &key, &stats))
 		memset(&stats, 0, sizeof(stats));
 	if (!info->explicit_target && !stats.iterations)
 		return;
-	output__summary(&session->output, info, &stats);
+	output__summary(&session->output, info, &stats, sites, nr_sites);
 	if (session->config.histogram_interval_s >= 0)
 		hist__print(stderr, info->pid, info->comm, &stats);
+	if (session->config.top_interval_s >= 0)
+		output__sites(stderr, info->pid, info->comm, sites, nr_sites);
+}
+
+/* The process exited or exec'd: what was read of its program is gone. */
+static void process__forget(struct session *session, pid_t pid)
+{
+	runtimes__forget(&session->resolver.runtimes, pid);
+	syms__forget_pid(session->resolver.syms, pid);
 }
 
 static void process__on_exit(struct session *session, pid_t pid)
@@ -319,20 +332,11 @@ static void process__on_exit(struct session *session, pid_t pid)
 		return;
 	fleet__exited(&session->fleet, pid);
 	summary__print(session, &info);
-	python__forget(session->resolver.python, pid);
-	v8__forget(session->resolver.v8, pid);
-	syms__forget_pid(session->resolver.syms, pid);
-	jsmap__forget_pid(session->resolver.jsmap, pid);
+	sites__forget(session->sites, pid);
+	process__forget(session, pid);
 	/* With an exporter, the final counts stay until the next scrape has read them. */
 	if (!session->fleet.keep_exited)
 		fleet__reap(&session->fleet);
-}
-
-/* Let the BPF frame walkers at the interpreters a process runs. */
-static void runtimes__attach(struct session *session, pid_t pid)
-{
-	python__attach(session->resolver.python, pid);
-	v8__attach(session->resolver.v8, pid);
 }
 
 static void fleet__reap_cb(void *fleet)
@@ -355,20 +359,18 @@ static void record__handle(struct session *session, const void *data, size_t siz
 		stall__from_record(&session->resolver, stall, &session->report);
 		output__stall(&session->output, &session->report,
 			      fleet__info(&session->fleet, stall->pid, &info) ? &info : NULL);
+		sites__add(session->sites, stall->pid, &session->report.site, stall->duration_ns);
 	} else if (process->type == RECORD_PROCESS_NEW && size >= sizeof(*process)) {
 		/* A process found polling already runs its interpreter: map its threads now, so
-		 * that its first stall has Python frames. */
+		 * that its first stall has language frames. */
 		if (fleet__decide(&session->fleet, process->pid, process->parent_pid, process->comm) &&
 		    !process->parent_pid)
-			runtimes__attach(session, process->pid);
+			runtimes__attach(&session->resolver.runtimes, process->pid);
 	} else if (process->type == RECORD_PROCESS_EXIT && size >= sizeof(*process)) {
 		process__on_exit(session, process->pid);
 	} else if (process->type == RECORD_PROCESS_EXEC && size >= sizeof(*process)) {
 		/* A new program: new interpreter, new mappings, new name. */
-		python__forget(session->resolver.python, process->pid);
-		v8__forget(session->resolver.v8, process->pid);
-		syms__forget_pid(session->resolver.syms, process->pid);
-		jsmap__forget_pid(session->resolver.jsmap, process->pid);
+		process__forget(session, process->pid);
 		fleet__rename(&session->fleet, process->pid, process->comm);
 	}
 }
@@ -418,7 +420,7 @@ static void print_tracing(const struct session *session)
 				"Ctrl-C to stop\n", session->config.threshold_ms);
 	else if (targets->nr == 1)
 		fprintf(stderr, "loopstall: tracing pid %d (%s), threshold %g ms; Ctrl-C to stop\n",
-			targets->list[0].pid, targets->list[0].comm, session->config.threshold_ms);
+			targets->list[0].pid, TEXT_SAFE(targets->list[0].comm), session->config.threshold_ms);
 	else
 		fprintf(stderr, "loopstall: tracing %d processes, threshold %g ms; Ctrl-C to stop\n",
 			targets->nr, session->config.threshold_ms);
@@ -431,7 +433,7 @@ static void print_tracing(const struct session *session)
 static void counters__init(struct session *session)
 {
 	struct loopstall_bpf__bss *bss = session->skel->bss;
-	const struct counter counters[NR_COUNTERS] = {
+	const struct counter counters[] = {
 		{ "lost_events",
 		  "events lost: the ring buffer was full (see --ring-buffer)",
 		  &bss->lost_events },
@@ -448,18 +450,11 @@ static void counters__init(struct session *session)
 		{ "process_table_full",
 		  "processes not traced: the process table (" XSTR(MAX_TRACED_PROCESSES) ") was full",
 		  &bss->process_table_full },
-		{ "py_walks_skipped",
-		  "Python stack walks skipped: the iteration had used its walks at switch-out",
-		  &bss->py_walks_skipped },
-		{ "py_thread_mismatch",
-		  "Python stacks not read: the thread's PyThreadState was not (yet) its own",
-		  &bss->py_thread_mismatch },
-		{ "js_walks_skipped",
-		  "JavaScript stack walks skipped: the iteration had used its walks at switch-out",
-		  &bss->js_walks_skipped },
 	};
 
 	memcpy(session->counters, counters, sizeof(counters));
+	session->nr_counters = runtimes__counters(session->skel, session->counters,
+						  ARRAY_SIZE(counters));
 }
 
 static void print_summaries(struct session *session)
@@ -474,7 +469,7 @@ static void print_summaries(struct session *session)
 		task__comm(info.pid, info.pid, info.comm);
 		summary__print(session, &info);
 	}
-	output__counters(&session->output, session->counters, NR_COUNTERS);
+	output__counters(&session->output, session->counters, session->nr_counters);
 }
 
 static void histogram__visit(void *ctx, const struct process_info *info, __u32 tid,
@@ -489,6 +484,20 @@ static void print_histograms(struct session *session)
 	fleet__visit(&session->fleet, histogram__visit, NULL);
 }
 
+static void print_tops(struct session *session)
+{
+	const struct site *sites[SITES_TOP + 1];
+	struct process_info info;
+	int i;
+
+	for (i = 0; i < session->fleet.nr; i++) {
+		info = session->fleet.procs[i];
+		if (!info.exited)
+			output__sites(stderr, info.pid, info.comm, sites,
+				      sites__sorted(session->sites, info.pid, sites));
+	}
+}
+
 static __u64 monotonic_ms(void)
 {
 	return clock__ns() / NS_PER_MS;
@@ -498,7 +507,7 @@ static int stream(struct session *session, struct ring_buffer *ring)
 {
 	int loop_threads_fd = bpf_map__fd(session->skel->maps.loop_threads);
 	double scan_ms = session->config.threshold_ms / 2;
-	__u64 deadline_ms = 0, histogram_ms = 0;
+	__u64 deadline_ms = 0, histogram_ms = 0, top_ms = 0;
 	int err;
 
 	if (scan_ms < PROGRESS_SCAN_MIN_MS)
@@ -509,6 +518,8 @@ static int stream(struct session *session, struct ring_buffer *ring)
 		deadline_ms = monotonic_ms() + (__u64)(session->config.duration_s * 1000);
 	if (session->config.histogram_interval_s > 0)
 		histogram_ms = monotonic_ms() + (__u64)(session->config.histogram_interval_s * 1000);
+	if (session->config.top_interval_s > 0)
+		top_ms = monotonic_ms() + (__u64)(session->config.top_interval_s * 1000);
 	while (!stopping) {
 		session->records_this_poll = 0;
 		err = ring_buffer__poll(ring, (int)scan_ms);
@@ -516,7 +527,7 @@ static int stream(struct session *session, struct ring_buffer *ring)
 			fprintf(stderr, "loopstall: reading events: %s\n", strerror(-err));
 			return err;
 		}
-		python__sync_threads(session->resolver.python);
+		runtimes__tick(&session->resolver.runtimes);
 		progress__scan(&session->progress, loop_threads_fd, &session->resolver,
 			       &session->fleet, &session->output, &session->report);
 		if (!session->config.all && targets__all_exited(&session->targets))
@@ -526,6 +537,10 @@ static int stream(struct session *session, struct ring_buffer *ring)
 		if (histogram_ms && monotonic_ms() >= histogram_ms) {
 			print_histograms(session);
 			histogram_ms += (__u64)(session->config.histogram_interval_s * 1000);
+		}
+		if (top_ms && monotonic_ms() >= top_ms) {
+			print_tops(session);
+			top_ms += (__u64)(session->config.top_interval_s * 1000);
 		}
 	}
 	/* Whatever the kernel produced before we stopped is still reported. */
@@ -615,29 +630,30 @@ static int run(struct session *session)
 	if (err)
 		goto cleanup;
 
+	session->sites = sites__new();
+	if (!session->sites) {
+		err = -ENOMEM;
+		fprintf(stderr, "loopstall: cannot allocate the sites table: %s\n", strerror(ENOMEM));
+		goto cleanup;
+	}
 	session->resolver.syms = syms__new();
 	session->resolver.stacks_map_fd = bpf_map__fd(session->skel->maps.native_stacks);
 	session->resolver.stacks_evicted = &session->skel->bss->stacks_evicted;
-	if (session->resolver.syms)
-		session->resolver.python = python__new(session->resolver.syms, &(struct python_maps){
-			.procs_fd = bpf_map__fd(session->skel->maps.python_procs),
-			.threads_fd = bpf_map__fd(session->skel->maps.python_threads),
-			.stacks_fd = bpf_map__fd(session->skel->maps.py_stacks),
-			.loop_threads_fd = bpf_map__fd(session->skel->maps.loop_threads),
-			.resync_fd = bpf_map__fd(session->skel->maps.python_resync),
-		});
-	if (session->resolver.syms)
-		session->resolver.v8 = v8__new(session->resolver.syms, &(struct v8_maps){
-			.procs_fd = bpf_map__fd(session->skel->maps.v8_procs),
-			.stacks_fd = bpf_map__fd(session->skel->maps.js_stacks),
-		});
+	if (!session->resolver.syms) {
+		err = -errno;
+		fprintf(stderr, "loopstall: cannot set up symbolization: %s\n", strerror(errno));
+		goto cleanup;
+	}
+	err = runtimes__new(&session->resolver.runtimes, session->resolver.syms, session->skel);
+	if (err)
+		goto cleanup;
 	session->progress.interval_ns = (__u64)(config->threshold_ms * NS_PER_MS);
 	if (session->progress.interval_ns < PROGRESS_MIN_INTERVAL_MS * NS_PER_MS)
 		session->progress.interval_ns = PROGRESS_MIN_INTERVAL_MS * NS_PER_MS;
 	ring = ring_buffer__new(bpf_map__fd(session->skel->maps.events), on_record, session, NULL);
-	if (!session->resolver.syms || !session->resolver.python || !session->resolver.v8 || !ring) {
-		err = -ENOMEM;
-		fprintf(stderr, "loopstall: out of memory\n");
+	if (!ring) {
+		err = -errno;
+		fprintf(stderr, "loopstall: cannot read the ring buffer: %s\n", strerror(errno));
 		goto cleanup;
 	}
 	if (config->command) {
@@ -650,14 +666,14 @@ static int run(struct session *session)
 		/* A launched command is recognized once it has exec'd and polls; a running
 		 * process now, so its first stall already has Python frames. */
 		for (i = 0; i < session->targets.nr; i++)
-			runtimes__attach(session, session->targets.list[i].pid);
+			runtimes__attach(&session->resolver.runtimes, session->targets.list[i].pid);
 	}
 	if (config->prometheus) {
 		session->exporter = export__start(config->prometheus, &(struct export_source){
 			.fleet = &session->fleet,
 			.lost_events = &session->skel->bss->lost_events,
 			.counters = session->counters + 1,
-			.nr_counters = NR_COUNTERS - 1,
+			.nr_counters = session->nr_counters - 1,
 			.per_thread = config->per_thread,
 			.version = LOOPSTALL_VERSION,
 			.after_scrape = fleet__reap_cb,
@@ -693,9 +709,8 @@ cleanup:
 	for (i = 0; i < 2 * MAX_TARGET_PIDS; i++)
 		bpf_link__destroy(session->loop_func_links[i]);
 	loopstall_bpf__destroy(session->skel);
-	python__free(session->resolver.python);
-	v8__free(session->resolver.v8);
-	jsmap__free(session->resolver.jsmap);
+	runtimes__free(&session->resolver.runtimes);
+	sites__free(session->sites);
 	if (session->fleet_ready)
 		fleet__free(&session->fleet);
 	if (session->resolver.syms)

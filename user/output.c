@@ -62,31 +62,74 @@ void output__close(struct output *output)
 }
 
 /* Length of the valid UTF-8 sequence at c (RFC 3629: no overlongs, surrogates or values above
- * U+10FFFF), 0 if it is not one. */
-static int utf8__valid(const unsigned char *c)
+ * U+10FFFF) with its code point in *cp, 0 if it is not one. */
+static int utf8__valid(const unsigned char *c, unsigned int *cp)
 {
 	int len, i;
-	unsigned int cp;
 
-	if (*c < 0x80)
+	if (*c < 0x80) {
+		*cp = *c;
 		return 1;
+	}
 	if (*c >= 0xc2 && *c <= 0xdf)
-		len = 2, cp = *c & 0x1f;
+		len = 2, *cp = *c & 0x1f;
 	else if (*c >= 0xe0 && *c <= 0xef)
-		len = 3, cp = *c & 0x0f;
+		len = 3, *cp = *c & 0x0f;
 	else if (*c >= 0xf0 && *c <= 0xf4)
-		len = 4, cp = *c & 0x07;
+		len = 4, *cp = *c & 0x07;
 	else
 		return 0;
 	for (i = 1; i < len; i++) {
 		if ((c[i] & 0xc0) != 0x80)
 			return 0;
-		cp = cp << 6 | (c[i] & 0x3f);
+		*cp = *cp << 6 | (c[i] & 0x3f);
 	}
-	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+	if ((len == 3 && (*cp < 0x800 || (*cp >= 0xd800 && *cp <= 0xdfff))) ||
+	    (len == 4 && (*cp < 0x10000 || *cp > 0x10ffff)))
 		return 0;
 	return len;
+}
+
+/* Characters a terminal acts on or reorders: C1 controls (U+009B is CSI, as ESC [ is) and the
+ * bidirectional overrides and isolates (text shown in another order than it is). */
+static bool text__is_control(unsigned int cp)
+{
+	return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0x200e || cp == 0x200f ||
+	       (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
+const char *output__text_safe(const char *text, char *buf, size_t size)
+{
+	const unsigned char *c;
+	unsigned int cp;
+	size_t used = 0;
+	char piece[16];
+	int len, n;
+
+	if (!text)
+		text = "(null)";
+	for (c = (const unsigned char *)text; *c; c += len) {
+		len = utf8__valid(c, &cp);
+		if (!len)
+			n = snprintf(piece, sizeof(piece), "\\x%02x", *c), len = 1;
+		else if (cp == '\\')
+			n = snprintf(piece, sizeof(piece), "\\\\");
+		else if (cp < 0x80 && text__is_control(cp))
+			n = snprintf(piece, sizeof(piece), "\\x%02x", cp);
+		else if (text__is_control(cp))
+			n = snprintf(piece, sizeof(piece), "\\u%04x", cp);
+		else
+			n = snprintf(piece, sizeof(piece), "%.*s", len, (const char *)c);
+		/* Room for the piece and, if anything follows, for the "..." that cuts it short. */
+		if (used + (size_t)n + (c[len] ? 3 : 0) >= size) {
+			snprintf(buf + used, size - used, "%s", size - used > 3 ? "..." : "");
+			return buf;
+		}
+		memcpy(buf + used, piece, (size_t)n);
+		used += (size_t)n;
+	}
+	buf[used] = '\0';
+	return buf;
 }
 
 /* RFC 8259 string: the target controls comm, file and symbol names, so escape everything
@@ -94,6 +137,7 @@ static int utf8__valid(const unsigned char *c)
 static void json__string(FILE *file, const char *text)
 {
 	const unsigned char *c;
+	unsigned int cp;
 	int len;
 
 	if (!text) {
@@ -103,7 +147,7 @@ static void json__string(FILE *file, const char *text)
 	fputc('"', file);
 	for (c = (const unsigned char *)text; *c; c++) {
 		if (*c >= 0x80) {
-			len = utf8__valid(c);
+			len = utf8__valid(c, &cp);
 			if (!len) {
 				fputs("\ufffd", file);
 				continue;
@@ -148,50 +192,38 @@ static void format_time(const struct output *output, __u64 monotonic_ns, char *b
 	}
 }
 
-static void json__python(FILE *file, const struct python_stack *python)
+/* The runtime's array under its own name, with the fields docs/json.md gives it. */
+static void json__lang(FILE *file, const struct lang_stack *lang)
 {
-	const struct python_frame *frame;
+	unsigned int fields = lang->runtime->json;
+	const struct lang_frame *frame;
 	int i;
 
-	fputs(",\"python\":[", file);
-	for (i = 0; i < python->depth; i++) {
-		frame = &python->frames[i];
+	fprintf(file, ",\"%s\":[", lang->runtime->name);
+	for (i = 0; i < lang->depth; i++) {
+		frame = &lang->frames[i];
 		fputs(i ? ",{\"function\":" : "{\"function\":", file);
 		json__string(file, frame->function);
-		fputs(",\"qualname\":", file);
-		json__string(file, frame->qualname);
-		fputs(",\"file\":", file);
-		json__string(file, frame->file);
-		if (frame->line >= 0)
-			fprintf(file, ",\"line\":%d}", frame->line);
-		else
-			fputs(",\"line\":null}", file);
-	}
-	fprintf(file, "],\"truncated\":%s", python->truncated ? "true" : "false");
-}
-
-static void json__js(FILE *file, const struct stack_report *stack)
-{
-	const struct js_frame *frame;
-	int i;
-
-	fputs(",\"js\":[", file);
-	for (i = 0; i < stack->nr_js; i++) {
-		frame = &stack->js[i];
-		fputs(i ? ",{\"function\":" : "{\"function\":", file);
-		json__string(file, frame->function);
+		if (fields & RUNTIME_JSON_QUALNAME) {
+			fputs(",\"qualname\":", file);
+			json__string(file, frame->qualname);
+		}
 		fputs(",\"file\":", file);
 		json__string(file, frame->file);
 		if (frame->line >= 0)
 			fprintf(file, ",\"line\":%d", frame->line);
 		else
 			fputs(",\"line\":null", file);
-		if (frame->column >= 0)
+		if (!(fields & RUNTIME_JSON_COLUMN))
+			fputc('}', file);
+		else if (frame->column >= 0)
 			fprintf(file, ",\"column\":%d}", frame->column);
 		else
 			fputs(",\"column\":null}", file);
 	}
 	fputc(']', file);
+	if (fields & RUNTIME_JSON_TRUNCATED)
+		fprintf(file, ",\"truncated\":%s", lang->truncated ? "true" : "false");
 }
 
 static void json__stack(FILE *file, const struct stack_report *stack)
@@ -208,10 +240,8 @@ static void json__stack(FILE *file, const struct stack_report *stack)
 		json__string(file, stack->gil_holder_comm);
 		fputc('}', file);
 	}
-	if (stack->has_python)
-		json__python(file, &stack->python);
-	if (stack->nr_js)
-		json__js(file, stack);
+	if (stack->lang.runtime)
+		json__lang(file, &stack->lang);
 	fputs(",\"kernel\":[", file);
 	for (i = 0; i < stack->nr_kernel; i++) {
 		fputs(i ? ",{\"symbol\":" : "{\"symbol\":", file);
@@ -266,6 +296,15 @@ static void json__stall(const struct output *output, const struct stall_report *
 	} else {
 		fputs("\"task\":null,", file);
 	}
+	if (report->hint) {
+		fputs("\"hint\":{\"id\":", file);
+		json__string(file, report->hint->id);
+		fputs(",\"text\":", file);
+		json__string(file, report->hint_text);
+		fputs("},", file);
+	} else {
+		fputs("\"hint\":null,", file);
+	}
 	fprintf(file, "\"untracked_ms\":%.3f,\"stacks\":[", ms(report->untracked_ns));
 	for (i = 0; i < report->nr_stacks; i++) {
 		if (i)
@@ -273,68 +312,6 @@ static void json__stall(const struct output *output, const struct stall_report *
 		json__stack(file, &report->stacks[i]);
 	}
 	fputs("]}\n", file);
-}
-
-/*
- * pyleak's and Python's own traceback look: outermost call first, the blocking call last. A
- * person wants the task's code, so the event loop's own frames above the outermost coroutine
- * are summed up in one line (JSON keeps them all).
- */
-static void text__python(FILE *file, __u32 pid, const struct python_stack *python)
-{
-	const struct python_frame *frame;
-	char source[256];
-	int i, start = python->depth - 1;
-
-	while (start >= 0 && !python->frames[start].coroutine)
-		start--;
-	if (start < 0)
-		start = python->depth - 1;
-	if (python->truncated)
-		fprintf(file, "    (outer Python frames not read)\n");
-	if (start < python->depth - 1)
-		fprintf(file, "    (%d event-loop frames)\n", python->depth - 1 - start);
-	for (i = start; i >= 0; i--) {
-		frame = &python->frames[i];
-		fprintf(file, "    File \"%s\", line %d, in %s\n", frame->file, frame->line,
-			frame->qualname ? frame->qualname : frame->function);
-		if (!python__source_line(pid, frame->file, frame->line, source, sizeof(source)))
-			fprintf(file, "      %s\n", source);
-	}
-}
-
-static bool js_frame__is_node(const struct js_frame *frame)
-{
-	return frame->file && !strncmp(frame->file, "node:", strlen("node:"));
-}
-
-/*
- * Node's own look, innermost first; the line is where the function starts. As for Python's
- * event loop, the run of node's own frames at the outer end (the HTTP parser, EventEmitter,
- * timers) is summed up in one line when code of the program is above it (JSON keeps them all).
- */
-static void text__js(FILE *file, const struct stack_report *stack)
-{
-	const struct js_frame *frame;
-	int i, end = stack->nr_js;
-
-	while (end > 0 && js_frame__is_node(&stack->js[end - 1]))
-		end--;
-	if (!end)
-		end = stack->nr_js;
-	for (i = 0; i < end && i < TEXT_MAX_FRAMES; i++) {
-		frame = &stack->js[i];
-		if (!frame->file)
-			fprintf(file, "    at %s\n", frame->function);
-		else if (frame->line < 0)
-			fprintf(file, "    at %s (%s)\n", frame->function, frame->file);
-		else
-			fprintf(file, "    at %s (%s:%d)\n", frame->function, frame->file, frame->line);
-	}
-	if (end > TEXT_MAX_FRAMES)
-		fprintf(file, "    ... %d more JavaScript frames\n", end - TEXT_MAX_FRAMES);
-	if (end < stack->nr_js)
-		fprintf(file, "    (%d node frames)\n", stack->nr_js - end);
 }
 
 static void text__stack(FILE *file, __u32 pid, const struct stack_report *stack)
@@ -348,20 +325,19 @@ static void text__stack(FILE *file, __u32 pid, const struct stack_report *stack)
 		fprintf(file, "  off-CPU %.1f ms: %s%s%s\n", ms(stack->ns), reason__name(stack->reason),
 			syscall ? " in " : "", syscall ? syscall : "");
 	if (stack->reason == REASON_GIL && stack->gil_holder_tid)
-		fprintf(file, "    GIL held by tid %u (%s)\n", stack->gil_holder_tid, stack->gil_holder_comm);
-	if (stack->has_python)
-		text__python(file, pid, &stack->python);
-	if (stack->nr_js)
-		text__js(file, stack);
+		fprintf(file, "    GIL held by tid %u (%s)\n", stack->gil_holder_tid,
+			TEXT_SAFE(stack->gil_holder_comm));
+	if (stack->lang.runtime)
+		stack->lang.runtime->text(file, pid, &stack->lang, TEXT_MAX_FRAMES);
 	for (i = 0; i < stack->nr_user && i < TEXT_MAX_FRAMES; i++) {
 		const struct user_frame *frame = &stack->user[i];
 
 		if (frame->symbol)
-			fprintf(file, "    %s+0x%llx (%s)\n", frame->symbol,
-				(unsigned long long)frame->offset, frame->module);
+			fprintf(file, "    %s+0x%llx (%s)\n", TEXT_SAFE(frame->symbol),
+				(unsigned long long)frame->offset, TEXT_SAFE(frame->module));
 		else if (frame->module)
 			fprintf(file, "    0x%llx (%s+0x%llx)\n", (unsigned long long)frame->address,
-				frame->module, (unsigned long long)frame->offset);
+				TEXT_SAFE(frame->module), (unsigned long long)frame->offset);
 		else
 			fprintf(file, "    0x%llx\n", (unsigned long long)frame->address);
 	}
@@ -380,6 +356,8 @@ static void text__stack(FILE *file, __u32 pid, const struct stack_report *stack)
 
 static void text__stall(const struct output *output, const struct stall_report *report)
 {
+	/* Room for a hint whose names and source line were all escapes. */
+	char hint[2 * HINT_TEXT_MAX];
 	FILE *file = output->file;
 	char when[32];
 	int i;
@@ -388,10 +366,12 @@ static void text__stall(const struct output *output, const struct stall_report *
 	fprintf(file, "%s %s pid %u tid %u (%s): %.1f ms: on-CPU %.1f ms, off-CPU %.1f ms, "
 		      "runqueue %.1f ms\n",
 		when, report->in_progress ? "STALL (still busy)" : "STALL", report->pid,
-		report->tid, report->comm, ms(report->duration_ns), ms(report->on_cpu_ns),
+		report->tid, TEXT_SAFE(report->comm), ms(report->duration_ns), ms(report->on_cpu_ns),
 		ms(report->off_cpu_ns), ms(report->runqueue_ns));
 	if (report->task_coroutine)
-		fprintf(file, "  in task running %s\n", report->task_coroutine);
+		fprintf(file, "  in task running %s\n", TEXT_SAFE(report->task_coroutine));
+	if (report->hint)
+		fprintf(file, "  fix: %s\n", output__text_safe(report->hint_text, hint, sizeof(hint)));
 	for (i = 0; i < report->nr_stacks && i < TEXT_MAX_STACKS; i++)
 		text__stack(file, report->pid, &report->stacks[i]);
 	fputc('\n', file);
@@ -405,26 +385,28 @@ static void folded__frame(FILE *file, const char *text)
 }
 
 /*
- * One line per stack, root first: process; Python frames as "function (file:line)"; the
- * symbolized native frames; kernel frames marked "_[k]" (the flamegraph.pl convention).
- * Weighted by milliseconds, at least 1.
+ * One line per stack, root first: process; language frames as "function (file:line)" (without
+ * what is unknown); the symbolized native frames; kernel frames marked "_[k]" (the
+ * flamegraph.pl convention). Weighted by milliseconds, at least 1.
  */
 static void folded__stack(FILE *file, const struct stall_report *report,
 			  const struct stack_report *stack)
 {
-	const struct python_frame *py;
-	char location[64];
+	const struct lang_frame *frame;
 	int i;
 
 	folded__frame(file, report->comm);
-	for (i = stack->has_python ? stack->python.depth - 1 : -1; i >= 0; i--) {
-		py = &stack->python.frames[i];
+	for (i = stack->lang.depth - 1; i >= 0; i--) {
+		frame = &stack->lang.frames[i];
 		fputc(';', file);
-		folded__frame(file, py->qualname ? py->qualname : py->function);
+		folded__frame(file, frame->qualname ? frame->qualname : frame->function);
+		if (!frame->file)
+			continue;
 		fputs(" (", file);
-		folded__frame(file, py->file);
-		snprintf(location, sizeof(location), ":%d)", py->line);
-		fputs(location, file);
+		folded__frame(file, frame->file);
+		if (frame->line >= 0)
+			fprintf(file, ":%d", frame->line);
+		fputc(')', file);
 	}
 	for (i = stack->nr_user - 1; i >= 0; i--) {
 		if (!stack->user[i].symbol)
@@ -457,8 +439,78 @@ void output__stall(const struct output *output, const struct stall_report *repor
 			folded__stack(output->folded, report, &report->stacks[i]);
 }
 
+/* A site's reason: the off-CPU reason, or on_cpu. */
+static const char *site__reason(const struct site *site)
+{
+	return site->kind == STACK_ON_CPU ? "on_cpu" : reason__name(site->reason);
+}
+
+static void json__sites(FILE *file, const struct site *const *sites, int nr_sites)
+{
+	const struct site *site;
+	int i;
+
+	fputs(",\"sites\":[", file);
+	for (i = 0; i < nr_sites; i++) {
+		site = sites[i];
+		fputs(i ? ",{" : "{", file);
+		if (site->other) {
+			fputs("\"other\":true", file);
+		} else {
+			fputs("\"function\":", file);
+			json__string(file, site->function[0] ? site->function : NULL);
+			fputs(",\"file\":", file);
+			json__string(file, site->file[0] ? site->file : NULL);
+			if (site->line > 0)
+				fprintf(file, ",\"line\":%d", site->line);
+			else
+				fputs(",\"line\":null", file);
+			fputs(",\"reason\":", file);
+			json__string(file, site__reason(site));
+			fputs(",\"hint\":", file);
+			json__string(file, site->hint_id);
+		}
+		fprintf(file, ",\"count\":%llu,\"total_ms\":%.3f,\"p50_ms\":%.3f,\"max_ms\":%.3f}",
+			(unsigned long long)site->count, ms(site->total_ns),
+			site__p50_ns(site) / NS_PER_MS, ms(site->max_ns));
+	}
+	fputc(']', file);
+}
+
+void output__sites(FILE *file, __u32 pid, const char *comm, const struct site *const *sites,
+		   int nr_sites)
+{
+	const struct site *site;
+	char where[2 * TEXT_SAFE_MAX + 32];
+	int i;
+
+	if (!nr_sites)
+		return;
+	fprintf(file, "pid %u (%s): where the loop blocked, heaviest first\n", pid, TEXT_SAFE(comm));
+	fprintf(file, "  %-48s %6s %10s %9s %9s %-7s %s\n", "site", "count", "total ms", "p50 ms",
+		"max ms", "reason", "hint");
+	for (i = 0; i < nr_sites; i++) {
+		site = sites[i];
+		if (site->other)
+			snprintf(where, sizeof(where), "(other sites)");
+		else if (site->line > 0)
+			snprintf(where, sizeof(where), "%s (%s:%d)",
+				 TEXT_SAFE(site->function[0] ? site->function : "?"), TEXT_SAFE(site->file),
+				 site->line);
+		else
+			snprintf(where, sizeof(where), "%s (%s)",
+				 TEXT_SAFE(site->function[0] ? site->function : "?"),
+				 TEXT_SAFE(site->file[0] ? site->file : "?"));
+		fprintf(file, "  %-48s %6llu %10.1f %9.1f %9.1f %-7s %s\n", where,
+			(unsigned long long)site->count, ms(site->total_ns), site__p50_ns(site) / NS_PER_MS,
+			ms(site->max_ns), site->other ? "" : site__reason(site) ?: "",
+			site->hint_id ? site->hint_id : "");
+	}
+}
+
 void output__summary(const struct output *output, const struct process_info *process,
-		     const struct process_stats *stats)
+		     const struct process_stats *stats, const struct site *const *sites,
+		     int nr_sites)
 {
 	__u32 pid = process->pid;
 	const char *comm = process->comm;
@@ -470,17 +522,20 @@ void output__summary(const struct output *output, const struct process_info *pro
 		json__string(file, comm);
 		json__labels(file, process);
 		fprintf(file, ",\"iterations\":%llu,\"stalls\":%llu,\"lost_events\":%llu,"
-			      "\"busy_ms\":{\"p50\":%.4f,\"p99\":%.4f,\"max\":%.3f}}\n",
+			      "\"busy_ms\":{\"p50\":%.4f,\"p99\":%.4f,\"max\":%.3f}",
 			(unsigned long long)stats->iterations, (unsigned long long)stats->stalls,
 			(unsigned long long)stats->lost_events, p50 / NS_PER_MS, p99 / NS_PER_MS,
 			ms(stats->max_busy_ns));
+		json__sites(file, sites, nr_sites);
+		fputs("}\n", file);
 		return;
 	}
 	fprintf(file, "pid %u (%s): %llu iterations, %llu stalls, %llu lost events; busy time "
 		      "p50 %.3f ms, p99 %.3f ms, max %.1f ms\n",
-		pid, comm, (unsigned long long)stats->iterations, (unsigned long long)stats->stalls,
+		pid, TEXT_SAFE(comm), (unsigned long long)stats->iterations, (unsigned long long)stats->stalls,
 		(unsigned long long)stats->lost_events, p50 / NS_PER_MS, p99 / NS_PER_MS,
 		ms(stats->max_busy_ns));
+	output__sites(file, pid, comm, sites, nr_sites);
 }
 
 void output__counters(const struct output *output, const struct counter *counters, int nr)

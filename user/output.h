@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include "counters.h"
 #include "fleet.h"
+#include "sites.h"
 #include "stall.h"
 
 struct output {
@@ -15,13 +16,30 @@ struct output {
 	__s64 monotonic_to_realtime_ns; /* add to a CLOCK_MONOTONIC time to get wall time */
 };
 
+/*
+ * The text output of a string the target controls (comm, names, files, source lines, symbols,
+ * modules): what it cannot do is act on the reader's terminal. Control characters (C0, DEL, C1,
+ * bidirectional overrides) and bytes that are not UTF-8 become visible escapes (\x1b, \u202e,
+ * \xff), a backslash "\\"; valid UTF-8 stays. Cut with "..." to fit size (> 3). Returns buf.
+ * Every string of the text outputs from a target goes through it, most easily as TEXT_SAFE(s).
+ */
+const char *output__text_safe(const char *text, char *buf, size_t size);
+#define TEXT_SAFE_MAX 512
+/* A buffer that lives until the end of the enclosing block: one fprintf's argument. */
+#define TEXT_SAFE(text) output__text_safe((text), (char[TEXT_SAFE_MAX]){ 0 }, TEXT_SAFE_MAX)
+
 int output__init(struct output *output, const char *path, bool json, const char *folded_path);
 void output__close(struct output *output);
 /* process: the stalled process's labels (JSON cgroup, container_id), NULL when unknown. */
 void output__stall(const struct output *output, const struct stall_report *report,
 		   const struct process_info *process);
+/* The summary of a process, with its blocking sites (sites__sorted()). */
 void output__summary(const struct output *output, const struct process_info *process,
-		     const struct process_stats *stats);
+		     const struct process_stats *stats, const struct site *const *sites,
+		     int nr_sites);
+/* The sites table (text): site, count, total, p50, max, reason, hint. */
+void output__sites(FILE *file, __u32 pid, const char *comm, const struct site *const *sites,
+		   int nr_sites);
 /* End of run: the non-zero counters on stderr, and with --json a run_summary record. */
 void output__counters(const struct output *output, const struct counter *counters, int nr);
 

@@ -1,21 +1,36 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 #include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <unistd.h>
 #include <linux/capability.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include "privileges.h"
 
-static const int kept_caps[] = { CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH };
+/* Why each is kept: privileges.h. */
+static const int kept_caps[] = { CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH, CAP_CHECKPOINT_RESTORE };
+/* Only targetfs' threads raise these, for as long as they take the target's credentials. */
+static const int dormant_caps[] = { CAP_SETUID, CAP_SETGID };
 
-static int cap__kept(int cap)
+static bool cap__in(int cap, const int *caps, size_t nr)
 {
 	size_t i;
 
-	for (i = 0; i < sizeof(kept_caps) / sizeof(kept_caps[0]); i++)
-		if (kept_caps[i] == cap)
-			return 1;
-	return 0;
+	for (i = 0; i < nr; i++)
+		if (caps[i] == cap)
+			return true;
+	return false;
+}
+
+static bool cap__kept(int cap)
+{
+	return cap__in(cap, kept_caps, sizeof(kept_caps) / sizeof(kept_caps[0]));
+}
+
+static bool cap__dormant(int cap)
+{
+	return cap__in(cap, dormant_caps, sizeof(dormant_caps) / sizeof(dormant_caps[0]));
 }
 
 int privileges__drop(void)
@@ -30,7 +45,7 @@ int privileges__drop(void)
 	 * it (a service given only the capabilities it needs) the bounding set stays, and
 	 * no_new_privs still keeps an exec from regaining anything. */
 	for (cap = 0; cap <= CAP_LAST_CAP; cap++)
-		if (!cap__kept(cap) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) && errno != EINVAL &&
+		if (!cap__kept(cap) && !cap__dormant(cap) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) && errno != EINVAL &&
 		    errno != EPERM)
 			return -errno;
 	for (cap = 0; cap <= CAP_LAST_CAP; cap++) {
@@ -39,8 +54,9 @@ int privileges__drop(void)
 		if (cap__kept(cap))
 			continue;
 		data[cap / 32].effective &= ~bit;
-		data[cap / 32].permitted &= ~bit;
 		data[cap / 32].inheritable &= ~bit;
+		if (!cap__dormant(cap))
+			data[cap / 32].permitted &= ~bit;
 	}
 	if (syscall(SYS_capset, &header, data))
 		return -errno;

@@ -2,7 +2,6 @@
 #include <bpf/bpf.h>
 #include "clock.h"
 #include "progress.h"
-#include "python.h"
 
 /* The entry of this thread's current iteration; a new iteration resets it. */
 static struct progress_entry *progress__entry(struct progress *progress, __u32 tid,
@@ -58,12 +57,8 @@ void progress__scan(struct progress *progress, int loop_threads_fd,
 		key = &tid;
 		if (bpf_map_lookup_elem(loop_threads_fd, &tid, &thread) || !thread.busy_start_ns)
 			continue;
-		/* Code objects that die before the iteration ends (generated functions, reloads)
-		 * are read while they live: stall.c resolves their frames after the end. */
-		if (resolver->python)
-			for (i = 0; i < thread.nr_slots && i < MAX_STACK_SLOTS; i++)
-				python__read_ahead(resolver->python, thread.pid,
-						   thread.slots[i].py_stack_id);
+		for (i = 0; i < thread.nr_slots && i < MAX_STACK_SLOTS; i++)
+			runtimes__read_ahead(&resolver->runtimes, thread.pid, &thread.slots[i]);
 		if (now < thread.busy_start_ns || now - thread.busy_start_ns < progress->interval_ns)
 			continue;
 		entry = progress__entry(progress, tid, thread.busy_start_ns);

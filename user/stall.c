@@ -3,7 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <bpf/bpf.h>
+#include "in_app.h"
 #include "stall.h"
+#include "syscall_names.h"
 #include "targets.h"
 
 static int stack__read(const struct stall_resolver *resolver, __u64 id, __u64 ips[MAX_STACK_DEPTH])
@@ -55,36 +57,14 @@ static void stack__resolve_kernel(const struct stall_resolver *resolver, __u64 i
 	}
 }
 
-/*
- * JIT code is in no ELF file, so it has no symbol (its module may still be known: V8 maps
- * node's builtins a second time next to its JIT code, and that module's range spans it); V8's
- * perf map names it. The map is re-read once per report, at the first frame that needs it:
- * its strings stay valid until the next refresh.
- */
-static struct jsmap *stall__jsmap(const struct stall_resolver *resolver, __u32 pid,
-				  bool *refreshed)
-{
-	/* Created here so that processes without JIT code cost nothing and the owner need not
-	 * know; the resolver is the caller's own object, const to stack resolution only. */
-	struct stall_resolver *owner = (struct stall_resolver *)resolver;
-
-	if (!owner->jsmap)
-		owner->jsmap = jsmap__new();
-	if (owner->jsmap && !*refreshed) {
-		jsmap__refresh(owner->jsmap, pid);
-		*refreshed = true;
-	}
-	return owner->jsmap;
-}
-
 static void stack__resolve_user(const struct stall_resolver *resolver, __u32 pid, __u64 id,
-				struct stack_report *stack, bool *js_refreshed)
+				struct stack_report *stack)
 {
 	__u64 ips[MAX_STACK_DEPTH];
 	int i, depth = stack__read(resolver, id, ips);
-	struct jsmap_sym js;
+	struct lang_stack *lang = &stack->lang;
+	struct lang_frame code;
 
-	stack->nr_js = 0;
 	for (i = 0; i < depth; i++) {
 		struct user_frame *frame = &stack->user[i];
 		struct user_sym sym = {};
@@ -93,44 +73,21 @@ static void stack__resolve_user(const struct stall_resolver *resolver, __u32 pid
 
 		frame->address = ips[i];
 		frame->resolved = syms__user(resolver->syms, pid, lookup, &sym) == 0;
+		code.runtime = NULL;
+		/* JIT code is in no ELF file, so it has no symbol: its runtime may name it. */
+		if (!sym.symbol &&
+		    runtimes__name_code(&resolver->runtimes, pid, lookup, &sym, &code))
+			frame->resolved = true;
 		frame->symbol = sym.symbol;
 		frame->module = sym.module;
 		frame->offset = sym.offset + (lookup != ips[i]);
-		if (sym.symbol ||
-		    jsmap__lookup(stall__jsmap(resolver, pid, js_refreshed), pid, lookup, &js))
+		if (!code.runtime || (lang->runtime && lang->runtime != code.runtime) ||
+		    lang->depth >= MAX_LANG_DEPTH)
 			continue;
-		frame->resolved = true;
-		frame->symbol = js.name;
-		frame->module = js.map_path;
-		frame->offset = js.offset + (lookup != ips[i]);
-		if (js.js)
-			stack->js[stack->nr_js++] = (struct js_frame){
-				.function = js.name, .file = js.file, .line = js.line, .column = js.column,
-			};
+		lang->runtime = code.runtime;
+		lang->frames[lang->depth++] = code;
 	}
 	stack->nr_user = depth;
-}
-
-/*
- * A process whose V8 frames are walked gets all its "js" frames from the walk: interpreted
- * functions included, and one source for every stack. The perf map, if any, still names the
- * JIT code among the native frames.
- */
-static void stack__resolve_js(const struct stall_resolver *resolver, __u32 pid, __u64 id,
-			      struct stack_report *stack)
-{
-	struct v8_frame frames[MAX_JS_DEPTH];
-	int i, nr;
-
-	if (!v8__active(resolver->v8, pid))
-		return;
-	nr = v8__resolve(resolver->v8, pid, id, frames, MAX_JS_DEPTH);
-	for (i = 0; i < nr; i++)
-		stack->js[i] = (struct js_frame){
-			.function = frames[i].function, .file = frames[i].file,
-			.line = frames[i].line, .column = frames[i].column,
-		};
-	stack->nr_js = nr;
 }
 
 static int stack__cmp_heaviest(const void *a, const void *b)
@@ -143,34 +100,17 @@ static int stack__cmp_heaviest(const void *a, const void *b)
 /* The coroutine an asyncio task runs is the outermost `async def` frame of its stack. */
 static const char *stall__task(const struct stall_report *report)
 {
-	const struct python_stack *python;
+	const struct lang_stack *lang;
 	int i, depth;
 
 	for (i = 0; i < report->nr_stacks; i++) {
-		python = &report->stacks[i].python;
-		if (!report->stacks[i].has_python)
-			continue;
-		for (depth = python->depth - 1; depth >= 0; depth--)
-			if (python->frames[depth].coroutine)
-				return python->frames[depth].qualname ? python->frames[depth].qualname
-								      : python->frames[depth].function;
+		lang = &report->stacks[i].lang;
+		for (depth = lang->depth - 1; depth >= 0; depth--)
+			if (lang->frames[depth].flags & LANG_FRAME_COROUTINE)
+				return lang->frames[depth].qualname ? lang->frames[depth].qualname
+								    : lang->frames[depth].function;
 	}
 	return NULL;
-}
-
-static bool python__same(const struct python_stack *a, const struct python_stack *b)
-{
-	int i;
-
-	if (a->depth != b->depth || a->truncated != b->truncated)
-		return false;
-	/* Names come from one cache per process: one code object, one string. */
-	for (i = 0; i < a->depth; i++)
-		if (a->frames[i].file != b->frames[i].file ||
-		    a->frames[i].function != b->frames[i].function ||
-		    a->frames[i].line != b->frames[i].line)
-			return false;
-	return true;
 }
 
 static bool str__same(const char *a, const char *b)
@@ -178,16 +118,19 @@ static bool str__same(const char *a, const char *b)
 	return a == b || (a && b && !strcmp(a, b));
 }
 
-/* Names from a perf map: one string per entry, and one function has several (one per tier). */
-static bool js__same(const struct stack_report *a, const struct stack_report *b)
+/* Names come from caches (one string per code object) or from a perf map (one string per
+ * entry, and one function has several, one per tier): compared as strings. */
+static bool lang__same(const struct lang_stack *a, const struct lang_stack *b)
 {
 	int i;
 
-	if (a->nr_js != b->nr_js)
+	if (!a->runtime || a->runtime != b->runtime || a->depth != b->depth ||
+	    a->truncated != b->truncated)
 		return false;
-	for (i = 0; i < a->nr_js; i++)
-		if (!str__same(a->js[i].function, b->js[i].function) ||
-		    !str__same(a->js[i].file, b->js[i].file) || a->js[i].line != b->js[i].line)
+	for (i = 0; i < a->depth; i++)
+		if (!str__same(a->frames[i].function, b->frames[i].function) ||
+		    !str__same(a->frames[i].file, b->frames[i].file) ||
+		    a->frames[i].line != b->frames[i].line)
 			return false;
 	return true;
 }
@@ -195,7 +138,7 @@ static bool js__same(const struct stack_report *a, const struct stack_report *b)
 /*
  * On-CPU samples of one Python line land on many native stacks and instruction offsets: the
  * interpreter's C frames move under it, and without frame pointers they unwind to noise. One
- * entry per Python stack is what a reader wants; the heaviest sample's native stack stays.
+ * entry per language stack is what a reader wants; the heaviest sample's native stack stays.
  * The same for JavaScript stacks: the native code a JS function calls (crypto, JSON) varies.
  */
 static void stacks__merge_on_cpu(struct stall_report *report)
@@ -208,10 +151,7 @@ static void stacks__merge_on_cpu(struct stall_report *report)
 		for (j = 0; j < nr; j++) {
 			kept = &report->stacks[j];
 			if (stack->kind == STACK_ON_CPU && kept->kind == STACK_ON_CPU &&
-			    ((stack->has_python && kept->has_python &&
-			      python__same(&stack->python, &kept->python)) ||
-			     (!stack->has_python && !kept->has_python && stack->nr_js &&
-			      js__same(stack, kept)))) {
+			    lang__same(&stack->lang, &kept->lang)) {
 				kept->ns += stack->ns;
 				kept->samples += stack->samples;
 				break;
@@ -223,17 +163,106 @@ static void stacks__merge_on_cpu(struct stall_report *report)
 	report->nr_stacks = nr;
 }
 
+/* The stack as the hint rules see it (hints.h), in the caller's arrays; false when it has no
+ * language frames (no rule is about native-only stacks). */
+static bool stack__hint_view(const struct stack_report *stack, struct hint_stack *view,
+			     struct hint_frame *frames, struct hint_native *natives)
+{
+	const struct lang_frame *frame;
+	int i;
+
+	if (!stack->lang.runtime || !stack->lang.depth)
+		return false;
+	*view = (struct hint_stack){
+		.runtime = stack->lang.runtime->name,
+		.kind = stack->kind == STACK_ON_CPU ? HINT_ON_CPU : HINT_OFF_CPU,
+		.reason = stack->reason, .syscall = syscall__name(stack->syscall),
+		.nr_frames = stack->lang.depth, .frames = frames,
+		.nr_natives = stack->nr_user, .natives = natives,
+	};
+	for (i = 0; i < stack->lang.depth; i++) {
+		frame = &stack->lang.frames[i];
+		frames[i] = (struct hint_frame){
+			.function = frame->qualname ? frame->qualname : frame->function,
+			.file = frame->file, .line = frame->line,
+			.in_app = frame->flags & LANG_FRAME_IN_APP,
+			.coroutine = frame->flags & LANG_FRAME_COROUTINE,
+		};
+	}
+	for (i = 0; i < stack->nr_user; i++)
+		natives[i] = (struct hint_native){ .module = stack->user[i].module,
+						   .symbol = stack->user[i].symbol };
+	return true;
+}
+
+/*
+ * What to do about the stall: the hint of the heaviest stack a rule matches, and the site to
+ * count it at (sites.h): that stack's frame to change, else the heaviest stack's.
+ */
+static void stall__advise(const struct stall_resolver *resolver, struct stall_report *report)
+{
+	struct hint_frame frames[MAX_LANG_DEPTH];
+	struct hint_native natives[MAX_STACK_DEPTH];
+	const struct stack_report *stack, *site_stack = NULL;
+	char holder[64], source[256];
+	struct hint_stack view;
+	int i, app = -1;
+
+	report->hint = NULL;
+	report->hint_text[0] = '\0';
+	report->site = (struct site_key){ .line = -1 };
+	for (i = 0; i < report->nr_stacks && !report->hint; i++) {
+		stack = &report->stacks[i];
+		if (!stack__hint_view(stack, &view, frames, natives))
+			continue;
+		report->hint = hint__match(&view);
+		if (!site_stack || report->hint) {
+			site_stack = stack;
+			app = hint__app_frame(&view);
+			if (app >= 0)
+				report->site = (struct site_key){
+					.function = frames[app].function, .file = frames[app].file,
+					.line = frames[app].line,
+				};
+		}
+		if (!report->hint)
+			continue;
+		if (stack->gil_holder_tid) {
+			snprintf(holder, sizeof(holder), "thread %u (%s)", stack->gil_holder_tid,
+				 stack->gil_holder_comm);
+			view.holder = holder;
+		}
+		/* The line the application's frame runs is the concrete call (runtimes whose
+		 * frames carry where the function starts have no such text). */
+		if (app >= 0 && frames[app].in_app &&
+		    !runtimes__source_line(&resolver->runtimes, report->pid, &stack->lang.frames[app],
+					   source, sizeof(source)))
+			view.source = source;
+		hint__format(report->hint, &view, report->hint_text, sizeof(report->hint_text));
+	}
+	/* No language frames: the innermost native function and its module. */
+	if (!site_stack && report->nr_stacks) {
+		site_stack = &report->stacks[0];
+		for (i = 0; i < site_stack->nr_user && !report->site.function; i++)
+			report->site = (struct site_key){ .function = site_stack->user[i].symbol,
+							  .file = site_stack->user[i].module,
+							  .line = -1 };
+	}
+	if (site_stack) {
+		report->site.kind = site_stack->kind;
+		report->site.reason = site_stack->reason;
+	}
+	report->site.hint_id = report->hint ? report->hint->id : NULL;
+}
+
 static void stacks__resolve(const struct stall_resolver *resolver, __u32 pid,
 			    const struct stack_slot *slots, __u32 nr_slots,
 			    struct stall_report *report)
 {
-	bool js_refreshed = false;
 	__u32 i;
 
-	/* The previous report is printed: no frame points at a replaced code object any more. */
-	python__release_codes(resolver->python);
+	runtimes__report_begin(&resolver->runtimes, pid);
 	report->nr_stacks = 0;
-	v8__trim(resolver->v8, pid);
 	for (i = 0; i < nr_slots && i < MAX_STACK_SLOTS; i++) {
 		struct stack_report *stack = &report->stacks[report->nr_stacks];
 
@@ -247,8 +276,7 @@ static void stacks__resolve(const struct stall_resolver *resolver, __u32 pid,
 		/* The GIL's own record of its holder is exact; the waker may be a timer. It names
 		 * the waiting thread itself while the GIL is changing hands (the waiter dropped it
 		 * for a syscall and another thread is just taking it): no holder to report then. */
-		stack->gil_holder_tid = slots[i].gil_holder && resolver->python ?
-			python__thread_tid(resolver->python, pid, slots[i].gil_holder) : 0;
+		stack->gil_holder_tid = runtimes__lock_holder(&resolver->runtimes, pid, &slots[i]);
 		if (stack->gil_holder_tid == report->tid)
 			stack->gil_holder_tid = 0;
 		if (!stack->gil_holder_tid)
@@ -256,17 +284,19 @@ static void stacks__resolve(const struct stall_resolver *resolver, __u32 pid,
 		stack->gil_holder_comm[0] = '\0';
 		if (stack->gil_holder_tid)
 			task__comm(pid, stack->gil_holder_tid, stack->gil_holder_comm);
-		stack->has_python = resolver->python &&
-				    python__resolve(resolver->python, pid, slots[i].py_stack_id,
-						    &stack->python);
+		stack->lang.runtime = NULL;
+		stack->lang.truncated = false;
+		stack->lang.depth = 0;
 		stack__resolve_kernel(resolver, slots[i].kernel_stack_id, stack);
-		stack__resolve_user(resolver, pid, slots[i].user_stack_id, stack, &js_refreshed);
-		stack__resolve_js(resolver, pid, slots[i].js_stack_id, stack);
+		stack__resolve_user(resolver, pid, slots[i].user_stack_id, stack);
+		/* A walked stack replaces the frames the native pass found. */
+		runtimes__resolve(&resolver->runtimes, pid, &slots[i], &stack->lang);
 		report->nr_stacks++;
 	}
 	stacks__merge_on_cpu(report);
 	qsort(report->stacks, report->nr_stacks, sizeof(report->stacks[0]), stack__cmp_heaviest);
 	report->task_coroutine = stall__task(report);
+	stall__advise(resolver, report);
 }
 
 void stall__from_record(const struct stall_resolver *resolver, const struct stall_record *record,

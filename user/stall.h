@@ -4,11 +4,11 @@
 
 #include <stdbool.h>
 #include <linux/types.h>
-#include "jsmap.h"
+#include "hints.h"
 #include "loopstall.h"
-#include "python.h"
+#include "runtime.h"
+#include "sites.h"
 #include "symbolize.h"
-#include "v8.h"
 
 struct kernel_frame {
 	__u64 address;
@@ -24,14 +24,6 @@ struct user_frame {
 	bool resolved; /* module known */
 };
 
-/* A JavaScript function: from the BPF walk of V8's frames (user/runtime/node/v8.c) when the process's V8 is
- * supported, else from the JIT frames V8's perf map names (node --perf-basic-prof). */
-struct js_frame {
-	const char *function;
-	const char *file; /* NULL for eval'd code */
-	int line, column; /* where the function starts (its parameter list), not the current line; -1 */
-};
-
 struct stack_report {
 	__u32 kind;   /* enum stack_kind */
 	__u32 reason; /* enum offcpu_reason */
@@ -40,10 +32,7 @@ struct stack_report {
 	__u64 ns;
 	__u32 gil_holder_tid; /* reason GIL: the holder, from the GIL or the waker; 0 if unknown */
 	char gil_holder_comm[TASK_COMM_LEN];
-	bool has_python;
-	struct python_stack python;
-	int nr_js; /* JavaScript frames among the user frames, innermost first */
-	struct js_frame js[MAX_STACK_DEPTH];
+	struct lang_stack lang; /* the language runtime's frames, if any */
 	int nr_kernel;
 	int nr_user;
 	struct kernel_frame kernel[MAX_STACK_DEPTH];
@@ -64,19 +53,18 @@ struct stall_report {
 	__u64 untracked_ns; /* stack time beyond the stacks kept per iteration */
 	/* qualname of the outermost coroutine frame: the asyncio task's coroutine, or NULL */
 	const char *task_coroutine;
+	const struct hint_rule *hint; /* what to change (hints.h), NULL when no rule fits */
+	char hint_text[HINT_TEXT_MAX];
+	struct site_key site; /* where it blocked, for sites.h; strings valid like the frames' */
 	int nr_stacks;
 	struct stack_report stacks[MAX_STACK_SLOTS]; /* heaviest first */
 };
 
 struct stall_resolver {
 	struct syms *syms;
-	struct python *python;
-	struct v8 *v8;
+	struct runtimes runtimes;
 	int stacks_map_fd;
 	__u64 *stacks_evicted; /* counted here: stacks a record names that the map no longer has */
-	/* Perf maps of JIT runtimes, created at the first frame no ELF file names (NULL until
-	 * then); the owner frees it with jsmap__free and forgets pids with jsmap__forget_pid. */
-	struct jsmap *jsmap;
 };
 
 void stall__from_record(const struct stall_resolver *resolver, const struct stall_record *record,

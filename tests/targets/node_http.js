@@ -9,6 +9,9 @@
 //   GET /hash?ms=N   handleHash -> hashPassword: crypto.pbkdf2Sync for N ms of CPU time -> on-CPU
 //   GET /exec?ms=N   handleExec -> child_process.execSync('sleep N/1000')     -> off-CPU
 //   GET /spin?ms=N   handleSpin -> spinFor: a JavaScript loop for N ms of CPU -> on-CPU, JIT code
+//   GET /read?path=P handleRead -> readConfig: fs.readFileSync(P) (a large file)      -> CPU, disk
+//   GET /regex?n=N   handleRegex -> validateName: /^(a+)+$/ on N a's and a '!'     -> on-CPU
+//   POST /json       handleJson -> parseBody: JSON.parse of the request body        -> on-CPU
 //   GET /ok          handleOk: fs.readFile of this file (libuv's thread pool, or io_uring with
 //                    UV_USE_IO_URING=1), then a small JSON answer             -> healthy
 //
@@ -67,6 +70,38 @@ function handleSpin(res, ms) {
   res.end('spun\n');
 }
 
+function readConfig(path) {
+  return fs.readFileSync(path).length;
+}
+
+function handleRead(res, path) {
+  ctl.report(timed(++actions, 'read', () => readConfig(path)));
+  res.end('read\n');
+}
+
+function validateName(name) {
+  return /^(a+)+$/.test(name);
+}
+
+function handleRegex(res, n) {
+  ctl.report(timed(++actions, 'regex', () => validateName('a'.repeat(n) + '!')));
+  res.end('matched\n');
+}
+
+function parseBody(text) {
+  return JSON.parse(text).length;
+}
+
+function handleJson(req, res) {
+  const chunks = [];
+  req.on('data', (chunk) => chunks.push(chunk));
+  req.on('end', () => {
+    const text = Buffer.concat(chunks).toString();
+    ctl.report(timed(++actions, 'json', () => parseBody(text)));
+    res.end('parsed\n');
+  });
+}
+
 function handleOk(res) {
   fs.readFile(__filename, (err, data) => {
     served++;
@@ -82,6 +117,9 @@ const server = http.createServer((req, res) => {
   case '/hash': return handleHash(res, ms);
   case '/exec': return handleExec(res, ms);
   case '/spin': return handleSpin(res, ms);
+  case '/read': return handleRead(res, url.searchParams.get('path'));
+  case '/regex': return handleRegex(res, Number(url.searchParams.get('n')));
+  case '/json': return handleJson(req, res);
   case '/ok': return handleOk(res);
   default:
     res.statusCode = 404;

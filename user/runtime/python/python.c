@@ -14,12 +14,14 @@
 #include <bpf/bpf.h>
 #include "clock.h"
 #include "compare.h"
+#include "in_app.h"
 #include "linetable.h"
 #include "python.h"
 #include "python_debug.h"
 #include "pycode.h"
 #include "python_offsets.h"
 #include "remote.h"
+#include "targetfs.h"
 
 /* Bounds on how far a hostile or corrupt target can make us walk. */
 #define MAX_INTERPRETERS 64
@@ -47,6 +49,7 @@ struct python_process {
 	pid_t pid;
 	enum python_kind kind;
 	int minor;
+	char stdlib[256]; /* its standard library directory, "" when not known */
 	struct python_offsets offsets;
 	__u64 runtime;   /* &_PyRuntime */
 	__u64 code_type; /* &PyCode_Type: a code object's ob_type must be this */
@@ -270,6 +273,7 @@ int python__attach(struct python *python, pid_t pid)
 		return -ENOTSUP;
 	}
 	proc->minor = minor;
+	in_app__python_stdlib(module, minor, proc->stdlib, sizeof(proc->stdlib));
 	proc->offsets = *offsets;
 	python__debug_offsets(proc);
 	syms__find_symbol(python->syms, pid, "PyCode_Type", &proc->code_type, NULL);
@@ -503,6 +507,7 @@ bool python__resolve(struct python *python, pid_t pid, __u64 py_stack_id,
 		resolved->qualname = code->qualname;
 		resolved->file = code->file;
 		resolved->coroutine = code->flags & CO_COROUTINE;
+		resolved->in_app = in_app__python(code->file, proc->stdlib);
 		resolved->line = linetable__line(proc->minor, code->firstlineno, code->linetable,
 						 code->linetable_len, (unsigned int)offset);
 		out->depth++;
@@ -535,28 +540,14 @@ void python__read_ahead(struct python *python, pid_t pid, __u64 py_stack_id)
 
 int python__source_line(pid_t pid, const char *file, int line, char *buf, size_t size)
 {
-	char path[4096], text[1024];
-	bool line_start = true;
-	FILE *source;
-	int number = 0;
+	char text[1024];
+	int err;
 
-	/* The file as the target sees it: it may live in another mount namespace. */
-	if (!file || file[0] != '/' || line <= 0 ||
-	    snprintf(path, sizeof(path), "/proc/%d/root%s", pid, file) >= (int)sizeof(path))
-		return -ENOENT;
-	source = fopen(path, "r");
-	if (!source)
-		return -errno;
-	/* A line longer than the buffer comes in several reads: count it, and keep, its first. */
-	while (fgets(text, sizeof(text), source)) {
-		if (line_start && ++number == line)
-			break;
-		line_start = strchr(text, '\n') != NULL;
-	}
-	fclose(source);
-	if (number != line)
-		return -ENOENT;
-	text[strcspn(text, "\r\n")] = '\0';
+	/* co_filename is the target's to choose: opened only as the target itself could. */
+	err = targetfs__read_line(pid, file, line, text, sizeof(text));
+	if (err)
+		return err;
+	text[strcspn(text, "\r")] = '\0';
 	snprintf(buf, size, "%s", text + strspn(text, " \t"));
 	return 0;
 }

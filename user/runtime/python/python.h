@@ -14,6 +14,7 @@ struct python_frame {
 	const char *file;     /* co_filename */
 	int line;             /* -1 when the position has no line */
 	bool coroutine;       /* an `async def` frame */
+	bool in_app;          /* the application's code (in_app.h) */
 };
 
 /* A frame whose code object was freed, or replaced, between the walk and its resolution. */
