@@ -508,6 +508,7 @@ static int stream(struct session *session, struct ring_buffer *ring)
 	int loop_threads_fd = bpf_map__fd(session->skel->maps.loop_threads);
 	double scan_ms = session->config.threshold_ms / 2;
 	__u64 deadline_ms = 0, histogram_ms = 0, top_ms = 0;
+	const char *failed;
 	int err;
 
 	if (scan_ms < PROGRESS_SCAN_MIN_MS)
@@ -530,6 +531,12 @@ static int stream(struct session *session, struct ring_buffer *ring)
 		runtimes__tick(&session->resolver.runtimes);
 		progress__scan(&session->progress, loop_threads_fd, &session->resolver,
 			       &session->fleet, &session->output, &session->report);
+		failed = output__failed(&session->output);
+		if (failed) {
+			fprintf(stderr, "loopstall: cannot write %s (disk full or an I/O error): "
+					"stopping, since reports would be lost\n", failed);
+			return -EIO;
+		}
 		if (!session->config.all && targets__all_exited(&session->targets))
 			break;
 		if (deadline_ms && monotonic_ms() >= deadline_ms)

@@ -33,6 +33,8 @@ int output__init(struct output *output, const char *path, bool json, const char 
 	struct timespec mono, real;
 
 	output->json = json;
+	output->path = path;
+	output->folded_path = folded_path;
 	output->file = path ? fopen(path, "w") : stdout;
 	if (!output->file)
 		return -errno;
@@ -49,6 +51,15 @@ int output__init(struct output *output, const char *path, bool json, const char 
 	output->monotonic_to_realtime_ns = (real.tv_sec - mono.tv_sec) * NS_PER_SEC +
 					   (real.tv_nsec - mono.tv_nsec);
 	return 0;
+}
+
+const char *output__failed(const struct output *output)
+{
+	if (output->file && ferror(output->file))
+		return output->path ? output->path : "standard output";
+	if (output->folded && ferror(output->folded))
+		return output->folded_path;
+	return NULL;
 }
 
 void output__close(struct output *output)

@@ -11,8 +11,10 @@
 
 struct output {
 	FILE *file;
+	const char *path; /* -o FILE, NULL for standard output */
 	bool json;
 	FILE *folded; /* --folded: stall stacks for flame graphs, NULL when off */
+	const char *folded_path;
 	__s64 monotonic_to_realtime_ns; /* add to a CLOCK_MONOTONIC time to get wall time */
 };
 
@@ -29,6 +31,9 @@ const char *output__text_safe(const char *text, char *buf, size_t size);
 #define TEXT_SAFE(text) output__text_safe((text), (char[TEXT_SAFE_MAX]){ 0 }, TEXT_SAFE_MAX)
 
 int output__init(struct output *output, const char *path, bool json, const char *folded_path);
+/* The name of an output a write has failed on (a full disk, an I/O error), NULL if none has:
+ * what loopstall reports must not be lost silently, so it stops. */
+const char *output__failed(const struct output *output);
 void output__close(struct output *output);
 /* process: the stalled process's labels (JSON cgroup, container_id), NULL when unknown. */
 void output__stall(const struct output *output, const struct stall_report *report,
