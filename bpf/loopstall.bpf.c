@@ -207,7 +207,6 @@ static __always_inline __u32 hist_bucket(__u64 ns)
 	return (log2 - HIST_SUB_BITS + 1) * HIST_SUB_BUCKETS + sub;
 }
 
-/* Charge the time since the thread's last state change to the state it was in. */
 /* bpf_ktime_get_ns() read on two CPUs can step back a little (the NMI-safe fast clock during a
  * timekeeper update): a span between events of one thread on different CPUs is never
  * negative, which unsigned arithmetic would turn into centuries. */
@@ -216,30 +215,88 @@ static __always_inline __u64 span_ns(__u64 from, __u64 to)
 	return (__s64)(to - from) > 0 ? to - from : 0;
 }
 
-static __always_inline void thread__account(struct loop_thread *thread, __u64 now)
+static __always_inline __u64 min_u64(__u64 a, __u64 b)
 {
-	__u64 delta = span_ns(thread->last_change_ns, now);
-	__u32 slot = thread->current_slot;
+	return a < b ? a : b;
+}
 
+/* The scheduler's own accounts of a task: what /proc/PID/task/TID/schedstat shows, plus its
+ * context switches. They move whether or not loopstall sees the events that move them. */
+struct task_accounts {
+	__u64 run_delay_ns;
+	__u64 cpu_ns;
+	__u64 switches;
+};
+
+static __always_inline void task__accounts(struct task_struct *task, struct task_accounts *acc)
+{
+	acc->cpu_ns = BPF_CORE_READ(task, se.sum_exec_runtime);
+	/* Without CONFIG_SCHED_INFO no run delay is kept: waits for a CPU count as running. */
+	acc->run_delay_ns = bpf_core_field_exists(task->sched_info) ?
+			    BPF_CORE_READ(task, sched_info.run_delay) : 0;
+	acc->switches = BPF_CORE_READ(task, nvcsw) + BPF_CORE_READ(task, nivcsw);
+}
+
+static __always_inline void thread__seen(struct loop_thread *thread, const struct task_accounts *acc,
+					 __u64 now)
+{
 	thread->last_change_ns = now;
-	if (thread->run_state == RUN_ON_CPU) {
-		thread->on_cpu_ns += delta;
-	} else if (thread->run_state == RUN_RUNNABLE) {
-		thread->runqueue_ns += delta;
+	thread->seen_run_delay_ns = acc->run_delay_ns;
+	thread->seen_cpu_ns = acc->cpu_ns;
+	thread->seen_switches = acc->switches;
+}
+
+/*
+ * Charge the time since the last event seen of the thread (task) to on-CPU, runqueue and
+ * off-CPU. `switched_out` is 1 when this event is the task's own switch-out (the kernel has
+ * counted it already), else 0.
+ *
+ * Runqueue time is the growth of the task's run delay, which the kernel adds at every
+ * switch-in: not seeing a switch-in (sched_switch does not fire for every task's switch-out
+ * on every kernel, and a program can miss a run) cannot turn running into waiting. When the
+ * thread was active and did not switch out in between, the rest of the span is on-CPU (the
+ * wall time it held a CPU, stolen time included). After a block (the wakeup's own latency,
+ * before the task is enqueued, is still the block's), or when more switches happened than
+ * were seen, the task's CPU time is on-CPU and the rest is off-CPU; at an iteration's end that
+ * CPU time lags by the time since the scheduler last updated it (at most one tick), which then
+ * shows as off-CPU.
+ */
+static __always_inline void thread__account(struct loop_thread *thread, struct task_struct *task,
+					    __u64 now, __u32 switched_out)
+{
+	__u64 span = span_ns(thread->last_change_ns, now), queued, ran, off = 0;
+	__u32 slot = thread->current_slot;
+	struct task_accounts acc;
+
+	task__accounts(task, &acc);
+	queued = min_u64(span_ns(thread->seen_run_delay_ns, acc.run_delay_ns), span);
+	if (thread->run_state == RUN_ACTIVE &&
+	    acc.switches - thread->seen_switches == switched_out) {
+		ran = span - queued;
 	} else {
-		thread->off_cpu_ns += delta;
-		if (slot < MAX_STACK_SLOTS)
-			thread->slots[slot].ns += delta;
-		else
-			thread->untracked_stack_ns += delta;
+		ran = min_u64(span_ns(thread->seen_cpu_ns, acc.cpu_ns), span - queued);
+		off = span - queued - ran;
 	}
+	thread__seen(thread, &acc, now);
+	thread->on_cpu_ns += ran;
+	thread->runqueue_ns += queued;
+	if (!off)
+		return;
+	thread->off_cpu_ns += off;
+	if (slot < MAX_STACK_SLOTS)
+		thread->slots[slot].ns += off;
+	else
+		thread->untracked_stack_ns += off;
 }
 
 static __always_inline void iteration__begin(struct loop_thread *thread, __u64 now)
 {
+	struct task_accounts acc;
+
+	task__accounts(bpf_get_current_task_btf(), &acc);
+	thread__seen(thread, &acc, now);
 	thread->busy_start_ns = now;
-	thread->last_change_ns = now;
-	thread->run_state = RUN_ON_CPU;
+	thread->run_state = RUN_ACTIVE;
 	thread->on_cpu_ns = 0;
 	thread->off_cpu_ns = 0;
 	thread->runqueue_ns = 0;
@@ -249,6 +306,9 @@ static __always_inline void iteration__begin(struct loop_thread *thread, __u64 n
 	thread->py_walks = 0;
 	thread->py_wait_walks = 0;
 }
+
+static void waiting__count(const struct loop_thread *thread, struct stall_record *record,
+			   struct process_stats *stats);
 
 static void stall__emit(struct loop_thread *thread, __u32 tid, __u64 start_ns, __u64 duration_ns,
 			struct process_stats *stats)
@@ -274,6 +334,7 @@ static void stall__emit(struct loop_thread *thread, __u32 tid, __u64 start_ns, _
 	record->runqueue_ns = thread->runqueue_ns;
 	record->untracked_stack_ns = thread->untracked_stack_ns;
 	__builtin_memcpy(record->slots, thread->slots, sizeof(record->slots));
+	waiting__count(thread, record, stats);
 	bpf_ringbuf_submit(record, 0);
 }
 
@@ -304,7 +365,7 @@ static void iteration__end(struct loop_thread *thread, __u32 tid, __u64 now)
 	__u64 start_ns = thread->busy_start_ns, duration_ns = span_ns(start_ns, now);
 	struct process_stats *stats;
 
-	thread__account(thread, now);
+	thread__account(thread, bpf_get_current_task_btf(), now, 0);
 	thread->busy_start_ns = 0;
 	stats = stats__get(thread->pid, 0);
 	stats__count(stats, thread, duration_ns);
@@ -626,20 +687,30 @@ static __always_inline unsigned int task__state(struct task_struct *task)
 #define S_IFREG 0100000
 #define S_IFBLK 0060000
 
-static __u32 fd__reason(struct task_struct *task, __s64 fd)
+/* The open file behind fd of task, NULL if there is none. */
+static struct file *task__file(struct task_struct *task, __s64 fd)
 {
 	struct file **fds;
 	struct file *file;
 	unsigned int max_fds;
-	umode_t mode;
 
 	if (fd < 0)
-		return REASON_OTHER;
+		return NULL;
 	max_fds = BPF_CORE_READ(task, files, fdt, max_fds);
 	if (fd >= max_fds)
-		return REASON_OTHER;
+		return NULL;
 	fds = BPF_CORE_READ(task, files, fdt, fd);
-	if (bpf_core_read(&file, sizeof(file), &fds[fd]) || !file)
+	if (bpf_core_read(&file, sizeof(file), &fds[fd]))
+		return NULL;
+	return file;
+}
+
+static __u32 fd__reason(struct task_struct *task, __s64 fd)
+{
+	struct file *file = task__file(task, fd);
+	umode_t mode;
+
+	if (!file)
 		return REASON_OTHER;
 	mode = BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT;
 	if (mode == S_IFSOCK || mode == S_IFIFO)
@@ -647,6 +718,68 @@ static __u32 fd__reason(struct task_struct *task, __s64 fd)
 	if (mode == S_IFREG || mode == S_IFBLK)
 		return REASON_DISK;
 	return REASON_OTHER;
+}
+
+/*
+ * What the stall delayed, read once it ends (at the poll entry ending the busy period, never on
+ * a healthy iteration): the loop's epoll instance's ready list (eventpoll.rdllist: the fds whose
+ * events arrived while the loop was busy, plus level-triggered ones still pending) and, for each
+ * listening socket among them, its accept queue (sk_ack_backlog). Read without the epoll lock:
+ * a list changing under the walk gives a count that is off by what changed, and the walk is
+ * bounded (WAITING_MAX_READY, the list's head, any unreadable node).
+ */
+#define WAITING_MAX_READY 256
+#define TCP_LISTEN 10
+
+static void waiting__count(const struct loop_thread *thread, struct stall_record *record,
+			   struct process_stats *stats)
+{
+	struct file *loop_file, *file;
+	struct list_head *head, *node;
+	struct eventpoll *ep;
+	struct epitem *epi;
+	struct socket *sock;
+	struct sock *sk;
+	static const char epoll_name[] = "[eventpoll]";
+	char name[sizeof(epoll_name)] = {};
+	__u32 i;
+
+	record->waiting_known = 0;
+	record->ready_fds = 0;
+	record->connections = 0;
+	if (thread->loop_fd >= LOOP_FD_ANY)
+		return;
+	loop_file = task__file(bpf_get_current_task_btf(), thread->loop_fd);
+	/* epoll_wait got this fd; it is an epoll instance unless the call is about to fail. */
+	if (!loop_file ||
+	    bpf_probe_read_kernel_str(name, sizeof(name), BPF_CORE_READ(loop_file, f_path.dentry,
+									 d_name.name)) < 0)
+		return;
+	for (i = 0; i < sizeof(name); i++)
+		if (name[i] != epoll_name[i])
+			return;
+	ep = BPF_CORE_READ(loop_file, private_data);
+	if (!ep)
+		return;
+	head = &ep->rdllist;
+	node = BPF_CORE_READ(ep, rdllist.next);
+	for (i = 0; i < WAITING_MAX_READY && node && node != head; i++) {
+		epi = (void *)node - bpf_core_field_offset(struct epitem, rdllink);
+		record->ready_fds++;
+		file = BPF_CORE_READ(epi, ffd.file);
+		if (file && (BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT) == S_IFSOCK) {
+			sock = BPF_CORE_READ(file, private_data);
+			sk = sock ? BPF_CORE_READ(sock, sk) : NULL;
+			if (sk && BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_LISTEN)
+				record->connections += BPF_CORE_READ(sk, sk_ack_backlog);
+		}
+		node = BPF_CORE_READ(node, next);
+	}
+	record->waiting_known = 1;
+	if (stats) {
+		__sync_fetch_and_add(&stats->waiting_connections, record->connections);
+		__sync_fetch_and_add(&stats->waiting_ready_fds, record->ready_fds);
+	}
 }
 
 /* The first fd set in a select() fd_set, -1 when the set is empty or unreadable. */
@@ -727,12 +860,12 @@ static void thread__switch_out(void *ctx, struct loop_thread *thread, struct tas
 	__s32 syscall;
 	__u32 reason, slot;
 
-	thread__account(thread, now);
+	thread__account(thread, prev, now, 1);
 	state = task__state(prev);
 	/* A preempted task may already have set a sleeping state before schedule(): it is still
 	 * runnable. */
 	if (preempt || state == TASK_RUNNING) {
-		thread->run_state = RUN_RUNNABLE;
+		thread->run_state = RUN_ACTIVE;
 		thread->current_slot = NO_SLOT;
 		return;
 	}
@@ -754,27 +887,22 @@ static void thread__switch_out(void *ctx, struct loop_thread *thread, struct tas
 		thread__slot_at(thread, slot)->gil_holder = python__gil_holder(thread->pid);
 }
 
+/* Only a loop thread's switch-out matters: its switch-in shows in its run delay (see
+ * thread__account()). Other tasks' switches cost one map miss and no clock read. */
 SEC("tp_btf/sched_switch")
 int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
+	__u32 prev_tid = prev->pid;
 	struct loop_thread *thread;
-	__u32 prev_tid = prev->pid, next_tid = next->pid;
-	__u64 now = bpf_ktime_get_ns();
 
 	thread = bpf_map_lookup_elem(&loop_threads, &prev_tid);
 	if (thread && thread->busy_start_ns)
-		thread__switch_out(ctx, thread, prev, preempt, now);
-
-	thread = bpf_map_lookup_elem(&loop_threads, &next_tid);
-	if (thread && thread->busy_start_ns) {
-		thread__account(thread, now);
-		thread->run_state = RUN_ON_CPU;
-		thread->current_slot = NO_SLOT;
-	}
+		thread__switch_out(ctx, thread, prev, preempt, bpf_ktime_get_ns());
 	return 0;
 }
 
-/* From the wakeup on, a blocked thread waits for a CPU: that is runqueue time, not off-CPU. */
+/* The wakeup ends a blocked thread's off-CPU time; what follows until it runs is its run
+ * delay. A wakeup not seen leaves it to thread__account()'s CPU-time split. */
 SEC("tp_btf/sched_waking")
 int BPF_PROG(sched_waking, struct task_struct *task)
 {
@@ -785,13 +913,13 @@ int BPF_PROG(sched_waking, struct task_struct *task)
 	thread = bpf_map_lookup_elem(&loop_threads, &tid);
 	if (!thread || !thread->busy_start_ns || thread->run_state != RUN_BLOCKED)
 		return 0;
-	thread__account(thread, bpf_ktime_get_ns());
+	thread__account(thread, task, bpf_ktime_get_ns(), 0);
 	/* A thread of the same process that wakes a GIL waiter is the one that dropped the GIL.
 	 * Timer wakeups run in whatever task the interrupt hit: only keep same-process wakers. */
 	slot = thread->current_slot;
 	if (slot < MAX_STACK_SLOTS && waker >> 32 == thread->pid && (__u32)waker != tid)
 		thread->slots[slot].waker_tid = (__u32)waker;
-	thread->run_state = RUN_RUNNABLE;
+	thread->run_state = RUN_WOKEN;
 	thread->current_slot = NO_SLOT;
 	return 0;
 }

@@ -3,12 +3,7 @@
 #ifndef LOOPSTALL_H
 #define LOOPSTALL_H
 
-/* BPF code gets the kernel types from vmlinux.h; userspace from the uapi header. */
-#ifndef __VMLINUX_H__
-#include <linux/types.h>
-#endif
-#include "python_abi.h"
-#include "v8_abi.h"
+#include "abi_types.h"
 
 #define TASK_COMM_LEN 16
 
@@ -17,10 +12,6 @@
 #define MAX_STACK_SLOTS 16
 /* Frames kept per stack: deep enough for a CPython eval loop under a framework. */
 #define MAX_STACK_DEPTH 127
-
-/* Python frames kept per stack (--py-depth caps it lower). */
-#define MAX_PY_DEPTH 128
-#define DEFAULT_PY_DEPTH 64
 
 /* Busy-time histogram: HIST_SUB_BUCKETS linear sub-buckets per power of two of nanoseconds. */
 #define HIST_SUB_BITS 2
@@ -66,11 +57,13 @@ enum offcpu_reason {
 	REASON_GIL, /* futex on the CPython GIL of the thread's interpreter */
 };
 
-/* Where the loop thread is between scheduler events. */
+/* Where the loop thread is between the events loopstall sees of it. Running and waiting for a
+ * CPU are one state: the kernel's own run delay of the task tells them apart (see
+ * thread__account()), so no switch-in needs to be seen. */
 enum thread_run_state {
-	RUN_ON_CPU = 0,
-	RUN_BLOCKED,  /* switched out in a sleep/wait */
-	RUN_RUNNABLE, /* preempted, or woken and waiting for a CPU */
+	RUN_ACTIVE = 0, /* running or runnable, not blocked since the last event */
+	RUN_BLOCKED,    /* switched out in a sleep/wait, not woken yet */
+	RUN_WOKEN,      /* woken: being enqueued, then runnable or running */
 };
 
 struct stack_slot {
@@ -99,7 +92,12 @@ struct loop_thread {
 	__u32 in_loop_poll;    /* inside the poll call that bounds this thread's iterations */
 	__u32 run_state;       /* enum thread_run_state */
 	__u64 busy_start_ns;   /* 0 while the thread waits in its loop's poll */
-	__u64 last_change_ns;  /* last switch-in, switch-out or wakeup */
+	__u64 last_change_ns;  /* last event seen: iteration start, switch-out or wakeup */
+	/* The task's own scheduler accounts at last_change_ns: run delay (as in
+	 * /proc/PID/task/TID/schedstat), CPU time, context switches (voluntary + involuntary). */
+	__u64 seen_run_delay_ns;
+	__u64 seen_cpu_ns;
+	__u64 seen_switches;
 	__u64 on_cpu_ns;
 	__u64 off_cpu_ns;
 	__u64 runqueue_ns;
@@ -117,32 +115,6 @@ struct native_stack {
 	__u64 ips[MAX_STACK_DEPTH];
 };
 
-struct py_frame {
-	__u64 code;  /* PyCodeObject address */
-	__u64 lasti; /* the frame's position field, raw: see enum py_lasti_mode */
-	__u32 owner; /* _PyInterpreterFrame.owner (3.11+) */
-	/*
-	 * What the code object was at walk time, checked when userspace resolves the frame (the
-	 * object may be freed by then, its address and strings reused): the low 32 bits of
-	 * co_name's cached str hash, or of the co_name pointer while that hash is not computed
-	 * (-1: 3.11/3.12 static strings such as "<module>", never freed).
-	 */
-	__u32 name_fingerprint;
-};
-
-struct py_stack {
-	__u32 depth;
-	__u32 truncated; /* the walk stopped early: depth limit or unreadable frame */
-	struct py_frame frames[MAX_PY_DEPTH]; /* innermost first */
-};
-
-/* Per traced CPython process, keyed by pid: filled by userspace once the interpreter is known. */
-struct python_proc {
-	struct python_offsets offsets;
-	__u64 gil_start; /* [gil_start, gil_end): the futex words of the interpreter's GIL */
-	__u64 gil_end;
-};
-
 struct stall_record {
 	__u32 type; /* enum record_type */
 	__u32 pid;
@@ -156,6 +128,12 @@ struct stall_record {
 	__u64 runqueue_ns;
 	__u64 untracked_stack_ns;
 	struct stack_slot slots[MAX_STACK_SLOTS];
+	/* What the stall delayed, read when it ended: the loop's ready fds and, for listening
+	 * sockets among them, the connections in their accept queues. */
+	__u32 waiting_known; /* 0: the loop's poll is no epoll instance loopstall knows */
+	__u32 ready_fds;
+	__u32 connections;
+	__u32 pad;
 };
 
 struct process_record {
@@ -182,6 +160,8 @@ struct process_stats {
 	__u64 stall_on_cpu_ns;   /* ... split as in the stall events */
 	__u64 stall_off_cpu_ns;
 	__u64 stall_runqueue_ns;
+	__u64 waiting_connections; /* summed over the stalls' ends: see stall_record */
+	__u64 waiting_ready_fds;
 	__u64 busy_hist[HIST_BUCKETS];
 };
 

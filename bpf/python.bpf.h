@@ -7,6 +7,12 @@
 #ifndef PYTHON_BPF_H
 #define PYTHON_BPF_H
 
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include "loopstall.h"
+#include "python_abi.h"
+#include "read_user.h"
+
 /* Frames walked per stack: --py-depth, at most MAX_PY_DEPTH. */
 const volatile __u32 py_depth = DEFAULT_PY_DEPTH;
 /* Walks at switch-out per iteration: a loop that blocks often (GIL ping-pong) must not pay a
@@ -24,12 +30,12 @@ struct {
 	__type(value, struct python_proc);
 } python_procs SEC(".maps");
 
-/* tid -> PyThreadState address, found by userspace and verified here before each walk. */
+/* tid -> its PyThreadState, found by userspace and verified here before each walk. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384); /* resized by userspace */
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, struct python_thread);
 } python_threads SEC(".maps");
 
 /* Loop threads whose mapped tstate was not theirs (or had no frame) at a walk: userspace looks
@@ -60,24 +66,18 @@ struct {
 __u64 py_walks_skipped = 0;
 __u64 py_thread_mismatch = 0;
 
-static __always_inline __u64 read_user_u64(__u64 addr)
-{
-	__u64 value = 0;
-
-	bpf_probe_read_user(&value, sizeof(value), (void *)addr);
-	return value;
-}
-
 /*
  * The tstate userspace mapped to this tid must still belong to it: a thread that exited leaves
  * its tstate to be freed and reused. 3.11+ records the kernel tid; older versions only
  * pthread_self(), which is the thread pointer.
  */
-static __always_inline bool tstate__owned_by(const struct python_offsets *off, __u64 tstate,
-					     __u32 tid, __u64 tls_base)
+static __always_inline bool tstate__owned_by(const struct python_offsets *off,
+					     const struct python_thread *thread, __u64 tls_base)
 {
+	__u64 tstate = thread->tstate;
+
 	if (off->tstate_native_thread_id != PY_NONE16)
-		return read_user_u64(tstate + off->tstate_native_thread_id) == tid;
+		return read_user_u64(tstate + off->tstate_native_thread_id) == thread->ns_tid;
 	return read_user_u64(tstate + off->tstate_thread_id) == tls_base;
 }
 
@@ -115,6 +115,7 @@ static __u64 python__walk(const struct python_offsets *off, __u64 frame, struct 
 			stack->truncated = 1;
 			break;
 		}
+		out->code &= ~(__u64)off->code_tag_mask;
 		if (off->lasti_mode == PY_LASTI_POINTER) {
 			out->lasti = read_user_u64(frame + off->frame_lasti);
 		} else {
@@ -127,7 +128,7 @@ static __u64 python__walk(const struct python_offsets *off, __u64 frame, struct 
 		/* Two dependent reads, code->co_name->hash: what tells this code object from one
 		 * allocated at its address before userspace resolves it. Not for 3.12+ shims. */
 		out->name_fingerprint = 0;
-		if (out->owner != off->frame_owned_by_cstack) {
+		if (out->owner < off->frame_owner_shim) {
 			name = read_user_u64(out->code + off->code_name);
 			name_hash = -1;
 			if (name)
@@ -154,14 +155,15 @@ static __u64 python__capture(struct loop_thread *thread, __u32 tid, __u32 reason
 {
 	struct python_proc *proc;
 	struct py_stack *stack;
-	__u64 *tstate, frame, id;
+	struct python_thread *mapped;
+	__u64 frame, id;
 	__u32 zero = 0, *walks = NULL;
 
 	proc = bpf_map_lookup_elem(&python_procs, &thread->pid);
 	if (!proc)
 		return 0;
-	tstate = bpf_map_lookup_elem(&python_threads, &tid);
-	if (!tstate)
+	mapped = bpf_map_lookup_elem(&python_threads, &tid);
+	if (!mapped)
 		return 0;
 	if (reason == REASON_LOCK || reason == REASON_GIL)
 		walks = &thread->py_wait_walks;
@@ -171,7 +173,7 @@ static __u64 python__capture(struct loop_thread *thread, __u32 tid, __u32 reason
 		__sync_fetch_and_add(&py_walks_skipped, 1);
 		return 0;
 	}
-	if (!tstate__owned_by(&proc->offsets, *tstate, tid, thread->tls_base)) {
+	if (!tstate__owned_by(&proc->offsets, mapped, thread->tls_base)) {
 		__sync_fetch_and_add(&py_thread_mismatch, 1);
 		bpf_map_update_elem(&python_resync, &tid, &(__u8){ 1 }, BPF_NOEXIST);
 		return 0;
@@ -181,7 +183,7 @@ static __u64 python__capture(struct loop_thread *thread, __u32 tid, __u32 reason
 		return 0;
 	if (walks)
 		*walks += 1;
-	frame = tstate__current_frame(&proc->offsets, *tstate);
+	frame = tstate__current_frame(&proc->offsets, mapped->tstate);
 	/* A loop thread runs Python code: a tstate without a frame is one still being set up for
 	 * another thread (on <= 3.11 it carries its creator's ids for a moment). */
 	if (!frame)

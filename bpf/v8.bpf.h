@@ -9,6 +9,12 @@
 #ifndef V8_BPF_H
 #define V8_BPF_H
 
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include "loopstall.h"
+#include "read_user.h"
+#include "v8_abi.h"
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1024); /* resized by userspace */

@@ -2,12 +2,11 @@
 /*
  * V8 internals that the BPF frame walker and userspace both need. Userspace reads them from the
  * v8dbg_* post-mortem metadata that node exports (user/runtime/node/v8meta.c), per process.
- *
- * The includer provides __u8/__u16/__u64 (vmlinux.h on the BPF side, <linux/types.h> in
- * userspace), as for bpf/loopstall.h.
  */
 #ifndef __LOOPSTALL_V8_H
 #define __LOOPSTALL_V8_H
+
+#include "abi_types.h"
 
 /* JavaScript functions kept per stack, innermost first. */
 #define MAX_JS_DEPTH 64

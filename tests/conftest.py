@@ -43,6 +43,7 @@ class Lab:
         self.tmp_path = tmp_path
         self.targets = []
         self.runs = []
+        self.cleanups = []  # callables, run after the targets are gone (files they used)
 
     def target(self, script, *args, python=harness.DEBIAN_PYTHON, name="target", start=True):
         """A target from tests/targets/; started (attach mode) unless start=False."""
@@ -52,6 +53,14 @@ class Lab:
         if start:
             t.start()
         return t
+
+    def container_target(self, script, *args, python, root, kind="overlay", files=None,
+                         name="container"):
+        """A target from tests/targets/ run in a container over root; started."""
+        t = harness.ContainerTarget(self.tmp_path / ("%s%d" % (name, len(self.targets))),
+                                    python, script, list(args), root, kind=kind, files=files)
+        self.targets.append(t)
+        return t.start()
 
     def loopstall(self, *args, output=None, prefix=()):
         run = harness.Loopstall(list(args), output=output, prefix=prefix)
@@ -63,6 +72,8 @@ class Lab:
             run.finish()
         for t in self.targets:
             t.kill()
+        for cleanup in self.cleanups:
+            cleanup()
         # Shown by pytest only when the test failed.
         for run in self.runs:
             print("---- loopstall run ----\n" + run.describe())

@@ -21,6 +21,7 @@
 #include <sys/prctl.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include "procfs.h"
 #include "python_offsets.h"
 #include "python_debug.h"
 #include "check.h"
@@ -151,40 +152,46 @@ out:
  * &_PyRuntime in pid: from libpython3.13's symbol table (pyenv builds) or else the
  * executable's (static builds), plus where the file's offset 0 is mapped.
  */
+struct runtime_files {
+	char exe[4096], lib[4096];
+	unsigned long exe_start, lib_start;
+};
+
+static int mapping__runtime_file(void *ctx, const struct proc_mapping *mapping)
+{
+	struct runtime_files *files = ctx;
+
+	if (mapping->offset || !mapping->path[0])
+		return 0;
+	if (!files->lib_start && strstr(mapping->path, "/libpython3.13")) {
+		files->lib_start = mapping->start;
+		snprintf(files->lib, sizeof(files->lib), "%s", mapping->path);
+	} else if (!files->exe_start && !strcmp(mapping->path, files->exe)) {
+		files->exe_start = mapping->start;
+	}
+	return 0;
+}
+
 static int runtime__find(pid_t pid, unsigned long *addr)
 {
-	char maps_path[64], line[4096], path[4096], exe[4096] = "";
-	unsigned long start, end, off, lib_start = 0, exe_start = 0;
-	char lib[4096] = "", perms[8];
+	struct runtime_files files = {};
+	char exe_path[64];
 	GElf_Addr value, base;
 	ssize_t n;
-	FILE *maps;
+	int err;
 
-	snprintf(maps_path, sizeof(maps_path), "/proc/%d/exe", pid);
-	n = readlink(maps_path, exe, sizeof(exe) - 1);
-	exe[n > 0 ? n : 0] = 0;
-	snprintf(maps_path, sizeof(maps_path), "/proc/%d/maps", pid);
-	maps = fopen(maps_path, "re");
-	if (!maps)
-		return -errno;
-	while (fgets(line, sizeof(line), maps)) {
-		if (sscanf(line, "%lx-%lx %7s %lx %*s %*s %4095[^\n]", &start, &end, perms, &off,
-			   path) != 5 || off)
-			continue;
-		if (!lib_start && strstr(path, "/libpython3.13")) {
-			lib_start = start;
-			snprintf(lib, sizeof(lib), "%s", path);
-		} else if (!exe_start && !strcmp(path, exe)) {
-			exe_start = start;
-		}
-	}
-	fclose(maps);
-	if (lib_start && !elf__symbol(lib, "_PyRuntime", &value, &base)) {
-		*addr = lib_start + (value - base);
+	snprintf(exe_path, sizeof(exe_path), "/proc/%d/exe", pid);
+	n = readlink(exe_path, files.exe, sizeof(files.exe) - 1);
+	files.exe[n > 0 ? n : 0] = 0;
+	err = procfs__each_mapping(pid, mapping__runtime_file, &files);
+	if (err < 0)
+		return err;
+	if (files.lib_start && !elf__symbol(files.lib, "_PyRuntime", &value, &base)) {
+		*addr = files.lib_start + (value - base);
 		return 0;
 	}
-	if (exe_start && !elf__symbol(exe, "_PyRuntime", &value, &base)) {
-		*addr = exe_start + (value - base);
+	if (files.exe_start && !elf__symbol(files.exe, "_PyRuntime", &value, &base)) {
+		*addr = files.exe_start + (value - base);
 		return 0;
 	}
 	return -ENOENT;
@@ -251,7 +258,7 @@ static void expect_refused(const char *what, int minor, const unsigned char *buf
 	int err;
 
 	memcpy(&offsets, row, sizeof(offsets));
-	err = python_debug__apply(minor, buf, len, &offsets);
+	err = python_debug__apply(minor, buf, len, &offsets, NULL);
 	CHECK(err == want, "%s: got %d, want %d", what, err, want);
 	CHECK(!memcmp(&offsets, row, sizeof(offsets)), "%s: *offsets changed", what);
 }
@@ -262,7 +269,7 @@ static void expect_applied(const char *what, const unsigned char *buf, size_t le
 	int err;
 
 	memcpy(out, row, sizeof(*out));
-	err = python_debug__apply(MINOR, buf, len, out);
+	err = python_debug__apply(MINOR, buf, len, out, NULL);
 	CHECK(err == 0, "%s: got %d, want 0", what, err);
 }
 
@@ -283,7 +290,7 @@ static void check_live(const struct python_debug_layout *layout, const unsigned 
 	for (i = 0; i < layout->nr_fields; i++)
 		field__poke(&offsets, &layout->fields[i],
 			    (1ULL << (8 * layout->fields[i].width)) - 2);
-	err = python_debug__apply(MINOR, live, layout->size, &offsets);
+	err = python_debug__apply(MINOR, live, layout->size, &offsets, NULL);
 	CHECK(err == 0, "live _Py_DebugOffsets: python_debug__apply returned %d", err);
 	for (i = 0; i < layout->nr_fields; i++) {
 		f = &layout->fields[i];
@@ -386,12 +393,24 @@ static void check_refusals(const struct python_debug_layout *layout, const unsig
 			word__set(buf, f->debug, base + none + 1);
 			snprintf(what, sizeof(what), "%s = 2^%d", f->debug_name, 8 * f->width);
 			expect_refused(what, MINOR, buf, size, row, -EINVAL);
+			/* Inside a struct that big: the value is then as good as any. */
+			word__set(buf, f->debug_size, base + none);
 			word__set(buf, f->debug, base + none - 1);
 			snprintf(what, sizeof(what), "%s = largest fitting value", f->debug_name);
 			expect_applied(what, buf, size, row, &offsets);
 			CHECK(field__get(&offsets, f) == none - 1, "%s: got %llu", what,
 			      (unsigned long long)field__get(&offsets, f));
+			word__set(buf, f->debug_size, v);
 		}
+		/* What a table read through another version's layout tends to give. */
+		RESET();
+		word__set(buf, f->debug_size, v);
+		snprintf(what, sizeof(what), "%s at its struct's size", f->debug_name);
+		expect_refused(what, MINOR, buf, size, row, -EINVAL);
+		word__set(buf, f->debug_size, 0);
+		snprintf(what, sizeof(what), "%s in a struct of size 0", f->debug_name);
+		expect_refused(what, MINOR, buf, size, row, -EINVAL);
+		RESET();
 		if (f->debug_base != PY_NONE16) {
 			word__set(buf, f->debug, v);
 			word__set(buf, f->debug_base, v + 1);
@@ -457,7 +476,7 @@ static void check_mutations(const struct python_debug_layout *layout, const unsi
 			if (!exact)
 				break;
 			memcpy(exact, buf, len);
-			err = python_debug__apply(MINOR, exact, len, &offsets);
+			err = python_debug__apply(MINOR, exact, len, &offsets, NULL);
 			free(exact);
 		}
 		if (err) {

@@ -19,6 +19,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include "../user/procfs.h"
 #include "../user/symbolize.h"
 #include "check.h"
 
@@ -57,34 +58,35 @@ static double time__now_s(void)
 }
 
 /* [start, end) of the mapping of file offset 0 of the first mapping whose name contains part. */
+struct maps_find {
+	const char *part;
+	char *name;
+	size_t name_size;
+	__u64 start, end;
+};
+
+static int mapping__match(void *ctx, const struct proc_mapping *mapping)
+{
+	struct maps_find *find = ctx;
+
+	if (mapping->offset || !strstr(mapping->path, find->part))
+		return 0;
+	snprintf(find->name, find->name_size, "%s", mapping->path);
+	find->start = mapping->start;
+	find->end = mapping->end;
+	return 1;
+}
+
 static bool maps__find(pid_t pid, const char *part, char *name, size_t name_size, __u64 *start,
 		       __u64 *end)
 {
-	unsigned long long low, high, offset;
-	char path[64], line[4096], *mapped;
-	bool found = false;
-	FILE *file;
-	int pos;
+	struct maps_find find = { .part = part, .name = name, .name_size = name_size };
 
-	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
-	file = fopen(path, "r");
-	if (!file)
-		return false;
-	while (!found && fgets(line, sizeof(line), file)) {
-		pos = 0;
-		if (sscanf(line, "%llx-%llx %*s %llx %*s %*s %n", &low, &high, &offset, &pos) < 3 || !pos)
-			continue;
-		mapped = line + pos;
-		mapped[strcspn(mapped, "\n")] = '\0';
-		if (offset || !strstr(mapped, part))
-			continue;
-		snprintf(name, name_size, "%s", mapped);
-		*start = low;
-		if (end)
-			*end = high;
-		found = true;
-	}
-	fclose(file);
+	bool found = procfs__each_mapping(pid, mapping__match, &find) > 0;
+
+	*start = find.start;
+	if (end)
+		*end = find.end;
 	return found;
 }
 

@@ -251,6 +251,7 @@ int main(void)
 		openat2__disable();
 		check_all(pid, own_map, secret_map);
 		child__kill(pid);
+		check_line(pid, "/own.py", 1, -ESRCH, NULL);
 	}
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", base);
 	umount2(in_root("proc"), MNT_DETACH);

@@ -6,6 +6,7 @@ a runtime error, never a crash (negative exit code) or a libbpf dump.
 
 import os
 import signal
+import socket
 import subprocess
 import time
 
@@ -263,25 +264,35 @@ def test_error_without_privileges(lab):
 
 
 def test_privileges_dropped_after_load(lab):
-    """Once attached, loopstall keeps only what reading targets needs: CAP_SYS_PTRACE,
-    CAP_DAC_READ_SEARCH and CAP_CHECKPOINT_RESTORE effective; CAP_SETUID and CAP_SETGID
-    permitted but not effective (targetfs' threads raise them to take a target's credentials);
-    nothing inheritable; and it can never regain more (no_new_privs)."""
-    effective = (1 << 19) | (1 << 2) | (1 << 40)  # SYS_PTRACE, DAC_READ_SEARCH, CHECKPOINT_RESTORE
+    """Once attached, loopstall keeps only what reading targets needs: CAP_SYS_PTRACE and
+    CAP_CHECKPOINT_RESTORE effective; CAP_SETUID and CAP_SETGID permitted but not effective
+    (targetfs' thread raises them to take a target's credentials); not CAP_DAC_READ_SEARCH
+    (files are read as the target could); nothing inheritable; and it can never regain more
+    (no_new_privs)."""
+    effective = (1 << 19) | (1 << 40)  # CAP_SYS_PTRACE, CAP_CHECKPOINT_RESTORE
     dormant = (1 << 7) | (1 << 6)  # CAP_SETUID, CAP_SETGID
     target = idle_target(lab)
-    run = lab.loopstall("--json", "-p", target.pid)
+    with socket.socket() as s:  # a free port for the exporter, whose thread is checked too
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run = lab.loopstall("--json", "-p", target.pid, "--prometheus", "127.0.0.1:%d" % port)
     run.wait_tracing()
-    status = {}
-    with open("/proc/%d/status" % run.proc.pid) as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            status[key] = value.strip()
-    for field in ("CapPrm", "CapBnd"):
-        assert int(status[field], 16) & ~(effective | dormant) == 0, "%s = %s" % (field, status[field])
-    assert int(status["CapPrm"], 16) == effective | dormant, status["CapPrm"]
-    assert int(status["CapEff"], 16) == effective, status["CapEff"]
-    assert int(status["CapInh"], 16) == 0, status["CapInh"]
-    assert status["NoNewPrivs"] == "1"
+    tasks = os.listdir("/proc/%d/task" % run.proc.pid)
+    assert len(tasks) >= 2, "no exporter thread: %s" % tasks
+    for tid in tasks:
+        status = {}
+        with open("/proc/%d/task/%s/status" % (run.proc.pid, tid)) as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                status[key] = value.strip()
+        # Capabilities are per thread: every one of loopstall's threads must have dropped them.
+        for field in ("CapPrm", "CapBnd", "CapEff"):
+            assert int(status[field], 16) & ~(effective | dormant) == 0, (
+                "thread %s (%s): %s = %s" % (tid, status["Name"], field, status[field]))
+        assert int(status["CapInh"], 16) == 0, status["CapInh"]
+        assert status["NoNewPrivs"] == "1", "thread %s (%s)" % (tid, status["Name"])
+        if tid == str(run.proc.pid):
+            assert int(status["CapPrm"], 16) == effective | dormant, status["CapPrm"]
+            assert int(status["CapEff"], 16) == effective, status["CapEff"]
     assert run.stop() == 0, run.describe()
     assert len(run.of_kind("summary", target.pid)) == 1

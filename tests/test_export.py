@@ -47,6 +47,8 @@ FAMILIES = {  # family name (OpenMetrics spelling) -> type
     "loopstall_js_walks_skipped": "counter",
     "loopstall_stalls": "counter",
     "loopstall_stall_seconds": "counter",
+    "loopstall_waiting_connections": "counter",
+    "loopstall_waiting_ready_fds": "counter",
     "loopstall_iteration_busy_seconds": "histogram",
 }
 PROCESS_LABELS = {"pid", "comm", "cgroup", "container_id"}

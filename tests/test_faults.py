@@ -26,14 +26,17 @@ Each test starts real processes (targets/fault_*.py) and checks values, not only
 Run: /usr/bin/python3 -m pytest tests/test_faults.py -v   (as root, after building loopstall)
 """
 
+import http.client
 import json
 import os
 import re
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -871,6 +874,258 @@ def test_hostile_names(lab, names):
     assert same_name(summaries[0]["comm"], proc_want, proc_exact), (
         summaries[0]["comm"], proc_want)
     assert reports[0]["tid"] == info["main_tid"] and reports[1]["tid"] == info["thread_tid"]
+
+
+# --- 8b. hostile files and frame names: loopstall reads, prints and waits only as it should -----
+
+NOBODY = 65534
+OTHER_UID = 4242  # owns a file nobody may read
+OWN_LINE = 3  # of own.py: the target's own readable source, whose line must show
+OWN_SOURCE = "# a module\n\nOWN_SOURCE_LINE_SHOWN = 1\n"
+HOSTILE_MS = 300.0
+# Frame names a terminal would act on, not UTF-8 (a lone surrogate: CPython keeps it as bytes
+# that are not UTF-8), and long; with what the text output must show of each instead.
+HOSTILE_NAMES = [
+    ("clear\x1b[2J\x1b[H", "clear\\x1b[2J\\x1b[H"),
+    ("title\x1b]0;pwned\x07", "title\\x1b]0;pwned\\x07"),
+    ("cr\roverwrite\x7f", "cr\\x0doverwrite\\x7f"),
+    ("bad\udcffutf8", "bad\\x"),
+    ("long" + "\x1b" * 10240, "long\\x1b\\x1b"),
+]
+
+
+def hostile_dir(lab, scripts=("hostile_files.py", "ctl.py")):
+    """A directory nobody can reach (pytest's tmp_path is root's alone) with the target
+    program, its control directory and the files it names. Removed after the test."""
+    base = Path(tempfile.mkdtemp(prefix="loopstall-hostile-"))
+    lab.cleanups.append(lambda: shutil.rmtree(base, ignore_errors=True))
+    os.chmod(base, 0o755)
+    for script in scripts:
+        shutil.copy(TARGETS / script, base / script)
+    return base
+
+
+def owned_file(path, text, uid, mode):
+    path.write_text(text)
+    os.chown(path, uid, uid)
+    os.chmod(path, mode)
+
+
+AS_NOBODY = ["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY, "--clear-groups"]
+
+
+def nobody_target(lab, base, argv):
+    """argv (its program in base) as nobody, with base/ctl as its control directory."""
+    ctl = base / "ctl"
+    target = harness.Target(ctl, DEBIAN_PYTHON, "hostile_files.py", [])
+    os.chown(ctl, NOBODY, NOBODY)
+    lab.targets.append(target)
+    target.argv = AS_NOBODY + list(argv) + ["--ctl", str(ctl)]
+    return target.start()
+
+
+def hostile_target(lab, base, frames):
+    """hostile_files.py as nobody, stalling under frames."""
+    (base / "frames.json").write_text(json.dumps(frames))
+    return nobody_target(lab, base, [DEBIAN_PYTHON, str(base / "hostile_files.py"), "--frames",
+                                     str(base / "frames.json"), "--ms", str(HOSTILE_MS)])
+
+
+def no_control_bytes(text_bytes):
+    bad = sorted({b for b in text_bytes if (b < 0x20 and b != 0x0a) or b == 0x7f})
+    assert not bad, "control bytes %s in the text output" % [hex(b) for b in bad]
+    text_bytes.decode("utf-8")  # strict: raises on anything that is not UTF-8
+
+
+def test_hostile_files_and_names(lab):
+    """8b. A target running as nobody stalls under frames whose co_filename is a root-only
+    file, /etc/shadow, another user's file, /proc/self/environ (loopstall's own, with a marker
+    in it), a FIFO, /dev/zero, /dev/stdin, a 1 GB file without a newline, and its own source;
+    and whose names hold ESC, BEL, CR, DEL, bytes that are not UTF-8 and 10 kB. Text and JSON
+    runs at once: no line of any of those files is printed, the own file's line is, every
+    stall is reported, the text has no control byte and is UTF-8, the JSON names round-trip,
+    the JSON run honours -d within 1 s and the text run SIGINT; RSS stays small."""
+    base = hostile_dir(lab)
+    owned_file(base / "own.py", OWN_SOURCE, NOBODY, 0o600)
+    owned_file(base / "secret.txt", "ROOT_ONLY_SECRET_LINE\n", 0, 0o600)
+    owned_file(base / "other.txt", "OTHER_USER_SECRET_LINE\n", OTHER_UID, 0o600)
+    os.mkfifo(base / "fifo", 0o666)
+    with open(base / "big", "wb") as f:
+        f.truncate(1 << 30)
+    with open("/etc/shadow") as f:
+        shadow_line = f.readline().strip()
+    env_marker = "ENVIRON_SECRET_%d" % os.getpid()
+    files = [str(base / "secret.txt"), "/etc/shadow", str(base / "other.txt"),
+             "/proc/self/environ", str(base / "fifo"), "/dev/zero", "/dev/stdin",
+             str(base / "big")]
+    frames = [{"file": f, "line": 1, "name": "f%d" % i, "qualname": "q%d" % i}
+              for i, f in enumerate(files)]
+    frames += [{"file": "/x/%s.py" % name, "line": 1, "name": name, "qualname": "Q." + name}
+               for name, _ in HOSTILE_NAMES]
+    frames.append({"file": str(base / "own.py"), "line": OWN_LINE, "name": "own",
+                   "qualname": "own"})
+    target = hostile_target(lab, base, frames)
+    pid = target.wait_ready()["pid"]
+    text_out, json_out = lab.tmp_path / "out.txt", lab.tmp_path / "out.jsonl"
+    os.environ["LOOPSTALL_TEST_MARKER"] = env_marker
+    try:
+        text = lab.loopstall("-o", text_out, "-p", pid)
+        duration = 6
+        js = lab.loopstall("--json", "-d", duration, "-p", pid)
+    finally:
+        del os.environ["LOOPSTALL_TEST_MARKER"]
+    text.wait_tracing()
+    js_tracing = js.stderr.wait_for(lambda t: t.startswith("loopstall: tracing"), TIMEOUT_S)
+    assert js_tracing, js.describe()
+    tracing_at = [a for a, t in js.stderr.lines if t.startswith("loopstall: tracing")][0]
+    time.sleep(WARMUP_S)
+    for _ in range(2):
+        target.trigger()
+    wait_events(js, lambda e: e["event"] == "stall" and e["pid"] == pid, 2)
+    hwm = vm_hwm_kib(text.proc.pid)
+    assert js.wait_exit(STOP_TIMEOUT_S) == 0, js.describe()
+    summary_at = [e["_arrival"] for e in js.events() if e["event"] == "summary"]
+    sigint_at = time.monotonic()
+    stop(text)
+    stopped_in = time.monotonic() - sigint_at
+
+    raw = text_out.read_bytes()
+    no_control_bytes(raw)
+    shown = raw.decode()
+    for secret in ("ROOT_ONLY_SECRET_LINE", "OTHER_USER_SECRET_LINE", shadow_line, env_marker):
+        assert secret not in shown, "%r printed:\n%s" % (secret, shown)
+    stall_headers = [l for l in shown.splitlines() if l.startswith(tuple("0123456789"))
+                     and " STALL " in l and " pid %d " % pid in l]
+    assert len(stall_headers) == 2, "want 2 stalls in the text output:\n%s" % shown
+    assert shown.count("OWN_SOURCE_LINE_SHOWN = 1") == 2, (
+        "the target's own source line is not shown under each stall:\n%s" % shown)
+    for _, escaped in HOSTILE_NAMES:
+        assert escaped in shown, "%r not in the text output:\n%s" % (escaped, shown)
+    assert hwm < 200 * 1024, "loopstall's peak RSS %.1f MiB" % (hwm / 1024.0)
+
+    stalls = [e for e in js.events() if e["event"] == "stall" and e["pid"] == pid]
+    assert len(stalls) == 2, [brief(e) for e in stalls]
+    assert summary_at and summary_at[0] - tracing_at <= duration + 1.0, (
+        "-d %d: the summary came %.2f s after tracing began" % (
+            duration, summary_at[0] - tracing_at))
+    assert stopped_in <= STOP_TIMEOUT_S
+    for ev in stalls:
+        check_event(dict(ev, _arrival=None))
+        py = [s["python"] for s in ev["stacks"] if s.get("python")]
+        assert py, brief(ev)
+        got = {f["function"]: f for f in py[0]}
+        for name, _ in HOSTILE_NAMES:
+            fn = [g for g in got if g[:3] == name[:3]]
+            assert fn, "no frame %r in %s" % (name[:12], sorted(g[:12] for g in got))
+            frame = got[fn[0]]
+            if "\udcff" in name:
+                assert same_name(frame["function"], name.replace("\udcff", ""), False), frame
+                continue
+            # Names are read up to a bound (hundreds of characters): a prefix of the name.
+            assert len(frame["function"]) >= 100 or frame["function"] == name, frame
+            assert name.startswith(frame["function"]), frame
+            assert ("Q." + name).startswith(frame["qualname"]), frame
+            assert ("/x/%s.py" % name).startswith(frame["file"]), frame
+
+
+def test_hostile_files_in_own_root(lab):
+    """8b. The target in a root of its own (pivot_root, as containers have), as nobody: its
+    symlinks that lead out of its root, absolute and by "..", to a file anyone may read on the
+    host, are resolved inside its root: the host file's line is never printed, the line of the
+    root's own file the ".." form lands on is, and so is its own source's."""
+    base = hostile_dir(lab)
+    root = base / "root"
+    for d in ("usr", "tmp", "ctl", "app"):
+        (root / d).mkdir(parents=True)
+    for link in ("lib", "lib64", "bin"):
+        if os.path.islink("/" + link):
+            os.symlink(os.readlink("/" + link), root / link)
+    (base / "ctl").mkdir()
+    owned_file(base / "outside.txt", "OUTSIDE_THE_ROOT_LINE\n", 0, 0o644)
+    owned_file(root / "outside.txt", "INSIDE_THE_ROOT_LINE\n", 0, 0o644)
+    owned_file(root / "app" / "own.py", OWN_SOURCE, NOBODY, 0o600)
+    os.symlink(str(base / "outside.txt"), root / "tmp" / "abs")
+    os.symlink("../../outside.txt", root / "tmp" / "up")  # on the host: base/outside.txt
+    for script in ("hostile_files.py", "ctl.py"):
+        shutil.copy(TARGETS / script, root / "app" / script)
+    frames = [{"file": "/tmp/abs", "line": 1, "name": "abs", "qualname": "abs"},
+              {"file": "/tmp/up", "line": 1, "name": "up", "qualname": "up"},
+              {"file": "/app/own.py", "line": OWN_LINE, "name": "own", "qualname": "own"}]
+    (root / "app" / "frames.json").write_text(json.dumps(frames))
+    # A private mount namespace whose root is `root` (pivot_root, as container runtimes do),
+    # the host's /usr inside, the control directory at its own path inside too; then nobody
+    # (the same process all along: its pid is the target's).
+    (root / "old").mkdir()
+    (root / "proc").mkdir()
+    (root / str(base / "ctl").lstrip("/")).mkdir(parents=True)
+    shell = ("mount --bind {root} {root} && mount --rbind /usr {root}/usr && "
+             "mount --bind {ctl} {root}{ctl} && cd {root} && pivot_root . old && "
+             "mount -t proc proc /proc && umount -l /old && "
+             "exec setpriv --reuid={u} --regid={u} --clear-groups {py} /app/hostile_files.py "
+             "--ctl {ctl} --frames /app/frames.json --ms {ms}").format(
+                 root=root, ctl=base / "ctl", u=NOBODY, py=DEBIAN_PYTHON, ms=HOSTILE_MS)
+    target = harness.Target(base / "ctl", DEBIAN_PYTHON, "hostile_files.py", [])
+    os.chown(base / "ctl", NOBODY, NOBODY)
+    target.argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", shell]
+    lab.targets.append(target)
+    target.start()
+    pid = target.wait_ready()["pid"]
+    out = lab.tmp_path / "out.txt"
+    run = lab.loopstall("-o", out, "-p", pid)
+    run.wait_tracing()
+    time.sleep(WARMUP_S)
+    target.trigger()
+    deadline = time.monotonic() + SETTLE_S
+    while time.monotonic() < deadline and b"own.py" not in out.read_bytes():
+        time.sleep(0.1)
+    stop(run)
+    shown = out.read_bytes().decode()
+    assert "OUTSIDE_THE_ROOT_LINE" not in shown, shown
+    assert "INSIDE_THE_ROOT_LINE" in shown, shown
+    assert "OWN_SOURCE_LINE_SHOWN = 1" in shown, shown
+
+
+NODE = shutil.which("node")
+
+
+@pytest.mark.skipif(NODE is None, reason="no `node` on PATH (Debian package nodejs)")
+def test_perf_map_symlink_not_followed(lab):
+    """8b. A Node process as nobody whose /tmp/perf-PID.map is a symlink to a root-only file
+    in perf map format: loopstall does not read it (no name of it in any frame); once the
+    process replaces it with a map of its own, that one is read (names its JIT code)."""
+    base = hostile_dir(lab, ("node_http.js", "node_ctl.js"))
+    # One entry over all of user space: whatever JIT code the stall runs, it names it.
+    entry = "1000 7ffffffff000 %s\n"
+    owned_file(base / "secret.map", entry % "LEAKED_PERF_SYMBOL", 0, 0o600)
+    target = nobody_target(lab, base, [NODE, str(base / "node_http.js")])
+    info = target.wait_ready()
+    perf_map = Path("/tmp/perf-%d.map" % info["pid"])
+    lab.cleanups.append(lambda: perf_map.unlink(missing_ok=True))
+    os.symlink(base / "secret.map", perf_map)
+    os.lchown(perf_map, NOBODY, NOBODY)  # as if the target had made it
+    run = lab.loopstall("--json", "-p", info["pid"])
+    run.wait_tracing()
+    time.sleep(WARMUP_S)
+
+    def spin_stalls(n):
+        conn = http.client.HTTPConnection("127.0.0.1", info["port"], timeout=TIMEOUT_S)
+        conn.request("GET", "/spin?ms=300")
+        assert conn.getresponse().status == 200
+        conn.close()
+        return wait_events(run, lambda e: e["event"] == "stall" and e["duration_ms"] >= 250, n)
+
+    leaked = spin_stalls(1)
+    perf_map.unlink()
+    owned_file(perf_map, entry % "OWN_PERF_SYMBOL", NOBODY, 0o644)
+    time.sleep(1.2)  # a map not found is looked for again after a second
+    own = spin_stalls(len(leaked) + 1)[len(leaked):]
+    stop(run)
+    events = [e for e in run.events() if e["event"] == "stall"]
+    assert leaked and own, [brief(e) for e in events]
+    assert not any("LEAKED_PERF_SYMBOL" in json.dumps(e) for e in run.events()), [
+        brief(e) for e in events]
+    symbols = [u["symbol"] for e in own for s in e["stacks"] for u in s["user"]]
+    assert "OWN_PERF_SYMBOL" in symbols, "the target's own perf map was not read: %s" % symbols
 
 
 # --- 9. a reader that does not keep up ----------------------------------------------------------

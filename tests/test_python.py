@@ -155,11 +155,21 @@ def wall(ev):
 
 def attach(lab, target, *loopstall_args):
     """Attach loopstall to a ready target and let the loop thread's Python state be mapped."""
-    info = target.wait_ready()
-    run = lab.loopstall("--json", "-p", info["pid"], *loopstall_args)
+    target.wait_ready()
+    run = lab.loopstall("--json", "-p", target.pid, *loopstall_args)
     run.wait_tracing()
     time.sleep(WARMUP_S)
     return run
+
+
+def single_stall(lab, target):
+    """Attach, trigger one action, and return (run, the target's report, its one stall)."""
+    run = attach(lab, target)
+    report = target.trigger()
+    stalls = settle_and_stop(run, target, lambda s: len(s) >= 1)
+    assert len(stalls) == 1, "one %s triggered, got %d stalls:\n%s" % (
+        report.get("action"), len(stalls), show_all(stalls))
+    return run, report, stalls[0]
 
 
 def settle_and_stop(run, target, enough):
@@ -194,15 +204,15 @@ def test_nested_frames_exact_lines(lab, python, action):
     path, lines = str(TARGETS / script), marker_lines(script)
     has_qualname = python_version(python) >= (3, 11)
     target = lab.target(script, "--action", action, "--ms", 300, "--count", 2, python=python)
-    run = attach(lab, target)
-    report = target.trigger()
-    stalls = settle_and_stop(run, target, lambda s: len(s) >= 1)
-    assert len(stalls) == 1, "one %s triggered, got %d stalls:\n%s" % (
-        action, len(stalls), show_all(stalls))
-    ev = stalls[0]
+    run, report, ev = single_stall(lab, target)
     assert ev["tid"] == target.info["loop_tids"][0], brief(ev)
-    assert ev["duration_ms"] >= 255, show(ev)
+    check_nested(ev, action, path, lines, has_qualname)
+    assert report["action"] == action
 
+
+def check_nested(ev, action, path, lines, has_qualname):
+    """The stall of py_nested.py's sleep or busy action: exact frames, lines and task."""
+    assert ev["duration_ms"] >= 255, show(ev)
     want = [("helper", path, lines[action]), ("handler", path, lines["handler"]),
             ("serve", path, lines["serve"])]
     bottom = [("main", path, lines["main"]), ("<module>", path, lines["module"])]
@@ -244,7 +254,6 @@ def test_nested_frames_exact_lines(lab, python, action):
         assert qualnames == {n: n if has_qualname else None for n in names}, qualnames
     assert ev["task"] == {"coroutine": "serve"}, "task %s, want serve\n%s" % (
         ev["task"], show(ev))
-    assert report["action"] == action
 
 
 @pytest.mark.parametrize("python", [interpreter(v) for v in ("debian", "3.12")])
@@ -358,12 +367,18 @@ def test_fastapi_routes(lab, loop):
     if not debian_has(*modules):
         pytest.skip(missing("one of %s for %s (Debian packages python3-fastapi, python3-uvicorn, "
                             "python3-uvloop)" % (", ".join(modules), DEBIAN_PYTHON)))
+    check_fastapi_routes(lab, loop, lambda *args: lab.target("py_fastapi_app.py", *args),
+                         str(TARGETS / "py_fastapi_app.py"))
+
+
+def check_fastapi_routes(lab, loop, start, path):
+    """test_fastapi_routes with start(*args) starting py_fastapi_app.py, seen by it at path."""
     script = "py_fastapi_app.py"
-    path, lines = str(TARGETS / script), marker_lines(script)
+    lines = marker_lines(script)
     per_route = 2
     slow = SlowHTTPServer(0.3)
     try:
-        target = lab.target(script, "--slow-url", slow.url, "--loop", loop, "--ms", 300)
+        target = start("--slow-url", slow.url, "--loop", loop, "--ms", 300)
         run = attach(lab, target)
         assert target.info["loop"] == loop
         started = time.monotonic()
@@ -381,7 +396,7 @@ def test_fastapi_routes(lab, loop):
     for route, status, body in results:
         assert status == 200 and body["route"] == route, (route, status, body)
 
-    tid = target.info["loop_tids"][0]
+    tid = target.host_tid(target.info["loop_tids"][0])
     assert stalls, "no stall for %d blocking requests (%.1f s)" % (
         len(BAD_ROUTES) * per_route, elapsed)
     assert all(ev["tid"] == tid for ev in stalls), show_all(stalls)
@@ -457,11 +472,28 @@ def test_gil_starvation(lab, python):
     With -t 5 the loop's iterations stall waiting for the GIL: stacks with reason gil, whose
     gil_holder (when known) is the spinner's kernel tid and never any other thread.
     """
-    target = lab.target("py_gil.py", "--ms", 2000, "--count", 2, python=python)
+    check_gil_starvation(lab, lab.target("py_gil.py", "--ms", 2000, "--count", 2, python=python))
+
+
+def check_gil_starvation(lab, target):
+    """test_gil_starvation on a started py_gil.py target, on the host or in a container."""
     run = attach(lab, target, "-t", 5)
-    report = target.trigger()
-    spinner, loop_tid = report["spinner_tid"], report["loop_tid"]
-    assert spinner != loop_tid and loop_tid == target.info["loop_tids"][0], report
+    # In a container the spinner's tid is only known by its namespace's id: note ours while
+    # it runs.
+    triggered = threading.Event()
+
+    def watch():
+        while not triggered.wait(0.05):
+            target.record_tids()
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        report = target.trigger()
+    finally:
+        triggered.set()
+        watcher.join()
+    spinner, loop_tid = target.host_tid(report["spinner_tid"]), target.host_tid(report["loop_tid"])
+    assert spinner != loop_tid and loop_tid == target.host_tid(target.info["loop_tids"][0]), report
 
     def held_by_spinner(ev):
         return any(s.get("reason") == "gil" and (s.get("gil_holder") or {}).get("tid") == spinner

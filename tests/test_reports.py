@@ -12,15 +12,20 @@ to fix first (the summary's sites).
      regex, JSON.parse of a large body                              targets/node_http.js
   4  sites: 10 stalls of 150 ms at one route, 2 of 1 s at another: the second site first, and
      the sites add up to the streamed stalls                        targets/py_fastapi_app.py
+  5  waiting: while a route blocks, 8 clients connect and 4 connected clients send: the stall
+     says so when it ends, and so does the Prometheus counter      targets/py_fastapi_app.py
 """
 
 import http.client
+import socket
 import threading
 import time
 
 import pytest
 
 from harness import DEBIAN_PYTHON, brief, caused_stalls
+from test_export import free_port, parse_exposition, wait_serving
+from test_export import http as http_request
 from test_node import NODE, node_target
 from test_python import SlowHTTPServer, attach, debian_has
 
@@ -207,3 +212,39 @@ def test_sites_heaviest_first(lab):
     table = run.stderr.text()
     assert "where the loop blocked" in table, table
     assert table.index("blocking_subprocess") < table.index("blocking_sleep"), table
+
+
+def test_waiting_when_the_stall_ends(lab):
+    """5. Four clients connect and go idle; /sleep blocks the loop 2 s; meanwhile 8 new clients
+    connect (the kernel queues them in the listening socket's accept queue) and the 4 connected
+    clients send a request each (4 ready sockets). The stall's `waiting` counts them when it
+    ends: connections >= 8, ready_fds >= 4 (the exact numbers are the kernel's); the Prometheus
+    counter of waiting connections has them too."""
+    if not debian_has("fastapi", "uvicorn"):
+        pytest.skip("%s lacks fastapi or uvicorn (tools/setup)" % DEBIAN_PYTHON)
+    target = lab.target("py_fastapi_app.py", "--slow-url", "http://127.0.0.1:9/")
+    prom = free_port()
+    run = attach(lab, target, "--prometheus", "127.0.0.1:%d" % prom)
+    url = wait_serving(run, prom)
+    port = target.info["port"]
+    idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(4)]
+    time.sleep(1.0)  # the loop accepts them while it runs
+    blocker = threading.Thread(target=http_get, args=(port, "/sleep?ms=2000"))
+    blocker.start()
+    time.sleep(0.5)  # the route is sleeping now: nothing is accepted or read until it returns
+    queued = [socket.create_connection(("127.0.0.1", port)) for _ in range(8)]
+    for sock in idle:
+        sock.sendall(b"GET /async_sleep HTTP/1.1\r\nHost: x\r\n\r\n")
+    blocker.join(60)
+    ev = wait_for(run, target.pid, lambda ev: hint_of(ev).get("id") == "py-sleep-in-coroutine")
+    metrics = parse_exposition(http_request(url)[2], False)
+    assert run.stop() == 0, run.describe()
+    for sock in idle + queued:
+        sock.close()
+    assert ev, "no stall of the blocking route\n" + run.describe()
+    assert ev["duration_ms"] >= 1900, brief(ev)
+    waiting = ev["waiting"]
+    assert waiting["connections"] >= 8 and waiting["ready_fds"] >= 4, waiting
+    counted = [v for _, labels, v in metrics["loopstall_waiting_connections_total"]["samples"]
+               if labels.get("pid") == str(target.pid) and not labels.get("tid")]
+    assert counted and counted[0] >= 8, metrics["loopstall_waiting_connections_total"]

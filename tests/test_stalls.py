@@ -185,7 +185,7 @@ def test_cpu_bound_coroutine(lab):
     assert abs(ev["on_cpu_ms"] - cpu_ms) <= 0.15 * cpu_ms + 5, (cpu_ms, brief(ev))
     # On-CPU dominates. On an overloaded machine the thread also waits for a CPU; that wait is
     # runqueue_ms, not the loop's doing, so it is left out of the share.
-    assert ev["on_cpu_ms"] > 0.6 * (ev["duration_ms"] - ev["runqueue_ms"]), brief(ev)
+    assert ev["on_cpu_ms"] > 0.9 * (ev["duration_ms"] - ev["runqueue_ms"]), brief(ev)
     assert ev["off_cpu_ms"] < 0.1 * ev["duration_ms"], brief(ev)
     on_cpu = [s for s in ev["stacks"] if s["kind"] == "on_cpu"]
     assert on_cpu, "no on_cpu stack: " + brief(ev)

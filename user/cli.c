@@ -11,6 +11,7 @@
 #include <string.h>
 #include "cli.h"
 #include "loopstall.h"
+#include "python_abi.h"
 
 #define EXIT_USAGE 2
 #define DEFAULT_THRESHOLD_MS 100.0
@@ -171,18 +172,22 @@ static void parse_loop_func(struct config *config, char *arg)
 	config->loop_func_symbol = colon + 1;
 }
 
-static const char *check_regex(const char *option, const char *pattern)
+static regex_t *compile_regex(const char *option, const char *pattern, regex_t *old)
 {
+	regex_t *regex = old ? old : malloc(sizeof(*regex));
 	char why[128];
-	regex_t regex;
-	int err = regcomp(&regex, pattern, REG_EXTENDED | REG_NOSUB);
+	int err;
 
+	if (!regex)
+		usage_error("%s '%s': %s", option, pattern, strerror(errno));
+	if (old)
+		regfree(old);
+	err = regcomp(regex, pattern, REG_EXTENDED | REG_NOSUB);
 	if (err) {
-		regerror(err, &regex, why, sizeof(why));
+		regerror(err, regex, why, sizeof(why));
 		usage_error("invalid %s '%s': %s", option, pattern, why);
 	}
-	regfree(&regex);
-	return pattern;
+	return regex;
 }
 
 static pid_t parse_pid(const char *arg)
@@ -254,10 +259,11 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 		config->all = true;
 		break;
 	case OPT_COMM:
-		config->comm_regex = check_regex("--comm", arg);
+		config->comm_regex = compile_regex("--comm", arg, config->comm_regex);
 		break;
 	case OPT_EXCLUDE_COMM:
-		config->exclude_comm_regex = check_regex("--exclude-comm", arg);
+		config->exclude_comm_regex = compile_regex("--exclude-comm", arg,
+							   config->exclude_comm_regex);
 		break;
 	case OPT_CGROUP:
 		config->cgroup = arg;
@@ -335,4 +341,19 @@ void cli__parse(int argc, char **argv, struct config *config)
 	config->boundary_kinds = BOUNDARY_EPOLL;
 	argp_err_exit_status = EXIT_USAGE;
 	argp_parse(&argp, argc, argv, 0, NULL, config);
+}
+
+static void regex__free(regex_t *regex)
+{
+	if (!regex)
+		return;
+	regfree(regex);
+	free(regex);
+}
+
+void cli__free(struct config *config)
+{
+	regex__free(config->comm_regex);
+	regex__free(config->exclude_comm_regex);
+	config->comm_regex = config->exclude_comm_regex = NULL;
 }

@@ -2,6 +2,7 @@
 #ifndef CLI_H
 #define CLI_H
 
+#include <regex.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -23,8 +24,9 @@ struct config {
 	bool verbose;
 	/* fleet mode and export */
 	bool all;
-	const char *comm_regex;
-	const char *exclude_comm_regex;
+	/* --comm and --exclude-comm, compiled while parsing; NULL when not given */
+	regex_t *comm_regex;
+	regex_t *exclude_comm_regex;
 	const char *cgroup;
 	int max_processes;
 	const char *prometheus; /* [ADDR:]PORT, NULL: no exporter */
@@ -38,5 +40,6 @@ struct config {
 
 /* Parse the command line into config; on a bad argument print one line and exit(2). */
 void cli__parse(int argc, char **argv, struct config *config);
+void cli__free(struct config *config);
 
 #endif

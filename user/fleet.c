@@ -13,18 +13,6 @@
 
 #define CONTAINER_ID_HEX 64
 
-static int regex__compile(regex_t *regex, const char *pattern, const char *option)
-{
-	char why[128];
-	int err = regcomp(regex, pattern, REG_EXTENDED | REG_NOSUB);
-
-	if (!err)
-		return 0;
-	regerror(err, regex, why, sizeof(why));
-	fprintf(stderr, "loopstall: %s '%s': %s\n", option, pattern, why);
-	return -EINVAL;
-}
-
 /* Where cgroup v2 is mounted: /sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid hosts. */
 static int cgroup2__mount(char *mount, size_t size)
 {
@@ -90,28 +78,13 @@ int fleet__init(struct fleet *fleet, const struct config *config, int traced_pid
 			return err;
 		fleet->has_cgroup_filter = true;
 	}
-	if (config->comm_regex) {
-		err = regex__compile(&fleet->comm_regex, config->comm_regex, "--comm");
-		if (err)
-			return err;
-		fleet->has_comm_regex = true;
-	}
-	if (config->exclude_comm_regex) {
-		err = regex__compile(&fleet->exclude_regex, config->exclude_comm_regex,
-				     "--exclude-comm");
-		if (err)
-			return err;
-		fleet->has_exclude_regex = true;
-	}
+	fleet->comm_regex = config->comm_regex;
+	fleet->exclude_regex = config->exclude_comm_regex;
 	return 0;
 }
 
 void fleet__free(struct fleet *fleet)
 {
-	if (fleet->has_comm_regex)
-		regfree(&fleet->comm_regex);
-	if (fleet->has_exclude_regex)
-		regfree(&fleet->exclude_regex);
 	free(fleet->procs);
 	fleet->procs = NULL;
 	pthread_mutex_destroy(&fleet->lock);
@@ -250,9 +223,9 @@ int fleet__add(struct fleet *fleet, pid_t pid)
 
 static bool fleet__wanted(struct fleet *fleet, const char *comm, const char *cgroup)
 {
-	if (fleet->has_comm_regex && regexec(&fleet->comm_regex, comm, 0, NULL, 0))
+	if (fleet->comm_regex && regexec(fleet->comm_regex, comm, 0, NULL, 0))
 		return false;
-	if (fleet->has_exclude_regex && !regexec(&fleet->exclude_regex, comm, 0, NULL, 0))
+	if (fleet->exclude_regex && !regexec(fleet->exclude_regex, comm, 0, NULL, 0))
 		return false;
 	return !fleet->has_cgroup_filter || cgroup__matches(fleet->cgroup_filter, cgroup);
 }
@@ -385,7 +358,7 @@ bool fleet__info(struct fleet *fleet, pid_t pid, struct process_info *out)
 	return info != NULL;
 }
 
-void fleet__visit(struct fleet *fleet, fleet_visit_fn visit, void *ctx)
+static void fleet__walk(struct fleet *fleet, fleet_visit_fn visit, void *ctx, bool scrape)
 {
 	struct stats_key key, next;
 	struct process_stats stats;
@@ -399,8 +372,19 @@ void fleet__visit(struct fleet *fleet, fleet_visit_fn visit, void *ctx)
 		info = fleet__find(fleet, (pid_t)next.pid);
 		if (info && !bpf_map_lookup_elem(fleet->stats_fd, &next, &stats)) {
 			visit(ctx, info, next.tid, &stats);
-			info->scraped_exited = info->exited;
+			if (scrape)
+				info->scraped_exited = info->exited;
 		}
 	}
 	pthread_mutex_unlock(&fleet->lock);
+}
+
+void fleet__visit(struct fleet *fleet, fleet_visit_fn visit, void *ctx)
+{
+	fleet__walk(fleet, visit, ctx, false);
+}
+
+void fleet__scrape(struct fleet *fleet, fleet_visit_fn visit, void *ctx)
+{
+	fleet__walk(fleet, visit, ctx, true);
 }

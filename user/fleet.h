@@ -38,15 +38,14 @@ struct fleet {
 	bool cap_logged;
 	bool keep_exited; /* until the next scrape: the exporter shows their final counts */
 	bool trace_children; /* not in --all mode, where children pass the filters like any process */
-	regex_t comm_regex, exclude_regex;
-	bool has_comm_regex, has_exclude_regex;
+	const regex_t *comm_regex, *exclude_regex; /* the configuration's; NULL: no filter */
 	bool has_cgroup_filter;
 	char cgroup_filter[CGROUP_PATH_LEN]; /* as /proc/PID/cgroup shows it */
 	int traced_pids_fd;
 	int stats_fd;
 };
 
-/* Compile the filters; prints one line and returns < 0 on a bad regex or cgroup. */
+/* Set up the filters; prints one line and returns < 0 on a bad cgroup. */
 int fleet__init(struct fleet *fleet, const struct config *config, int traced_pids_fd, int stats_fd);
 void fleet__free(struct fleet *fleet);
 /* Trace pid unconditionally (-p, launch). */
@@ -66,6 +65,9 @@ bool fleet__info(struct fleet *fleet, pid_t pid, struct process_info *out);
 typedef void (*fleet_visit_fn)(void *ctx, const struct process_info *info, __u32 tid,
 			       const struct process_stats *stats);
 void fleet__visit(struct fleet *fleet, fleet_visit_fn visit, void *ctx);
+/* fleet__visit for a scrape that shows what it visits: the exited processes among them have had
+ * their final values shown (scraped_exited), and fleet__reap() may let them go. */
+void fleet__scrape(struct fleet *fleet, fleet_visit_fn visit, void *ctx);
 
 /* Container id from a cgroup path (docker, containerd/Kubernetes, CRI-O, podman), "" if none. */
 void cgroup__container_id(const char *cgroup, char *id, size_t size);

@@ -4,6 +4,7 @@
 #include <string.h>
 #include "hints.h"
 #include "loopstall.h"
+#include "util.h"
 
 #define PYTHON "python"
 #define NODE "js"
@@ -133,7 +134,7 @@ const struct hint_rule hint_rules[] = {
 		  "`await Atomics.waitAsync(...).value` on the main thread" },
 };
 
-const int nr_hint_rules = sizeof(hint_rules) / sizeof(hint_rules[0]);
+const int nr_hint_rules = ARRAY_SIZE(hint_rules);
 
 /* Whether text matches one of pattern's '|'-separated globs; a NULL text is "". */
 static bool pattern__match(const char *pattern, const char *text)

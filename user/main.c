@@ -22,6 +22,7 @@
 #include "loopstall.skel.h"
 #include "output.h"
 #include "privileges.h"
+#include "targetfs.h"
 #include "progress.h"
 #include "runtime.h"
 #include "sites.h"
@@ -30,8 +31,6 @@
 #include "targets.h"
 #include "util.h"
 
-#define NS_PER_MS 1000000ULL
-#define NS_PER_SEC 1000000000ULL
 /* The stuck-loop scan runs at half the threshold, but not busier than every 10 ms nor lazier
  * than every 100 ms. */
 #define PROGRESS_SCAN_MIN_MS 10
@@ -46,8 +45,10 @@
 
 #define MAX_LOOP_THREADS 16384
 #define MAX_STACKS 16384
-#define MAX_TRACED_PROCESSES 4096
-#define MAX_LANG_STACKS 4096
+/* Per-process tables hold --max-processes entries, but never fewer than this... */
+#define MIN_PROCESS_ENTRIES 4096
+/* ... and traced_pids also the decisions about processes --all declined or not decided yet. */
+#define UNTRACED_PROCESS_ENTRIES 4096
 
 #define CAP_SYS_ADMIN 21
 #define CAP_PERFMON 38
@@ -195,9 +196,16 @@ static int boundaries__select(struct loopstall_bpf *skel, const struct config *c
 	return 0;
 }
 
+static __u32 process_entries(const struct config *config)
+{
+	return config->max_processes > MIN_PROCESS_ENTRIES ? (__u32)config->max_processes
+							    : MIN_PROCESS_ENTRIES;
+}
+
 static void configure(struct loopstall_bpf *skel, const struct config *config)
 {
 	__u64 threshold_ns = (__u64)(config->threshold_ms * NS_PER_MS);
+	__u32 processes = process_entries(config);
 
 	skel->rodata->threshold_ns = threshold_ns;
 	skel->rodata->sample_after_ns = (__u64)(threshold_ns * SAMPLE_AFTER_FRACTION);
@@ -208,14 +216,13 @@ static void configure(struct loopstall_bpf *skel, const struct config *config)
 	 * fork time would judge them by their parent's name. */
 	skel->rodata->follow_forks = !config->no_follow_forks && !config->all;
 	skel->rodata->per_thread_stats = config->per_thread;
-	bpf_map__set_max_entries(skel->maps.traced_pids, MAX_TRACED_PROCESSES);
+	bpf_map__set_max_entries(skel->maps.traced_pids, processes + UNTRACED_PROCESS_ENTRIES);
 	bpf_map__set_max_entries(skel->maps.process_stats,
-				 MAX_TRACED_PROCESSES + (config->per_thread ? MAX_LOOP_THREADS : 0));
+				 processes + (config->per_thread ? MAX_LOOP_THREADS : 0));
 	bpf_map__set_max_entries(skel->maps.loop_threads, MAX_LOOP_THREADS);
 	runtimes__configure(skel, &(struct runtime_limits){
-		.processes = MAX_TRACED_PROCESSES,
+		.processes = processes,
 		.threads = MAX_LOOP_THREADS,
-		.stacks = MAX_LANG_STACKS,
 	});
 	bpf_map__set_max_entries(skel->maps.native_stacks, MAX_STACKS);
 	bpf_map__set_max_entries(skel->maps.events, config->ring_buffer_kb * 1024);
@@ -289,9 +296,11 @@ struct session {
 	struct exporter *exporter;
 	struct counter counters[MAX_COUNTERS]; /* lost_events first: the exporter has its own family */
 	int nr_counters;
+	char process_table_text[96];
 	long drain_budget; /* records still reported after a stop was asked */
 	long records_this_poll;
 	struct loopstall_bpf *skel;
+	struct ring_buffer *ring;
 	struct bpf_link **sampler_links;
 	struct bpf_link *loop_func_links[2 * MAX_TARGET_PIDS];
 	int nr_cpus;
@@ -447,12 +456,13 @@ static void counters__init(struct session *session)
 		{ "thread_table_full",
 		  "loop threads not tracked: the thread table (" XSTR(MAX_LOOP_THREADS) ") was full",
 		  &bss->thread_table_full },
-		{ "process_table_full",
-		  "processes not traced: the process table (" XSTR(MAX_TRACED_PROCESSES) ") was full",
-		  &bss->process_table_full },
+		{ "process_table_full", session->process_table_text, &bss->process_table_full },
 	};
 
 	memcpy(session->counters, counters, sizeof(counters));
+	snprintf(session->process_table_text, sizeof(session->process_table_text),
+		 "processes not traced: the process table (%u) was full",
+		 process_entries(&session->config) + UNTRACED_PROCESS_ENTRIES);
 	session->nr_counters = runtimes__counters(session->skel, session->counters,
 						  ARRAY_SIZE(counters));
 }
@@ -570,47 +580,37 @@ static int launch_or_attach(struct session *session)
 	return 0;
 }
 
-static int run(struct session *session)
+/* Open the BPF object, size and select its programs for the configuration, and load it. */
+static int session__load(struct session *session)
 {
-	struct config *config = &session->config;
-	struct ring_buffer *ring = NULL;
-	int i, err;
-
-	err = check_btf();
-	if (!err)
-		err = check_privileges();
-	if (!err)
-		err = check_loop_func(config);
-	if (err)
-		return err;
-	err = output__init(&session->output, config->output_path, config->json, config->folded_path);
-	if (err) {
-		fprintf(stderr, "loopstall: %s: %s\n",
-			session->output.file ? config->folded_path : config->output_path, strerror(-err));
-		output__close(&session->output);
-		return err;
-	}
-	err = launch_or_attach(session);
-	if (err)
-		goto cleanup;
+	int err;
 
 	session->skel = loopstall_bpf__open();
 	if (!session->skel) {
 		err = -errno;
 		fprintf(stderr, "loopstall: cannot open the BPF object: %s\n", strerror(errno));
-		goto cleanup;
+		return err;
 	}
-	configure(session->skel, config);
-	err = boundaries__select(session->skel, config);
+	configure(session->skel, &session->config);
+	err = boundaries__select(session->skel, &session->config);
 	if (err)
-		goto cleanup;
+		return err;
 	err = loopstall_bpf__load(session->skel);
 	if (err) {
 		fprintf(stderr, "loopstall: cannot load the BPF programs: %s (run with -v for the "
 				"verifier's log)\n", strerror(-err));
-		goto cleanup;
+		return err;
 	}
 	counters__init(session);
+	return 0;
+}
+
+/* Put the targets in the traced set, then attach the programs and the on-CPU sampler. */
+static int session__attach(struct session *session)
+{
+	const struct config *config = &session->config;
+	int err;
+
 	err = fleet__init(&session->fleet, config, bpf_map__fd(session->skel->maps.traced_pids),
 			  bpf_map__fd(session->skel->maps.process_stats));
 	session->fleet_ready = true;
@@ -620,28 +620,31 @@ static int run(struct session *session)
 		err = loop_func__attach(session->skel, config, -1, &session->loop_func_links[0],
 					&session->loop_func_links[1]);
 	if (err)
-		goto cleanup;
+		return err;
 	err = loopstall_bpf__attach(session->skel);
 	if (err) {
 		fprintf(stderr, "loopstall: cannot attach the BPF programs: %s\n", strerror(-err));
-		goto cleanup;
+		return err;
 	}
 	session->nr_cpus = libbpf_num_possible_cpus();
 	session->sampler_links = calloc(session->nr_cpus, sizeof(*session->sampler_links));
 	if (!session->sampler_links) {
-		err = -ENOMEM;
-		goto cleanup;
+		fprintf(stderr, "loopstall: cannot start the on-CPU sampler: %s\n", strerror(errno));
+		return -ENOMEM;
 	}
-	err = sampler__attach(session->skel->progs.on_cpu_sample, config->sample_hz,
-			      session->sampler_links, session->nr_cpus);
-	if (err)
-		goto cleanup;
+	return sampler__attach(session->skel->progs.on_cpu_sample, config->sample_hz,
+			       session->sampler_links, session->nr_cpus);
+}
+
+/* What turns records into reports: symbolization, the runtimes, the ring buffer's reader. */
+static int session__resolve_setup(struct session *session)
+{
+	int err;
 
 	session->sites = sites__new();
 	if (!session->sites) {
-		err = -ENOMEM;
 		fprintf(stderr, "loopstall: cannot allocate the sites table: %s\n", strerror(ENOMEM));
-		goto cleanup;
+		return -ENOMEM;
 	}
 	session->resolver.syms = syms__new();
 	session->resolver.stacks_map_fd = bpf_map__fd(session->skel->maps.native_stacks);
@@ -649,67 +652,101 @@ static int run(struct session *session)
 	if (!session->resolver.syms) {
 		err = -errno;
 		fprintf(stderr, "loopstall: cannot set up symbolization: %s\n", strerror(errno));
-		goto cleanup;
+		return err;
 	}
 	err = runtimes__new(&session->resolver.runtimes, session->resolver.syms, session->skel);
 	if (err)
-		goto cleanup;
-	session->progress.interval_ns = (__u64)(config->threshold_ms * NS_PER_MS);
+		return err;
+	session->progress.interval_ns = (__u64)(session->config.threshold_ms * NS_PER_MS);
 	if (session->progress.interval_ns < PROGRESS_MIN_INTERVAL_MS * NS_PER_MS)
 		session->progress.interval_ns = PROGRESS_MIN_INTERVAL_MS * NS_PER_MS;
-	ring = ring_buffer__new(bpf_map__fd(session->skel->maps.events), on_record, session, NULL);
-	if (!ring) {
+	session->ring = ring_buffer__new(bpf_map__fd(session->skel->maps.events), on_record,
+					 session, NULL);
+	if (!session->ring) {
 		err = -errno;
 		fprintf(stderr, "loopstall: cannot read the ring buffer: %s\n", strerror(errno));
-		goto cleanup;
+		return err;
 	}
-	if (config->command) {
+	return 0;
+}
+
+/* Let the targets run (a launched command) or find their runtimes (running processes). */
+static int targets__start(struct session *session)
+{
+	int i, err;
+
+	if (session->config.command) {
 		err = targets__release(&session->targets);
 		if (err)
-			goto cleanup;
+			return err;
 		fleet__rename(&session->fleet, session->targets.child,
 			      targets__comm(&session->targets, session->targets.child));
-	} else {
-		/* A launched command is recognized once it has exec'd and polls; a running
-		 * process now, so its first stall already has Python frames. */
-		for (i = 0; i < session->targets.nr; i++)
-			runtimes__attach(&session->resolver.runtimes, session->targets.list[i].pid);
+		return 0;
 	}
-	if (config->prometheus) {
-		session->exporter = export__start(config->prometheus, &(struct export_source){
-			.fleet = &session->fleet,
-			.lost_events = &session->skel->bss->lost_events,
-			.counters = session->counters + 1,
-			.nr_counters = session->nr_counters - 1,
-			.per_thread = config->per_thread,
-			.version = LOOPSTALL_VERSION,
-			.after_scrape = fleet__reap_cb,
-			.after_scrape_ctx = &session->fleet,
-		});
-		if (!session->exporter) {
-			err = -EADDRNOTAVAIL;
-			goto cleanup;
-		}
-	}
+	/* A launched command is recognized once it has exec'd and polls; a running process now,
+	 * so that its first stall already has language frames. */
+	for (i = 0; i < session->targets.nr; i++)
+		runtimes__attach(&session->resolver.runtimes, session->targets.list[i].pid);
+	return 0;
+}
+
+static int exporter__start(struct session *session)
+{
+	if (!session->config.prometheus)
+		return 0;
+	session->exporter = export__start(session->config.prometheus, &(struct export_source){
+		.fleet = &session->fleet,
+		.lost_events = &session->skel->bss->lost_events,
+		.counters = session->counters + 1,
+		.nr_counters = session->nr_counters - 1,
+		.per_thread = session->config.per_thread,
+		.version = LOOPSTALL_VERSION,
+		.after_scrape = fleet__reap_cb,
+		.after_scrape_ctx = &session->fleet,
+	});
+	return session->exporter ? 0 : -EADDRNOTAVAIL;
+}
+
+/* Start, drop privileges, report until stopped, then the summaries. */
+static int session__stream(struct session *session)
+{
+	int err;
+
+	err = targets__start(session);
+	if (err)
+		return err;
 	/* /proc/kallsyms shows addresses only to CAP_SYSLOG: read it while we have it. */
 	syms__kernel(session->resolver.syms, 0, &(__u64){ 0 });
 	/* Only loopstall itself: a launched command was forked before and keeps its privileges. */
 	err = privileges__drop();
 	if (err)
 		fprintf(stderr, "loopstall: cannot drop privileges after loading: %s\n", strerror(-err));
+	/* Capabilities are per thread: threads started before the drop would keep them all. So
+	 * targetfs' worker is started anew, and the exporter's thread only now. */
+	targetfs__reset();
+	err = exporter__start(session);
+	if (err)
+		return err;
 	/* As many stall records as the ring holds: bounded work after Ctrl-C. */
-	session->drain_budget = (long)config->ring_buffer_kb * 1024 / sizeof(struct stall_record);
+	session->drain_budget =
+		(long)session->config.ring_buffer_kb * 1024 / sizeof(struct stall_record);
 	print_tracing(session);
-	err = stream(session, ring);
+	err = stream(session, session->ring);
 	/* No scrape may reap the fleet while the summaries read it. */
 	export__stop(session->exporter);
 	session->exporter = NULL;
 	print_summaries(session);
+	return err;
+}
 
-cleanup:
+/* Whatever the steps before got to: safe after any of them failed. */
+static void session__teardown(struct session *session)
+{
+	int i;
+
 	export__stop(session->exporter);
 	targets__close(&session->targets);
-	ring_buffer__free(ring);
+	ring_buffer__free(session->ring);
 	for (i = 0; session->sampler_links && i < session->nr_cpus; i++)
 		bpf_link__destroy(session->sampler_links[i]);
 	free(session->sampler_links);
@@ -723,6 +760,32 @@ cleanup:
 	if (session->resolver.syms)
 		syms__free(session->resolver.syms);
 	output__close(&session->output);
+}
+
+static int run(struct session *session)
+{
+	const struct config *config = &session->config;
+	int err;
+
+	err = check_btf();
+	if (!err)
+		err = check_privileges();
+	if (!err)
+		err = check_loop_func(config);
+	if (err)
+		return err;
+	err = output__init(&session->output, config->output_path, config->json, config->folded_path);
+	if (!err)
+		err = launch_or_attach(session);
+	if (!err)
+		err = session__load(session);
+	if (!err)
+		err = session__attach(session);
+	if (!err)
+		err = session__resolve_setup(session);
+	if (!err)
+		err = session__stream(session);
+	session__teardown(session);
 	return err;
 }
 
@@ -731,6 +794,7 @@ int main(int argc, char **argv)
 	static struct session session;
 	/* SA_RESTART: a write blocked on a full stdout pipe must finish, not lose its buffer. */
 	struct sigaction action = { .sa_handler = on_signal, .sa_flags = SA_RESTART };
+	int err;
 
 	cli__parse(argc, argv, &session.config);
 	/* libdw would fetch missing debuginfo over the network at the first stripped module: an
@@ -739,5 +803,7 @@ int main(int argc, char **argv)
 	libbpf_set_print(session.config.verbose ? libbpf_print_verbose : libbpf_print_quiet);
 	sigaction(SIGINT, &action, NULL);
 	sigaction(SIGTERM, &action, NULL);
-	return run(&session) ? EXIT_FAILURE : EXIT_SUCCESS;
+	err = run(&session);
+	cli__free(&session.config);
+	return err ? EXIT_FAILURE : EXIT_SUCCESS;
 }

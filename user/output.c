@@ -2,12 +2,13 @@
 #include <errno.h>
 #include <string.h>
 #include <time.h>
+#include "clock.h"
 #include "hist.h"
 #include "output.h"
 #include "syscall_names.h"
+#include "utf8.h"
+#include "util.h"
 
-#define NS_PER_MS 1e6
-#define NS_PER_SEC 1000000000LL
 /* A person reads the top of a stack: the text output keeps this many frames and stacks. */
 #define TEXT_MAX_FRAMES 24
 #define TEXT_MAX_STACKS 3
@@ -20,12 +21,20 @@ static const char *const reason_names[] = {
 
 static const char *reason__name(__u32 reason)
 {
-	return reason < sizeof(reason_names) / sizeof(reason_names[0]) ? reason_names[reason] : NULL;
+	return reason < ARRAY_SIZE(reason_names) ? reason_names[reason] : NULL;
 }
 
 static double ms(__u64 ns)
 {
 	return (double)ns / NS_PER_MS;
+}
+
+static int output__error(const char *path)
+{
+	int err = -errno;
+
+	fprintf(stderr, "loopstall: %s: %s\n", path, strerror(-err));
+	return err;
 }
 
 int output__init(struct output *output, const char *path, bool json, const char *folded_path)
@@ -37,11 +46,11 @@ int output__init(struct output *output, const char *path, bool json, const char 
 	output->folded_path = folded_path;
 	output->file = path ? fopen(path, "w") : stdout;
 	if (!output->file)
-		return -errno;
+		return output__error(path);
 	if (folded_path) {
 		output->folded = fopen(folded_path, "w");
 		if (!output->folded)
-			return -errno;
+			return output__error(folded_path);
 		setvbuf(output->folded, NULL, _IOLBF, 0);
 	}
 	/* Line-buffered: each event reaches a reader (a pipe, a log shipper) as it happens. */
@@ -72,38 +81,9 @@ void output__close(struct output *output)
 	output->folded = NULL;
 }
 
-/* Length of the valid UTF-8 sequence at c (RFC 3629: no overlongs, surrogates or values above
- * U+10FFFF) with its code point in *cp, 0 if it is not one. */
-static int utf8__valid(const unsigned char *c, unsigned int *cp)
-{
-	int len, i;
-
-	if (*c < 0x80) {
-		*cp = *c;
-		return 1;
-	}
-	if (*c >= 0xc2 && *c <= 0xdf)
-		len = 2, *cp = *c & 0x1f;
-	else if (*c >= 0xe0 && *c <= 0xef)
-		len = 3, *cp = *c & 0x0f;
-	else if (*c >= 0xf0 && *c <= 0xf4)
-		len = 4, *cp = *c & 0x07;
-	else
-		return 0;
-	for (i = 1; i < len; i++) {
-		if ((c[i] & 0xc0) != 0x80)
-			return 0;
-		*cp = *cp << 6 | (c[i] & 0x3f);
-	}
-	if ((len == 3 && (*cp < 0x800 || (*cp >= 0xd800 && *cp <= 0xdfff))) ||
-	    (len == 4 && (*cp < 0x10000 || *cp > 0x10ffff)))
-		return 0;
-	return len;
-}
-
 /* Characters a terminal acts on or reorders: C1 controls (U+009B is CSI, as ESC [ is) and the
  * bidirectional overrides and isolates (text shown in another order than it is). */
-static bool text__is_control(unsigned int cp)
+static bool text__is_control(__u32 cp)
 {
 	return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0x200e || cp == 0x200f ||
 	       (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
@@ -112,7 +92,7 @@ static bool text__is_control(unsigned int cp)
 const char *output__text_safe(const char *text, char *buf, size_t size)
 {
 	const unsigned char *c;
-	unsigned int cp;
+	__u32 cp;
 	size_t used = 0;
 	char piece[16];
 	int len, n;
@@ -120,7 +100,8 @@ const char *output__text_safe(const char *text, char *buf, size_t size)
 	if (!text)
 		text = "(null)";
 	for (c = (const unsigned char *)text; *c; c += len) {
-		len = utf8__valid(c, &cp);
+		/* A string ends at its NUL, which is no continuation byte. */
+		len = (int)utf8__decode(c, 4, &cp);
 		if (!len)
 			n = snprintf(piece, sizeof(piece), "\\x%02x", *c), len = 1;
 		else if (cp == '\\')
@@ -148,7 +129,6 @@ const char *output__text_safe(const char *text, char *buf, size_t size)
 static void json__string(FILE *file, const char *text)
 {
 	const unsigned char *c;
-	unsigned int cp;
 	int len;
 
 	if (!text) {
@@ -158,9 +138,10 @@ static void json__string(FILE *file, const char *text)
 	fputc('"', file);
 	for (c = (const unsigned char *)text; *c; c++) {
 		if (*c >= 0x80) {
-			len = utf8__valid(c, &cp);
+			/* A string ends at its NUL, which is no continuation byte. */
+			len = utf8__sequence(c, 4);
 			if (!len) {
-				fputs("\ufffd", file);
+				fputs(UTF8_REPLACEMENT, file);
 				continue;
 			}
 			fwrite(c, 1, len, file);
@@ -316,6 +297,11 @@ static void json__stall(const struct output *output, const struct stall_report *
 	} else {
 		fputs("\"hint\":null,", file);
 	}
+	if (report->waiting_known)
+		fprintf(file, "\"waiting\":{\"ready_fds\":%u,\"connections\":%u},",
+			report->ready_fds, report->connections);
+	else
+		fputs("\"waiting\":null,", file);
 	fprintf(file, "\"untracked_ms\":%.3f,\"stacks\":[", ms(report->untracked_ns));
 	for (i = 0; i < report->nr_stacks; i++) {
 		if (i)
@@ -383,6 +369,9 @@ static void text__stall(const struct output *output, const struct stall_report *
 		fprintf(file, "  in task running %s\n", TEXT_SAFE(report->task_coroutine));
 	if (report->hint)
 		fprintf(file, "  fix: %s\n", output__text_safe(report->hint_text, hint, sizeof(hint)));
+	if (report->waiting_known && (report->ready_fds || report->connections))
+		fprintf(file, "  waiting when it ended: %u ready fds, %u connections to accept\n",
+			report->ready_fds, report->connections);
 	for (i = 0; i < report->nr_stacks && i < TEXT_MAX_STACKS; i++)
 		text__stack(file, report->pid, &report->stacks[i]);
 	fputc('\n', file);

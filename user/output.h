@@ -30,6 +30,7 @@ const char *output__text_safe(const char *text, char *buf, size_t size);
 /* A buffer that lives until the end of the enclosing block: one fprintf's argument. */
 #define TEXT_SAFE(text) output__text_safe((text), (char[TEXT_SAFE_MAX]){ 0 }, TEXT_SAFE_MAX)
 
+/* Open the outputs; prints one line and returns -errno if a file cannot be written. */
 int output__init(struct output *output, const char *path, bool json, const char *folded_path);
 /* The name of an output a write has failed on (a full disk, an I/O error), NULL if none has:
  * what loopstall reports must not be lost silently, so it stops. */

@@ -7,10 +7,11 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include "privileges.h"
+#include "util.h"
 
 /* Why each is kept: privileges.h. */
-static const int kept_caps[] = { CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH, CAP_CHECKPOINT_RESTORE };
-/* Only targetfs' threads raise these, for as long as they take the target's credentials. */
+static const int kept_caps[] = { CAP_SYS_PTRACE, CAP_CHECKPOINT_RESTORE };
+/* Only targetfs' thread raises these, for as long as it takes a target's credentials. */
 static const int dormant_caps[] = { CAP_SETUID, CAP_SETGID };
 
 static bool cap__in(int cap, const int *caps, size_t nr)
@@ -25,12 +26,12 @@ static bool cap__in(int cap, const int *caps, size_t nr)
 
 static bool cap__kept(int cap)
 {
-	return cap__in(cap, kept_caps, sizeof(kept_caps) / sizeof(kept_caps[0]));
+	return cap__in(cap, kept_caps, ARRAY_SIZE(kept_caps));
 }
 
 static bool cap__dormant(int cap)
 {
-	return cap__in(cap, dormant_caps, sizeof(dormant_caps) / sizeof(dormant_caps[0]));
+	return cap__in(cap, dormant_caps, ARRAY_SIZE(dormant_caps));
 }
 
 int privileges__drop(void)

@@ -7,6 +7,7 @@
 #include "stall.h"
 #include "syscall_names.h"
 #include "targets.h"
+#include "util.h"
 
 static int stack__read(const struct stall_resolver *resolver, __u64 id, __u64 ips[MAX_STACK_DEPTH])
 {
@@ -30,7 +31,7 @@ static bool kernel_frame__is_tracing(const char *symbol)
 	static const char *const prefixes[] = { "bpf_", "__bpf_", "__traceiter_", "perf_trace_" };
 	size_t i;
 
-	for (i = 0; symbol && i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+	for (i = 0; symbol && i < ARRAY_SIZE(prefixes); i++)
 		if (!strncmp(symbol, prefixes[i], strlen(prefixes[i])))
 			return true;
 	return false;
@@ -313,6 +314,9 @@ void stall__from_record(const struct stall_resolver *resolver, const struct stal
 	report->off_cpu_ns = record->off_cpu_ns;
 	report->runqueue_ns = record->runqueue_ns;
 	report->untracked_ns = record->untracked_stack_ns;
+	report->waiting_known = record->waiting_known;
+	report->ready_fds = record->ready_fds;
+	report->connections = record->connections;
 	stacks__resolve(resolver, record->pid, record->slots, record->nr_slots, report);
 }
 
@@ -321,9 +325,11 @@ void stall__from_thread(const struct stall_resolver *resolver, __u32 tid,
 {
 	struct stack_slot slots[MAX_STACK_SLOTS];
 	__u64 since_change = now > thread->last_change_ns ? now - thread->last_change_ns : 0;
+	__u64 run_delay, queued = 0;
 
 	memcpy(slots, thread->slots, sizeof(slots));
 	report->in_progress = true;
+	report->waiting_known = false;
 	report->pid = thread->pid;
 	report->tid = tid;
 	task__comm(thread->pid, tid, report->comm);
@@ -333,19 +339,21 @@ void stall__from_thread(const struct stall_resolver *resolver, __u32 tid,
 	report->off_cpu_ns = thread->off_cpu_ns;
 	report->runqueue_ns = thread->runqueue_ns;
 	report->untracked_ns = thread->untracked_stack_ns;
-	/* The BPF side charges time at state changes; a thread blocked since then has the
-	 * interval up to now still to charge. */
-	switch (thread->run_state) {
-	case RUN_ON_CPU:
-		report->on_cpu_ns += since_change;
-		break;
-	case RUN_RUNNABLE:
-		report->runqueue_ns += since_change;
-		break;
-	default:
+	/* The BPF side charges time at the events it sees; the interval since the last one is
+	 * still to charge: a blocked thread is off-CPU, an active one ran except for the run delay
+	 * the kernel added since. */
+	if (thread->run_state == RUN_BLOCKED) {
 		report->off_cpu_ns += since_change;
 		if (thread->current_slot < MAX_STACK_SLOTS)
 			slots[thread->current_slot].ns += since_change;
+	} else {
+		if (!task__run_delay(thread->pid, tid, &run_delay) &&
+		    run_delay > thread->seen_run_delay_ns)
+			queued = run_delay - thread->seen_run_delay_ns;
+		if (queued > since_change)
+			queued = since_change;
+		report->runqueue_ns += queued;
+		report->on_cpu_ns += since_change - queued;
 	}
 	stacks__resolve(resolver, thread->pid, slots, thread->nr_slots, report);
 }

@@ -56,6 +56,10 @@ struct stall_report {
 	const struct hint_rule *hint; /* what to change (hints.h), NULL when no rule fits */
 	char hint_text[HINT_TEXT_MAX];
 	struct site_key site; /* where it blocked, for sites.h; strings valid like the frames' */
+	/* What it delayed, read when it ended (stall_record): not known while in progress. */
+	bool waiting_known;
+	__u32 ready_fds;
+	__u32 connections;
 	int nr_stacks;
 	struct stack_report stacks[MAX_STACK_SLOTS]; /* heaviest first */
 };

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <search.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -14,7 +15,9 @@
 #include <elfutils/libdwfl.h>
 #include "clock.h"
 #include "compare.h"
+#include "procfs.h"
 #include "symbolize.h"
+#include "targetfs.h"
 
 /* Bounds how often a process running code outside any module (JIT, anonymous executable memory)
  * makes us re-read its /proc/PID/maps; it is also how long code dlopen'ed right after a report
@@ -38,6 +41,8 @@ struct module_range {
 struct pid_syms {
 	pid_t pid;
 	int root_fd; /* the process's "/": its maps paths are relative to it */
+	/* Where its root is in ours when we can reach it (a chroot), else NULL: see own_path. */
+	char *root_prefix;
 	Dwfl *dwfl;  /* NULL after libdwfl failed mid-report, until the next report */
 	struct module_range *ranges; /* sorted by low */
 	size_t nr_ranges, ranges_cap;
@@ -208,34 +213,95 @@ static int pid_syms__open_deleted(const struct pid_syms *ps, Dwarf_Addr base, ch
 	return fd;
 }
 
-/* libdwfl 0.188's dwfl_linux_proc_find_elf opens the maps path in our own mount namespace: for a
+/*
+ * A maps path as the process sees it. /proc/PID/maps names files relative to our root: under a
+ * chroot whose directory we can reach, that is the chroot's path plus the process's own (a
+ * pivot_root'ed container's root is out of our reach, and its paths come out as its own).
+ */
+static const char *pid_syms__own_path(const struct pid_syms *ps, const char *name)
+{
+	size_t len = ps->root_prefix ? strlen(ps->root_prefix) : 0;
+
+	if (len && !strncmp(name, ps->root_prefix, len) && name[len] == '/')
+		return name + len;
+	return name;
+}
+
+/*
+ * libdwfl 0.188's dwfl_linux_proc_find_elf opens the maps path in our own mount namespace: for a
  * process in a container that is another file, or the host's copy of the same path, silently
- * giving wrong symbols. Open it under the process's root instead. */
+ * giving wrong symbols. Open exactly the mapped file instead (map_files: whatever namespace,
+ * chroot or path replacement), else the path inside the process's root, both through targetfs
+ * with the process's own rights. Only once the process is gone (stacks are often resolved
+ * after it exited) does its root held open since its first report serve.
+ */
 static int module__find_elf(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_Addr base,
 			    char **file_name, Elf **elfp)
 {
 	const struct pid_syms *ps = *userdata;
+	const char *own = pid_syms__own_path(ps, name);
 	struct stat st;
 	int fd;
 
 	/* "[vdso: PID]": libdwfl reads the image from /proc/PID/mem. */
 	if (name[0] != '/')
 		return dwfl_linux_proc_find_elf(mod, userdata, name, base, file_name, elfp);
-	if (str__has_suffix(name, DELETED_SUFFIX))
-		return pid_syms__open_deleted(ps, base, file_name);
-	/* Devices get mapped too; opening one can block or have side effects. */
-	if (fstatat(ps->root_fd, name + 1, &st, 0) || !S_ISREG(st.st_mode))
+	fd = targetfs__open_mapped(ps->pid, base, &st);
+	if (fd < 0 && !str__has_suffix(name, DELETED_SUFFIX))
+		fd = targetfs__open(ps->pid, own, &st);
+	if (fd == -ESRCH || fd == -ENOENT) {
+		if (str__has_suffix(name, DELETED_SUFFIX))
+			return pid_syms__open_deleted(ps, base, file_name);
+		/* Devices get mapped too; opening one can block or have side effects. */
+		if (fstatat(ps->root_fd, own + 1, &st, 0) || !S_ISREG(st.st_mode))
+			return -1;
+		fd = openat(ps->root_fd, own + 1, O_RDONLY | O_CLOEXEC);
+	}
+	if (fd < 0)
 		return -1;
-	fd = openat(ps->root_fd, name + 1, O_RDONLY | O_CLOEXEC);
 	/* The name only serves libdwfl's .gnu_debuglink search, next to the file. */
-	if (fd >= 0 && asprintf(file_name, "/proc/%d/root%s", ps->pid, name) < 0)
+	if (asprintf(file_name, "/proc/%d/root%s", ps->pid, own) < 0)
 		*file_name = NULL;
 	return fd;
 }
 
+/*
+ * Debug files of binaries without .symtab: first by build id under the process's own
+ * /usr/lib/debug (a container's debug packages), then libdwfl's own search (the host's
+ * /usr/lib/debug by build id, .gnu_debuglink next to the file).
+ */
+static int module__find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname,
+				  Dwarf_Addr base, const char *file_name,
+				  const char *debuglink_file, GElf_Word debuglink_crc,
+				  char **debuginfo_file_name)
+{
+	const struct pid_syms *ps = *userdata;
+	const unsigned char *id;
+	char path[128 + 2 * 64];
+	GElf_Addr vaddr;
+	struct stat st;
+	int len, i, at, fd;
+
+	len = dwfl_module_build_id(mod, &id, &vaddr);
+	if (len >= 2 && len <= 64) {
+		at = snprintf(path, sizeof(path), "/usr/lib/debug/.build-id/%02x/", id[0]);
+		for (i = 1; i < len; i++)
+			at += snprintf(path + at, sizeof(path) - at, "%02x", id[i]);
+		snprintf(path + at, sizeof(path) - at, ".debug");
+		fd = targetfs__open(ps->pid, path, &st);
+		if (fd >= 0) {
+			if (asprintf(debuginfo_file_name, "/proc/%d/root%s", ps->pid, path) < 0)
+				*debuginfo_file_name = NULL;
+			return fd;
+		}
+	}
+	return dwfl_standard_find_debuginfo(mod, userdata, modname, base, file_name,
+					    debuglink_file, debuglink_crc, debuginfo_file_name);
+}
+
 static const Dwfl_Callbacks proc_callbacks = {
 	.find_elf = module__find_elf,
-	.find_debuginfo = dwfl_standard_find_debuginfo,
+	.find_debuginfo = module__find_debuginfo,
 };
 
 static int module_range__cmp(const void *a, const void *b)
@@ -280,21 +346,16 @@ static int module__keep(Dwfl_Module *mod, void *userdata, const char *name, Dwar
 	return dwfl_report_module(arg, name, base, end) ? 0 : -1;
 }
 
+static int mapping__found(void *ctx, const struct proc_mapping *mapping)
+{
+	return 1;
+}
+
 /* dwfl_linux_proc_report fails on a process that is gone (its auxv reads empty), but one exiting
  * between its reads of auxv and maps yields an empty report that "succeeded". */
 static bool pid__has_mappings(pid_t pid)
 {
-	char path[64], c;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	n = read(fd, &c, 1);
-	close(fd);
-	return n == 1;
+	return procfs__each_mapping(pid, mapping__found, NULL) > 0;
 }
 
 static int pid_syms__report(struct pid_syms *ps)
@@ -347,14 +408,16 @@ static void pid_syms__free(void *ptr)
 	free(ps->ranges);
 	if (ps->root_fd >= 0)
 		close(ps->root_fd);
+	free(ps->root_prefix);
 	tdestroy(ps->names, free);
 	free(ps);
 }
 
 static struct pid_syms *pid_syms__new(pid_t pid, int *err)
 {
+	char path[64], root[PATH_MAX];
 	struct pid_syms *ps;
-	char path[64];
+	ssize_t len;
 
 	ps = calloc(1, sizeof(*ps));
 	if (!ps) {
@@ -369,6 +432,11 @@ static struct pid_syms *pid_syms__new(pid_t pid, int *err)
 	if (ps->root_fd < 0) {
 		*err = errno == ENOENT ? -ESRCH : -errno;
 		goto err_out;
+	}
+	len = readlink(path, root, sizeof(root) - 1);
+	if (len > 1 && root[0] == '/') {
+		root[len] = '\0';
+		ps->root_prefix = strdup(root);
 	}
 	*err = pid_syms__report(ps);
 	if (*err)
@@ -500,7 +568,7 @@ int syms__find_symbol(struct syms *syms, pid_t pid, const char *name, __u64 *add
 		return -ENOENT;
 	*addr = search.addr;
 	if (module)
-		*module = pid_syms__intern(ps, search.module);
+		*module = pid_syms__intern(ps, pid_syms__own_path(ps, search.module));
 	return 0;
 }
 
@@ -594,7 +662,7 @@ int syms__user(struct syms *syms, pid_t pid, __u64 addr, struct user_sym *out)
 		return -ENOENT;
 	module = dwfl_module_info(mod, NULL, &start, NULL, NULL, NULL, NULL, NULL);
 	/* libdwfl names it "[vdso: PID]"; maps says "[vdso]". */
-	module = module[0] == '[' ? "[vdso]" : pid_syms__intern(ps, module);
+	module = module[0] == '[' ? "[vdso]" : pid_syms__intern(ps, pid_syms__own_path(ps, module));
 	if (!module)
 		return -ENOMEM;
 

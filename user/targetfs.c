@@ -22,16 +22,14 @@
 #include "clock.h"
 #include "targetfs.h"
 
-#define NS_PER_MS 1000000ULL
-#define NS_PER_SEC 1000000000ULL
 /* More groups than this and the rest are left out: fewer groups can only grant less. */
 #define MAX_GROUPS 64
 /* Symlinks followed in one resolution (the kernel's MAXSYMLINKS) and directories deep. */
 #define WALK_MAX_LINKS 40
 #define WALK_MAX_DEPTH 128
 #define LINE_MAX_BYTES 1024
-#define READ_CHUNK 16384
-/* The threads only open and read: their stack holds two paths and a read chunk. */
+#define READ_CHUNK (64U << 10)
+/* The worker only opens and reads: its stack holds two paths. */
 #define WORKER_STACK (256U << 10)
 
 struct creds {
@@ -61,6 +59,8 @@ struct request {
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+/* One request at a time: the worker runs one. */
+static pthread_mutex_t submit_lock = PTHREAD_MUTEX_INITIALIZER;
 /* Pids whose worker is still blocked after the caller gave up (0: a free slot). */
 static pid_t stuck[TARGETFS_MAX_STUCK];
 /* Waiting in one second: a target whose files answer slowly delays the stream this much. */
@@ -332,38 +332,49 @@ out:
 /* Line req->line of an open file into req->text; reads at most TARGETFS_MAX_SCAN bytes. */
 static int file__line(int fd, struct request *req)
 {
-	char chunk[READ_CHUNK];
-	size_t len = 0, want;
+	size_t len = 0, want, take;
+	char *chunk, *at, *end, *nl;
+	int number = 1, err = -ENOENT;
 	off_t off = 0;
-	int number = 1;
-	ssize_t n, i;
+	ssize_t n;
 
+	chunk = malloc(READ_CHUNK);
+	if (!chunk)
+		return -ENOMEM;
 	while (off < (off_t)TARGETFS_MAX_SCAN) {
-		if (clock__ns() > req->deadline_ns)
-			return -ETIMEDOUT;
-		want = TARGETFS_MAX_SCAN - (size_t)off;
-		n = pread(fd, chunk, want < sizeof(chunk) ? want : sizeof(chunk), off);
-		if (n < 0)
-			return -errno;
-		if (!n)
+		if (clock__ns() > req->deadline_ns) {
+			err = -ETIMEDOUT;
 			break;
-		for (i = 0; i < n; i++) {
-			if (chunk[i] == '\n') {
-				if (number == req->line)
-					goto found;
-				number++;
-			} else if (number == req->line && len < sizeof(req->text) - 1) {
-				req->text[len++] = chunk[i];
-			}
+		}
+		want = TARGETFS_MAX_SCAN - (size_t)off;
+		n = pread(fd, chunk, want < READ_CHUNK ? want : READ_CHUNK, off);
+		if (n <= 0) {
+			/* The last line need not end with a newline. */
+			err = n < 0 ? -errno : number == req->line ? 0 : -ENOENT;
+			break;
 		}
 		off += n;
+		for (at = chunk, end = chunk + n; at < end && number <= req->line; at = nl + 1) {
+			nl = memchr(at, '\n', (size_t)(end - at));
+			if (number == req->line) {
+				take = (size_t)((nl ? nl : end) - at);
+				if (take > sizeof(req->text) - 1 - len)
+					take = sizeof(req->text) - 1 - len;
+				memcpy(req->text + len, at, take);
+				len += take;
+			}
+			if (!nl)
+				break;
+			number++;
+		}
+		if (number > req->line) {
+			err = 0;
+			break;
+		}
 	}
-	/* The last line has no newline; a scan that stopped at the limit found nothing whole. */
-	if (number != req->line || off >= (off_t)TARGETFS_MAX_SCAN)
-		return -ENOENT;
-found:
+	free(chunk);
 	req->text[len] = '\0';
-	return 0;
+	return err;
 }
 
 /* The file mapped at req->start, through the map_files link that names that mapping. */
@@ -390,7 +401,7 @@ static int mapped__resolve(const struct request *req)
 	return fd;
 }
 
-static int request__work(struct request *req)
+static int request__work(struct request *req, const struct creds *self)
 {
 	/* map_files lookups need one of the first two; its links, ptrace access to the target. */
 	static const int mapped_caps[] = { CAP_CHECKPOINT_RESTORE, CAP_SYS_ADMIN, CAP_SYS_PTRACE };
@@ -398,9 +409,9 @@ static int request__work(struct request *req)
 	int fd = -EACCES, err;
 
 	/* /proc/PID/map_files is mode 0500, owned by the target's user, or by root when the target
-	 * is not dumpable: look it up as we are first, as the target if that is refused. Either
+	 * is not dumpable: look it up as loopstall first, as the target if that is refused. Either
 	 * way the file itself is opened with the target's credentials, below. */
-	if (mapped)
+	if (mapped && !creds__assume(self, mapped_caps, 3))
 		fd = mapped__resolve(req);
 	err = mapped ? creds__assume(&req->creds, mapped_caps, 3) :
 		       creds__assume(&req->creds, NULL, 0);
@@ -432,37 +443,119 @@ static void request__free(struct request *req)
 	free(req);
 }
 
-static void *request__run(void *arg)
-{
-	struct request *req = arg;
-	int result = request__work(req);
-	bool orphan;
+/*
+ * A thread that takes the targets' credentials for one request after another (raw set*id and
+ * capset are per thread: the rest of loopstall keeps its own). Replaced when a request it runs
+ * outlives the caller's wait: it then finishes that one alone, frees it and exits.
+ */
+struct worker {
+	struct request *req; /* the request to run, NULL while idle */
+	bool retire;	     /* exit when idle: see targetfs__reset */
+	pthread_cond_t wake;
+};
 
+static struct worker *worker; /* the one requests go to; NULL: start one */
+
+static void *worker__run(void *arg)
+{
+	struct worker *w = arg;
+	struct request *req;
+	struct creds self;
+	int result;
+
+	/* loopstall's own file credentials, before any request changes them. */
+	self.fsuid = (uid_t)syscall(SYS_setfsuid, -1);
+	self.fsgid = (gid_t)syscall(SYS_setfsgid, -1);
+	self.nr_groups = (int)syscall(SYS_getgroups, MAX_GROUPS, self.groups);
+	if (self.nr_groups < 0)
+		self.nr_groups = 0;
 	pthread_mutex_lock(&lock);
-	req->result = result;
-	req->done = true;
-	orphan = req->abandoned;
-	if (orphan)
+	for (;;) {
+		while (!w->req && !w->retire)
+			pthread_cond_wait(&w->wake, &lock);
+		if (!w->req) {
+			pthread_mutex_unlock(&lock);
+			break;
+		}
+		req = w->req;
+		pthread_mutex_unlock(&lock);
+		result = request__work(req, &self);
+		pthread_mutex_lock(&lock);
+		req->result = result;
+		req->done = true;
+		w->req = NULL;
+		if (!req->abandoned) {
+			pthread_cond_signal(&req->done_cond);
+			continue;
+		}
 		stuck__remove(req->pid);
-	else
-		pthread_cond_signal(&req->done_cond);
-	pthread_mutex_unlock(&lock);
-	if (orphan) {
+		pthread_mutex_unlock(&lock);
 		if (result >= 0 && req->kind != REQUEST_LINE)
 			close(result);
 		request__free(req);
+		break;
 	}
+	pthread_cond_destroy(&w->wake);
+	free(w);
 	return NULL;
 }
 
-/* The target's creds and, for a path, its root; both from one /proc/PID so from one process. */
-static struct request *request__new(enum request_kind kind, pid_t pid, const char *path)
+void targetfs__reset(void)
+{
+	pthread_mutex_lock(&submit_lock);
+	pthread_mutex_lock(&lock);
+	if (worker) {
+		worker->retire = true;
+		pthread_cond_signal(&worker->wake);
+		worker = NULL;
+	}
+	pthread_mutex_unlock(&lock);
+	pthread_mutex_unlock(&submit_lock);
+}
+
+/* The worker, started if there is none; under lock. NULL if no thread can be started. */
+static struct worker *worker__get(void)
+{
+	sigset_t all, old;
+	pthread_attr_t attr;
+	pthread_t thread;
+	struct worker *w;
+	int err;
+
+	if (worker)
+		return worker;
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return NULL;
+	pthread_cond_init(&w->wake, NULL);
+	/* Signals are for the main thread: a SIGINT must interrupt what it waits on. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, WORKER_STACK);
+	err = pthread_create(&thread, &attr, worker__run, w);
+	pthread_attr_destroy(&attr);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err) {
+		pthread_cond_destroy(&w->wake);
+		free(w);
+		return NULL;
+	}
+	worker = w;
+	return w;
+}
+
+/* The target's creds and, for a path, its root; both from one /proc/PID so from one process.
+ * NULL with *err -ESRCH (gone), -ENOMEM or another -errno. */
+static struct request *request__new(enum request_kind kind, pid_t pid, const char *path, int *err)
 {
 	struct request *req = calloc(1, sizeof(*req));
 	pthread_condattr_t attr;
 	char dir_path[32];
 	int pid_dir;
 
+	*err = -ENOMEM;
 	if (!req)
 		return NULL;
 	req->kind = kind;
@@ -474,13 +567,20 @@ static struct request *request__new(enum request_kind kind, pid_t pid, const cha
 	pthread_condattr_destroy(&attr);
 	snprintf(dir_path, sizeof(dir_path), "/proc/%d", pid);
 	pid_dir = open(dir_path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (pid_dir < 0 || creds__read(pid_dir, &req->creds))
+	if (pid_dir < 0) {
+		*err = errno == ENOENT ? -ESRCH : -errno;
+		goto fail;
+	}
+	*err = creds__read(pid_dir, &req->creds);
+	if (*err)
 		goto fail;
 	if (path) {
 		req->path = strdup(path);
 		req->root_fd = openat(pid_dir, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
-		if (!req->path || req->root_fd < 0)
+		if (!req->path || req->root_fd < 0) {
+			*err = !req->path ? -ENOMEM : errno == ENOENT ? -ESRCH : -errno;
 			goto fail;
+		}
 	}
 	close(pid_dir);
 	return req;
@@ -503,21 +603,18 @@ static __u64 window__left(__u64 now)
 }
 
 /*
- * Run req in its own thread and wait for it within the budget. Its stat and line go to st and
+ * Run req (NULL: request__new failed with err_new) in the worker and wait for it within
+ * the budget. Its stat and line go to st and
  * text (either may be NULL). Returns its result (a descriptor, 0 or -errno); req is freed, or left
  * to its thread, which frees it.
  */
-static int request__submit(struct request *req, struct stat *st, char *text, size_t size)
+static int request__run(struct request *req, struct stat *st, char *text, size_t size)
 {
 	__u64 now = clock__ns(), left;
-	sigset_t all, old;
-	pthread_attr_t attr;
 	struct timespec deadline;
-	pthread_t thread;
+	struct worker *w;
 	int slot, err = 0;
 
-	if (!req)
-		return -ENOMEM;
 	pthread_mutex_lock(&lock);
 	left = window__left(now);
 	if (!left || stuck__has(req->pid, &slot) || slot < 0) {
@@ -525,29 +622,24 @@ static int request__submit(struct request *req, struct stat *st, char *text, siz
 		request__free(req);
 		return -EBUSY;
 	}
-	pthread_mutex_unlock(&lock);
 	req->deadline_ns = now + left;
 	deadline.tv_sec = (time_t)(req->deadline_ns / NS_PER_SEC);
 	deadline.tv_nsec = (long)(req->deadline_ns % NS_PER_SEC);
-	/* Signals are for the main thread: a SIGINT must interrupt what it waits on. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&attr, WORKER_STACK);
-	err = pthread_create(&thread, &attr, request__run, req);
-	pthread_attr_destroy(&attr);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (err) {
+	w = worker__get();
+	if (!w) {
+		pthread_mutex_unlock(&lock);
 		request__free(req);
-		return -err;
+		return -EAGAIN;
 	}
-	pthread_mutex_lock(&lock);
+	w->req = req;
+	pthread_cond_signal(&w->wake);
 	while (!req->done && !err)
 		err = pthread_cond_timedwait(&req->done_cond, &lock, &deadline);
 	window_waited_ns += clock__ns() - now;
 	if (!req->done) {
+		/* Left to the worker, which exits after it; the next request starts another. */
 		req->abandoned = true;
+		worker = NULL;
 		if (!stuck__has(req->pid, &slot) && slot >= 0)
 			stuck[slot] = req->pid;
 		pthread_mutex_unlock(&lock);
@@ -563,30 +655,50 @@ static int request__submit(struct request *req, struct stat *st, char *text, siz
 	return err;
 }
 
+static int request__submit(struct request *req, int err_new, struct stat *st, char *text,
+			   size_t size)
+{
+	int err;
+
+	if (!req)
+		return err_new;
+	pthread_mutex_lock(&submit_lock);
+	err = request__run(req, st, text, size);
+	pthread_mutex_unlock(&submit_lock);
+	return err;
+}
+
 int targetfs__open(pid_t pid, const char *path, struct stat *st)
 {
+	struct request *req;
+	int err;
+
 	if (!path || path[0] != '/')
 		return -EINVAL;
-	return request__submit(request__new(REQUEST_OPEN, pid, path), st, NULL, 0);
+	req = request__new(REQUEST_OPEN, pid, path, &err);
+	return request__submit(req, err, st, NULL, 0);
 }
 
 int targetfs__open_mapped(pid_t pid, __u64 start, struct stat *st)
 {
-	struct request *req = request__new(REQUEST_MAPPED, pid, NULL);
+	struct request *req;
+	int err;
 
+	req = request__new(REQUEST_MAPPED, pid, NULL, &err);
 	if (req)
 		req->start = start;
-	return request__submit(req, st, NULL, 0);
+	return request__submit(req, err, st, NULL, 0);
 }
 
 int targetfs__read_line(pid_t pid, const char *path, int line, char *buf, size_t size)
 {
 	struct request *req;
+	int err;
 
 	if (!path || path[0] != '/' || line <= 0 || !size)
 		return -EINVAL;
-	req = request__new(REQUEST_LINE, pid, path);
+	req = request__new(REQUEST_LINE, pid, path, &err);
 	if (req)
 		req->line = line;
-	return request__submit(req, NULL, buf, size);
+	return request__submit(req, err, NULL, buf, size);
 }

@@ -14,11 +14,13 @@
  *   magic link (openat2 RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS; where openat2 is missing, a
  *   walk that resolves each component itself, with the same rules).
  * - It is opened with the target's credentials (its fsuid, fsgid and supplementary groups from
- *   /proc/PID/status, no capabilities), by a short-lived thread that sets them with raw
+ *   /proc/PID/status, no capabilities), by a thread of its own that sets them with raw
  *   syscalls (they are per thread; glibc's wrappers would change every thread). The kernel then
  *   checks every directory and the file as it would for the target: a file the target cannot
  *   open fails with -EACCES. This needs CAP_SETUID and CAP_SETGID (kept, not effective, after
- *   attach: see privileges.h); without them nothing is opened.
+ *   attach: see privileges.h); without them nothing is opened. The thread lives on between
+ *   requests; capabilities are per thread too, so call targetfs__reset() after loopstall
+ *   drops its own.
  * - Only regular files: the name is resolved with O_PATH (no open side effects: a FIFO's open
  *   would block, a device's may act), checked with fstat/fstatfs, and only then opened
  *   (O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC). FIFOs, sockets, devices and files of
@@ -30,7 +32,8 @@
  * - Descriptors returned to the caller are not on FUSE (their later reads, e.g. by libdwfl,
  *   would not be bounded in time).
  *
- * Errors are -errno; callers print nothing of why a file was refused (the reason can say whether
+ * Errors are -errno (-ESRCH: the process is gone; a file is read only while it lives, with its
+ * credentials of the moment, which may have changed since it was last read); callers print nothing of why a file was refused (the reason can say whether
  * a file the target may not read exists). Thread-safe.
  */
 
@@ -46,7 +49,7 @@
 
 /*
  * Open `path`, absolute, as process pid sees it and could open it. Returns a read-only
- * descriptor (blocking reads: a regular file's never wait for a writer) and fills *st, or -errno.
+ * descriptor and fills *st, or -errno.
  */
 int targetfs__open(pid_t pid, const char *path, struct stat *st);
 
@@ -65,5 +68,9 @@ int targetfs__read_line(pid_t pid, const char *path, int line, char *buf, size_t
  * Returns a read-only descriptor and fills *st, or -errno.
  */
 int targetfs__open_mapped(pid_t pid, __u64 start, struct stat *st);
+
+/* Capabilities are per thread: after loopstall dropped its own, the worker thread (started
+ * with the old ones) is replaced by one started with the new. */
+void targetfs__reset(void);
 
 #endif

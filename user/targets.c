@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -60,6 +61,70 @@ void task__comm(pid_t pid, pid_t tid, char comm[TASK_COMM_LEN])
 	if (fgets(comm, TASK_COMM_LEN, file))
 		comm[strcspn(comm, "\n")] = '\0';
 	fclose(file);
+}
+
+int task__run_delay(pid_t pid, pid_t tid, __u64 *run_delay_ns)
+{
+	unsigned long long cpu, delay;
+	char path[64];
+	FILE *file;
+	int n;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/schedstat", pid, tid);
+	file = fopen(path, "re");
+	if (!file)
+		return -errno;
+	n = fscanf(file, "%llu %llu", &cpu, &delay);
+	fclose(file);
+	if (n != 2)
+		return -EINVAL;
+	*run_delay_ns = delay;
+	return 0;
+}
+
+pid_t task__ns_tid(pid_t pid, pid_t tid, bool *nested)
+{
+	char path[64], line[256], *field;
+	pid_t ns_tid = 0;
+	FILE *file;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", pid, tid);
+	file = fopen(path, "re");
+	if (!file)
+		return 0;
+	while (fgets(line, sizeof(line), file)) {
+		if (strncmp(line, "NSpid:", 6))
+			continue;
+		/* "NSpid:\t4242\t7\t1": ours first, the innermost namespace's last. */
+		field = strrchr(line, '\t');
+		ns_tid = field ? (pid_t)atoi(field + 1) : 0;
+		if (nested)
+			*nested = field && field != strchr(line, '\t');
+		break;
+	}
+	fclose(file);
+	/* Kernels before 4.1 have no NSpid line: no namespaces to tell apart either. */
+	return ns_tid > 0 ? ns_tid : tid;
+}
+
+pid_t task__host_tid(pid_t pid, pid_t ns_tid)
+{
+	struct dirent *entry;
+	pid_t tid, found = 0;
+	char path[64];
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	dir = opendir(path);
+	if (!dir)
+		return 0;
+	while (!found && (entry = readdir(dir))) {
+		tid = (pid_t)atoi(entry->d_name);
+		if (tid > 0 && task__ns_tid(pid, tid, NULL) == ns_tid)
+			found = tid;
+	}
+	closedir(dir);
+	return found;
 }
 
 static int pidfd__open(pid_t pid)

@@ -35,6 +35,17 @@ bool targets__all_exited(struct targets *targets);
 void targets__close(struct targets *targets);
 /* A thread's name from /proc, "?" when it is gone. */
 void task__comm(pid_t pid, pid_t tid, char comm[TASK_COMM_LEN]);
+/* The thread's run delay (ns waiting runnable for a CPU, as the scheduler counts it), from
+ * /proc/PID/task/TID/schedstat: 0 or -errno. */
+int task__run_delay(pid_t pid, pid_t tid, __u64 *run_delay_ns);
 const char *targets__comm(const struct targets *targets, pid_t pid);
+/*
+ * The id thread tid of process pid has in its own PID namespace (the last NSpid of its
+ * status: what gettid() returns inside a container), tid itself if it has no other, 0 if the
+ * thread is gone. *nested, if not NULL, tells whether it lives in a PID namespace below ours.
+ */
+pid_t task__ns_tid(pid_t pid, pid_t tid, bool *nested);
+/* The reverse: our id of the thread of pid whose id in pid's namespace is ns_tid, 0 if none. */
+pid_t task__host_tid(pid_t pid, pid_t ns_tid);
 
 #endif

@@ -6,7 +6,7 @@
  * version whose offsets interpret it; the code object is at IMAGE_BASE + 8.
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Iuser -Ibpf \
- *         -o fuzz_pycode tests/fuzz/fuzz_pycode.c user/runtime/python/pycode.c user/runtime/python/linetable.c
+ *         -o fuzz_pycode tests/fuzz/fuzz_pycode.c user/runtime/python/pycode.c user/runtime/python/linetable.c user/utf8.c
  *   ./fuzz_pycode -max_total_time=60 -timeout=1
  */
 #include <stdint.h>

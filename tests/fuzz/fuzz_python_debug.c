@@ -18,6 +18,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const struct python_offsets *row;
 	struct python_offsets offsets, before;
+	const char *why;
 	int minor;
 
 	if (!size)
@@ -27,13 +28,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!row) {
 		/* A minor without a row: only the rejection paths. */
 		memset(&offsets, 0, sizeof(offsets));
-		python_debug__apply(minor, data + 1, size - 1, &offsets);
+		python_debug__apply(minor, data + 1, size - 1, &offsets, NULL);
 		return 0;
 	}
 	offsets = before = *row;
-	if (python_debug__apply(minor, data + 1, size - 1, &offsets)) {
-		/* A rejected table leaves the row as it was. */
-		if (memcmp(&offsets, &before, sizeof(offsets)))
+	why = NULL;
+	if (python_debug__apply(minor, data + 1, size - 1, &offsets, &why)) {
+		/* A rejected table leaves the row as it was, and says why for the warning. */
+		if (memcmp(&offsets, &before, sizeof(offsets)) || !why || !why[0])
 			__builtin_trap();
 	} else if (offsets.major != 3 || offsets.minor != minor) {
 		__builtin_trap();

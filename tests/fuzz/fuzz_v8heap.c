@@ -6,7 +6,7 @@
  * node v20.20.2's (V8 11.3); the SharedFunctionInfo is tagged IMAGE_BASE + 8 + 1.
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Iuser -Ibpf \
- *         -o fuzz_v8heap tests/fuzz/fuzz_v8heap.c user/runtime/node/v8heap.c
+ *         -o fuzz_v8heap tests/fuzz/fuzz_v8heap.c user/runtime/node/v8heap.c user/utf8.c
  *   ./fuzz_v8heap -max_total_time=60 -timeout=1
  */
 #include <stdint.h>

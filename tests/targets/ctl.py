@@ -59,14 +59,26 @@ def add_ctl_argument(parser):
                         help="control directory (ready, go, report.jsonl)")
 
 
+def schedstat():
+    """(CPU time, run delay) of the calling thread in ns, as the scheduler counts them: the time
+    it ran and the time it waited runnable for a CPU (/proc/thread-self/schedstat)."""
+    with open("/proc/thread-self/schedstat") as f:
+        cpu, delay = f.read().split()[:2]
+    return int(cpu), int(delay)
+
+
 def timed(n, name, fn):
-    """Run one blocking action and return its report."""
+    """Run one blocking action and return its report, with the scheduler's view of the action
+    (sched_cpu_ms, run_delay_ms) to check loopstall's on-CPU/runqueue split against."""
     wall = time.time()
+    cpu0, delay0 = schedstat()
     start = time.monotonic()
     extra = fn() or {}
     end = time.monotonic()
+    cpu1, delay1 = schedstat()
     report = {"n": n, "action": name, "start": start, "end": end, "ms": (end - start) * 1000.0,
-              "wall_start": wall}
+              "wall_start": wall, "sched_cpu_ms": (cpu1 - cpu0) / 1e6,
+              "run_delay_ms": (delay1 - delay0) / 1e6}
     report.update(extra)
     return report
 

@@ -15,6 +15,8 @@ Actions (all block the loop thread):
   burst   12 1 ms sleeps, each from a different Python stack, then time.sleep(ms) -> off-CPU,
           more distinct waits than an iteration has stack slots, the long one last
   busy    pure-Python loop for ms of CPU time -> on-CPU
+  pingpong  --rounds round trips with a thread through a threading.Condition -> short futex
+          sleeps, each woken (often on the other CPU) while it is still going to sleep
   recv    socket.recv() from a local TCP server that answers after ms -> off-CPU, reason net
   fsync   write --mb MB into a file under --dir, os.fsync, unlink     -> disk (reports fsync_ms)
 
@@ -79,6 +81,32 @@ def act_busy(args):
     return {"rounds": rounds, "cpu_ms": (time.thread_time() - cpu_start) * 1000.0}
 
 
+def act_pingpong(args):
+    # The loop thread and a helper hand a token back and forth: each side sleeps in a futex
+    # (the condition's lock, the GIL) and is woken right after, often while still switching out.
+    cond = threading.Condition()
+    turn = ["loop"]
+
+    def helper():
+        with cond:
+            for _ in range(args.rounds):
+                while turn[0] != "helper":
+                    cond.wait()
+                turn[0] = "loop"
+                cond.notify()
+
+    thread = threading.Thread(target=helper, name="pingpong")
+    thread.start()
+    with cond:
+        for _ in range(args.rounds):
+            turn[0] = "helper"
+            cond.notify()
+            while turn[0] != "loop":
+                cond.wait()
+    thread.join()
+    return {"rounds": args.rounds}
+
+
 class SlowServer:
     """A local TCP server that answers each one-byte request after a delay.
 
@@ -127,7 +155,7 @@ def act_fsync(args):
 
 
 ACTIONS = {"sleep": act_sleep, "naps": act_naps, "burst": act_burst, "busy": act_busy, "recv": act_recv,
-           "fsync": act_fsync}
+           "fsync": act_fsync, "pingpong": act_pingpong}
 
 
 def run_asyncio(args, ctl):
@@ -179,6 +207,7 @@ def main():
     parser.add_argument("--action", choices=sorted(ACTIONS), default="sleep")
     parser.add_argument("--ms", type=float, default=300.0, help="how long each action blocks")
     parser.add_argument("--count", type=int, default=1, help="actions (triggers) before exiting")
+    parser.add_argument("--rounds", type=int, default=2000, help="pingpong: round trips")
     parser.add_argument("--mb", type=int, default=32, help="fsync: megabytes written per action")
     parser.add_argument("--dir", default="/var/tmp", help="fsync: where to write (a real disk)")
     parser.add_argument("--linger-ms", type=float, default=300.0,

@@ -55,11 +55,10 @@ enum runtime_json {
 	RUNTIME_JSON_TRUNCATED = 1 << 2, /* a "truncated" key after the array */
 };
 
-/* Sizes of the BPF maps, from the configuration, that runtimes size theirs by. */
+/* What the runtimes size their BPF maps by, from the configuration. */
 struct runtime_limits {
-	__u32 processes;
-	__u32 threads;
-	__u32 stacks;
+	__u32 processes; /* traced at once */
+	__u32 threads;   /* loop threads */
 };
 
 /*

@@ -39,9 +39,11 @@ int runtimes__new(struct runtimes *runtimes, struct syms *syms, struct loopstall
 	for (i = 0; i < NR_KNOWN; i++) {
 		runtimes->rt[i] = known[i]->new(syms, skel);
 		if (!runtimes->rt[i]) {
+			int err = -errno;
+
 			fprintf(stderr, "loopstall: cannot set up %s support: %s\n", known[i]->name,
-				strerror(errno));
-			return -errno;
+				strerror(-err));
+			return err;
 		}
 		runtimes->ops[i] = known[i];
 		runtimes->nr = i + 1;

@@ -1,18 +1,18 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <search.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <linux/openat2.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include "clock.h"
 #include "jsmap.h"
+#include "targetfs.h"
+#include "targets.h"
+#include "util.h"
 
 /* A perf map only grows: V8 never logs code that was freed, and a long-running service's map
  * reaches hundreds of MB. These bound what one process costs us; past them the oldest entries
@@ -43,7 +43,6 @@ struct segment {
 
 struct pid_map {
 	pid_t pid;
-	int root_fd;	     /* the process's "/", held: a process that exits is still read */
 	char map_path[48];   /* as the process sees it: its pid in its own pid namespace */
 	bool seen;	     /* the file was found once: identity below is valid */
 	dev_t dev;
@@ -77,7 +76,7 @@ static bool script__starts(const char *text)
 						"webpack:", "evalmachine.", "[", "." };
 	size_t i;
 
-	for (i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+	for (i = 0; i < ARRAY_SIZE(prefixes); i++)
 		if (!strncmp(text, prefixes[i], strlen(prefixes[i])))
 			return true;
 	return false;
@@ -115,7 +114,7 @@ bool jsmap__parse_name(const char *name, char *buf, size_t size, const char **fu
 
 	*function = *file = NULL;
 	*line = *column = -1;
-	for (i = 0; i < sizeof(js_kinds) / sizeof(js_kinds[0]) && !rest; i++)
+	for (i = 0; i < ARRAY_SIZE(js_kinds) && !rest; i++)
 		if (!strncmp(name, js_kinds[i], strlen(js_kinds[i])))
 			rest = name + strlen(js_kinds[i]);
 	if (!rest)
@@ -180,89 +179,24 @@ static void pid_map__free(void *ptr)
 {
 	struct pid_map *pm = ptr;
 
-	if (pm->root_fd >= 0)
-		close(pm->root_fd);
 	free(pm->entries);
 	free(pm->segments);
 	free(pm->names);
 	free(pm);
 }
 
-/* The pid the process knows itself by, which names its map: the last NSpid of its status. */
-static pid_t pid__own_ns(pid_t pid)
-{
-	char path[64], line[256], *field;
-	pid_t nspid = pid;
-	FILE *file;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", pid);
-	file = fopen(path, "re");
-	if (!file)
-		return pid;
-	while (fgets(line, sizeof(line), file)) {
-		if (strncmp(line, "NSpid:", 6))
-			continue;
-		field = strrchr(line, '\t');
-		if (field)
-			nspid = (pid_t)atoi(field + 1);
-		break;
-	}
-	fclose(file);
-	return nspid > 0 ? nspid : pid;
-}
-
 static struct pid_map *pid_map__new(pid_t pid)
 {
 	struct pid_map *pm = calloc(1, sizeof(*pm));
+	pid_t nspid;
 
 	if (!pm)
 		return NULL;
 	pm->pid = pid;
-	pm->root_fd = -1;
-	snprintf(pm->map_path, sizeof(pm->map_path), "/tmp/perf-%d.map", pid__own_ns(pid));
+	/* Named by the pid the process knows itself by. */
+	nspid = task__ns_tid(pid, pid, NULL);
+	snprintf(pm->map_path, sizeof(pm->map_path), "/tmp/perf-%d.map", nspid ? nspid : pid);
 	return pm;
-}
-
-/*
- * The target owns the file: it must not make us read another one. Resolved inside the process's
- * root (openat2 RESOLVE_IN_ROOT, Linux 5.6), not a symlink at the end, a regular file (a FIFO
- * would block us), owned by the process's user or root. The root is held once a map was found,
- * so that a process that exits is still read; processes without one hold no descriptor.
- */
-static int pid_map__open(struct pid_map *pm, struct stat *st)
-{
-	struct open_how how = {
-		.flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
-		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
-	};
-	int fd, root_fd = pm->root_fd, err;
-	struct stat proc;
-	char path[96];
-
-	snprintf(path, sizeof(path), "/proc/%d/root", pm->pid);
-	if (root_fd < 0)
-		root_fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (root_fd < 0)
-		return -errno;
-	fd = (int)syscall(SYS_openat2, root_fd, pm->map_path + 1, &how, sizeof(how));
-	if (fd < 0 && errno == ENOSYS) {
-		snprintf(path, sizeof(path), "/proc/%d/root%s", pm->pid, pm->map_path);
-		fd = open(path, (int)how.flags);
-	}
-	err = fd < 0 ? -errno : 0;
-	snprintf(path, sizeof(path), "/proc/%d", pm->pid);
-	if (!err && (fstat(fd, st) || !S_ISREG(st->st_mode) ||
-		     (st->st_uid && (stat(path, &proc) || st->st_uid != proc.st_uid)))) {
-		close(fd);
-		err = -EPERM;
-	}
-	if (err) {
-		if (root_fd != pm->root_fd)
-			close(root_fd);
-		return err;
-	}
-	pm->root_fd = root_fd;
-	return fd;
 }
 
 static int names__add(struct pid_map *pm, const char *a, size_t a_len, const char *b,
@@ -665,7 +599,10 @@ int jsmap__refresh(struct jsmap *jsmap, pid_t pid)
 		return -ENOMEM;
 	if (!pm->seen && now < pm->retry_ns)
 		return -ENOENT;
-	fd = pid_map__open(pm, &st);
+	/* The target owns the file: it must not make us read another one (a symlink to a file
+	 * only root may read, a FIFO), so it is opened as the process itself could. Only while it
+	 * lives: once it has exited, what was read stays. */
+	fd = targetfs__open(pm->pid, pm->map_path, &st);
 	if (fd < 0) {
 		/* Gone (exited, or deleted): what was read stays, for stalls still coming in. */
 		pm->retry_ns = now + RETRY_NS;

@@ -14,6 +14,10 @@
 #include "in_app.h"
 #include "runtime.h"
 #include "v8.h"
+#include "v8_abi.h"
+
+/* Distinct walked stacks kept (an LRU): those of the iterations still to be reported. */
+#define JS_STACKS 4096
 
 const struct runtime_ops node_runtime;
 
@@ -27,7 +31,7 @@ struct node_rt {
 static void node_rt__configure(struct loopstall_bpf *skel, const struct runtime_limits *limits)
 {
 	bpf_map__set_max_entries(skel->maps.v8_procs, limits->processes);
-	bpf_map__set_max_entries(skel->maps.js_stacks, limits->stacks);
+	bpf_map__set_max_entries(skel->maps.js_stacks, JS_STACKS);
 	bpf_map__set_max_entries(skel->maps.js_budgets, limits->threads);
 }
 

@@ -15,7 +15,9 @@
 #include <bpf/bpf.h>
 #include "compare.h"
 #include "loopstall.h"
+#include "procfs.h"
 #include "remote.h"
+#include "v8_abi.h"
 #include "v8.h"
 #include "v8heap.h"
 #include "v8meta.h"
@@ -149,49 +151,58 @@ void v8__free(struct v8 *v8)
  * the heaps. A range that reached them would take heap pointers for return addresses (a
  * worker's copy lies above its heap: the frames under its Atomics.wait were lost so).
  */
+struct code_range {
+	__u64 addr;
+	int pass;
+	unsigned int major, minor;
+	__u64 inode, bias, start, end;
+};
+
+/* The file that holds addr, then its load bias (its mapping at offset 0), then its executable
+ * ranges at that bias: one pass over the mappings each. */
+static int code_range__visit(void *ctx, const struct proc_mapping *mapping)
+{
+	struct code_range *range = ctx;
+	bool same_file = mapping->inode == range->inode && mapping->major == range->major &&
+			 mapping->minor == range->minor;
+
+	if (!mapping->inode)
+		return 0;
+	if (range->pass == 0 && range->addr >= mapping->start && range->addr < mapping->end) {
+		range->major = mapping->major;
+		range->minor = mapping->minor;
+		range->inode = mapping->inode;
+		return 1;
+	}
+	if (range->pass == 1 && same_file && !mapping->offset) {
+		range->bias = mapping->start;
+		return 1;
+	}
+	if (range->pass == 2 && same_file && mapping->perms[2] == 'x' &&
+	    mapping->start - mapping->offset == range->bias) {
+		if (!range->start || mapping->start < range->start)
+			range->start = mapping->start;
+		if (mapping->end > range->end)
+			range->end = mapping->end;
+	}
+	return 0;
+}
+
 static int code__range(pid_t pid, __u64 addr, __u64 *code_start, __u64 *code_end)
 {
-	unsigned long long start, end, offset, inode, file_inode = 0, bias = 0;
-	unsigned int major, minor, file_major = 0, file_minor = 0;
-	char path[64], line[512], perms[8];
-	bool same_file;
-	int pass;
-	FILE *maps;
+	struct code_range range = { .addr = addr };
+	int err;
 
-	*code_start = *code_end = 0;
-	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
-	maps = fopen(path, "re");
-	if (!maps)
-		return -errno;
-	/* The file that holds addr, then its load bias (its mapping at offset 0), then its
-	 * executable ranges at that bias. */
-	for (pass = 0; pass < 3; pass++) {
-		rewind(maps);
-		while (fgets(line, sizeof(line), maps)) {
-			if (sscanf(line, "%llx-%llx %7s %llx %x:%x %llu", &start, &end, perms, &offset,
-				   &major, &minor, &inode) != 7 || !inode)
-				continue;
-			same_file = inode == file_inode && major == file_major && minor == file_minor;
-			if (pass == 0 && addr >= start && addr < end) {
-				file_major = major, file_minor = minor, file_inode = inode;
-				break;
-			}
-			if (pass == 1 && same_file && !offset) {
-				bias = start;
-				break;
-			}
-			if (pass == 2 && same_file && perms[2] == 'x' && start - offset == bias) {
-				if (!*code_start || start < *code_start)
-					*code_start = start;
-				if (end > *code_end)
-					*code_end = end;
-			}
-		}
-		if (!file_inode || (pass == 1 && !bias))
+	for (range.pass = 0; range.pass < 3; range.pass++) {
+		err = procfs__each_mapping(pid, code_range__visit, &range);
+		if (err < 0)
+			return err;
+		if (!range.inode || (range.pass == 1 && !range.bias))
 			break;
 	}
-	fclose(maps);
-	return *code_end ? 0 : -ENOENT;
+	*code_start = range.start;
+	*code_end = range.end;
+	return range.end ? 0 : -ENOENT;
 }
 
 static int v8__publish(struct v8 *v8, const struct v8_process *proc)

@@ -2,6 +2,7 @@
 /* V8 heap objects read from a target's memory through a reader (fuzzed in tests/fuzz). */
 #include <stdlib.h>
 #include <string.h>
+#include "utf8.h"
 #include "v8heap.h"
 
 /* Bounds on what a hostile or corrupt target can make us read or keep. */
@@ -146,25 +147,6 @@ static bool string__append(const struct v8_reader *reader, __u64 str, __u32 from
 	return false;
 }
 
-static void utf8__put(char *out, size_t *len, __u32 cp)
-{
-	if (cp < 0x80) {
-		out[(*len)++] = (char)cp;
-	} else if (cp < 0x800) {
-		out[(*len)++] = (char)(0xc0 | cp >> 6);
-		out[(*len)++] = (char)(0x80 | (cp & 0x3f));
-	} else if (cp < 0x10000) {
-		out[(*len)++] = (char)(0xe0 | cp >> 12);
-		out[(*len)++] = (char)(0x80 | (cp >> 6 & 0x3f));
-		out[(*len)++] = (char)(0x80 | (cp & 0x3f));
-	} else {
-		out[(*len)++] = (char)(0xf0 | cp >> 18);
-		out[(*len)++] = (char)(0x80 | (cp >> 12 & 0x3f));
-		out[(*len)++] = (char)(0x80 | (cp >> 6 & 0x3f));
-		out[(*len)++] = (char)(0x80 | (cp & 0x3f));
-	}
-}
-
 /* UTF-16 to a malloc'd UTF-8 string; a lone surrogate becomes U+FFFD. */
 static char *units__utf8(const __u16 *units, size_t nr)
 {
@@ -181,7 +163,7 @@ static char *units__utf8(const __u16 *units, size_t nr)
 			cp = 0x10000 + ((cp - 0xd800) << 10) + (units[++i] - 0xdc00);
 		else if (cp >= 0xd800 && cp < 0xe000)
 			cp = 0xfffd;
-		utf8__put(text, &len, cp);
+		len += utf8__encode(cp, text + len);
 	}
 	text[len] = '\0';
 	return text;

@@ -12,7 +12,9 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include "procfs.h"
 #include "remote.h"
+#include "util.h"
 #include "v8meta.h"
 
 #define V8DBG_PREFIX "v8dbg_"
@@ -99,7 +101,7 @@ int *v8meta__field(struct v8_meta *meta, const char *name)
 		return !strcmp(name, VERSION_MAJOR) ? &meta->major : &meta->minor;
 	if (strncmp(name, V8DBG_PREFIX, strlen(V8DBG_PREFIX)))
 		return NULL;
-	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+	for (i = 0; i < ARRAY_SIZE(fields); i++)
 		if (!strcmp(name + strlen(V8DBG_PREFIX), fields[i].name))
 			return (int *)((char *)meta + fields[i].offset);
 	return NULL;
@@ -109,7 +111,7 @@ void v8meta__reset(struct v8_meta *meta)
 {
 	size_t i;
 
-	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+	for (i = 0; i < ARRAY_SIZE(fields); i++)
 		*(int *)((char *)meta + fields[i].offset) = MISSING;
 	meta->major = meta->minor = MISSING;
 	meta->layout = NULL;
@@ -137,7 +139,7 @@ static const char *meta__missing(const struct v8_meta *meta)
 {
 	size_t i;
 
-	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+	for (i = 0; i < ARRAY_SIZE(fields); i++)
 		if (*(const int *)((const char *)meta + fields[i].offset) == MISSING)
 			return fields[i].name;
 	return NULL;
@@ -261,23 +263,19 @@ static bool mapped_file__has_v8dbg(pid_t pid, const char *path)
 	return key.has_v8dbg;
 }
 
+static int mapping__has_v8dbg(void *ctx, const struct proc_mapping *mapping)
+{
+	pid_t pid = *(const pid_t *)ctx;
+
+	return mapping->perms[2] == 'x' && mapping->path[0] == '/' &&
+	       mapped_file__has_v8dbg(pid, mapping->path);
+}
+
 /* Some executable mapping of pid is a file with V8's metadata: cheap, unlike walking every
  * module's symbol table, which --all would do for every process on the host. */
 static bool process__maps_v8dbg(pid_t pid)
 {
-	char maps_path[64], line[4096 + 128], perms[8], path[4096];
-	bool found = false;
-	FILE *maps;
-
-	snprintf(maps_path, sizeof(maps_path), "/proc/%d/maps", pid);
-	maps = fopen(maps_path, "re");
-	if (!maps)
-		return false;
-	while (!found && fgets(line, sizeof(line), maps))
-		found = sscanf(line, "%*x-%*x %7s %*x %*x:%*x %*u %4095s", perms, path) == 2 &&
-			perms[2] == 'x' && path[0] == '/' && mapped_file__has_v8dbg(pid, path);
-	fclose(maps);
-	return found;
+	return procfs__each_mapping(pid, mapping__has_v8dbg, &pid) > 0;
 }
 
 void v8meta__free_cache(void)

@@ -109,8 +109,11 @@ int linetable__line(int minor, int firstlineno, const unsigned char *table, size
 		return lnotab_line(firstlineno, table, len, offset);
 	if (minor == 10)
 		return linetable310_line(firstlineno, table, len, offset);
-	/* The format is the same from 3.11 through 3.13, the newest this was checked with. */
-	if (minor >= 11 && minor <= 13)
+	/*
+	 * PEP 657's location table, the same from 3.11 through 3.15 (the newest this was checked
+	 * with); a newer minor is assumed to keep it, as its _Py_DebugOffsets keeps co_linetable.
+	 */
+	if (minor >= 11)
 		return location_table_line(firstlineno, table, len, offset);
 	return -1;
 }

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "pycode.h"
+#include "utf8.h"
 
 /* Bounds on what a hostile or corrupt target can make us read or keep. */
 #define MAX_NAME_CHARS 512
@@ -13,30 +14,8 @@
 static bool utf8__put(char *out, size_t size, size_t *len, __u32 cp)
 {
 	char buf[4];
-	size_t n;
+	size_t n = utf8__encode(cp, buf);
 
-	if (cp < 0x80) {
-		buf[0] = (char)cp;
-		n = 1;
-	} else if (cp < 0x800) {
-		buf[0] = (char)(0xc0 | cp >> 6);
-		buf[1] = (char)(0x80 | (cp & 0x3f));
-		n = 2;
-	} else if (cp < 0x10000) {
-		buf[0] = (char)(0xe0 | cp >> 12);
-		buf[1] = (char)(0x80 | (cp >> 6 & 0x3f));
-		buf[2] = (char)(0x80 | (cp & 0x3f));
-		n = 3;
-	} else if (cp < 0x110000) {
-		buf[0] = (char)(0xf0 | cp >> 18);
-		buf[1] = (char)(0x80 | (cp >> 12 & 0x3f));
-		buf[2] = (char)(0x80 | (cp >> 6 & 0x3f));
-		buf[3] = (char)(0x80 | (cp & 0x3f));
-		n = 4;
-	} else {
-		buf[0] = '?';
-		n = 1;
-	}
 	if (*len + n >= size)
 		return false;
 	memcpy(out + *len, buf, n);

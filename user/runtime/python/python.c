@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <search.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 #include "python_offsets.h"
 #include "remote.h"
 #include "targetfs.h"
+#include "targets.h"
 
 /* Bounds on how far a hostile or corrupt target can make us walk. */
 #define MAX_INTERPRETERS 64
@@ -53,6 +55,8 @@ struct python_process {
 	struct python_offsets offsets;
 	__u64 runtime;   /* &_PyRuntime */
 	__u64 code_type; /* &PyCode_Type: a code object's ob_type must be this */
+	/* In a PID namespace below ours (a container): the tids tstates record are not ours. */
+	bool pidns_nested;
 	void *codes;     /* tsearch tree of struct code_info by address */
 	void *threads;   /* tsearch tree of struct thread_attempt by tid */
 	/* Stacks whose code objects python__read_ahead() already read: a ring. */
@@ -76,6 +80,12 @@ static __u64 remote__u64(pid_t pid, __u64 addr)
 
 	remote__read(pid, addr, &value, sizeof(value));
 	return value;
+}
+
+/* 3.12+ put a frame without code on the chain at every entry into the eval loop. */
+static bool frame__is_shim(const struct python_offsets *off, __u32 owner)
+{
+	return off->frame_owner != PY_NONE16 && owner >= off->frame_owner_shim;
 }
 
 static void code__free(void *code)
@@ -163,18 +173,22 @@ static void process__free(void *ptr)
 	free(proc);
 }
 
-/* The version, from Py_Version (3.11+) or else the name of the module holding _PyRuntime. */
-static int python__version(struct python *python, pid_t pid, const char *module, int *minor)
+/*
+ * The version, from Py_Version (3.11+: *hexversion, else 0) or else the name of the module
+ * holding _PyRuntime.
+ */
+static int python__version(struct python *python, pid_t pid, const char *module, int *minor,
+			   __u32 *hexversion)
 {
 	const char *base = module ? strrchr(module, '/') : NULL;
 	__u64 addr;
-	__u32 hexversion;
 	int major;
 
+	*hexversion = 0;
 	if (!syms__find_symbol(python->syms, pid, "Py_Version", &addr, NULL) &&
-	    !remote__read(pid, addr, &hexversion, sizeof(hexversion))) {
-		*minor = hexversion >> 16 & 0xff;
-		return hexversion >> 24 == 3 ? 0 : -ENOTSUP;
+	    !remote__read(pid, addr, hexversion, sizeof(*hexversion))) {
+		*minor = *hexversion >> 16 & 0xff;
+		return *hexversion >> 24 == 3 ? 0 : -ENOTSUP;
 	}
 	base = base ? base + 1 : module;
 	if (base && (sscanf(base, "libpython%d.%d", &major, minor) == 2 ||
@@ -211,6 +225,14 @@ static int python__publish(struct python *python, struct python_process *proc)
 	return 0;
 }
 
+/* Our tid of a thread the process records as ns_tid (its own PID namespace's). */
+static __u32 process__host_tid(const struct python_process *proc, __u32 ns_tid)
+{
+	if (!proc->pidns_nested || !ns_tid)
+		return ns_tid;
+	return (__u32)task__host_tid(proc->pid, (pid_t)ns_tid);
+}
+
 static struct python_process *process__new(struct python *python, pid_t pid)
 {
 	struct python_process *proc = calloc(1, sizeof(*proc));
@@ -218,6 +240,7 @@ static struct python_process *process__new(struct python *python, pid_t pid)
 	if (!proc)
 		return NULL;
 	proc->pid = pid;
+	task__ns_tid(pid, pid, &proc->pidns_nested);
 	if (!tsearch(proc, &python->processes, pid__cmp)) {
 		free(proc);
 		return NULL;
@@ -229,61 +252,41 @@ static void python__map_all_threads(struct python *python, struct python_process
 
 /*
  * 3.13+ publishes its own struct offsets in _Py_DebugOffsets at the start of _PyRuntime: read
- * them from the running interpreter, so a new patch release needs no new table. If they are
- * missing or inconsistent, the generated row of the same minor version stays in use.
+ * them from the running interpreter, so a new patch release needs no new table. A table that
+ * does not check out is not papered over with the static row: the interpreter is not what
+ * that row describes either.
  */
-static void python__debug_offsets(struct python_process *proc)
+static int python__debug_offsets(struct python_process *proc, const char **why)
 {
 	size_t size = python_debug__size(proc->minor);
 	unsigned char *debug;
+	int err = -ENOMEM;
 
-	if (!size)
-		return;
 	debug = malloc(size);
-	if (debug && !remote__read(proc->pid, proc->runtime, debug, size))
-		python_debug__apply(proc->minor, debug, size, &proc->offsets);
-	free(debug);
-}
-
-int python__attach(struct python *python, pid_t pid)
-{
-	const struct python_offsets *offsets;
-	struct python_process *proc;
-	const char *module = NULL;
-	int minor = 0, err;
-
-	proc = process__find(python, pid);
-	if (proc)
-		return proc->kind == PYTHON_SUPPORTED ? 0 : proc->kind == PYTHON_NOT ? -ENOENT : -ENOTSUP;
-	proc = process__new(python, pid);
-	if (!proc)
-		return -ENOMEM;
-	if (syms__find_symbol(python->syms, pid, "_PyRuntime", &proc->runtime, &module))
-		return -ENOENT;
-	err = python__version(python, pid, module, &minor);
-	offsets = err ? NULL : python_offsets__find(3, minor);
-	if (!offsets) {
-		proc->kind = PYTHON_UNSUPPORTED;
-		if (err)
-			fprintf(stderr, "loopstall: pid %d: CPython of unknown version: native stacks "
-					"only\n", pid);
-		else
-			fprintf(stderr, "loopstall: pid %d: CPython 3.%d is not supported (3.8 to 3.13 "
-					"are): native stacks only\n", pid, minor);
-		return -ENOTSUP;
+	*why = "out of memory for _Py_DebugOffsets";
+	if (debug) {
+		err = remote__read(proc->pid, proc->runtime, debug, size);
+		*why = "_Py_DebugOffsets unreadable";
+		if (!err)
+			err = python_debug__apply(proc->minor, debug, size, &proc->offsets, why);
 	}
-	proc->minor = minor;
-	in_app__python_stdlib(module, minor, proc->stdlib, sizeof(proc->stdlib));
-	proc->offsets = *offsets;
-	python__debug_offsets(proc);
-	syms__find_symbol(python->syms, pid, "PyCode_Type", &proc->code_type, NULL);
-	err = python__publish(python, proc);
-	if (err)
-		return err;
-	proc->kind = PYTHON_SUPPORTED;
-	python__map_all_threads(python, proc);
-	return 0;
+	free(debug);
+	return err;
 }
+
+/* The thread states of every interpreter, at most MAX_INTERPRETERS x MAX_THREAD_STATES. */
+#define for_each_tstate(proc, interp, tstate, interps, threads)				\
+	for ((interp) = remote__u64((proc)->pid, (proc)->runtime +				\
+				    (proc)->offsets.runtime_interpreters_head), (interps) = 0;	\
+	     (interp) && (interps) < MAX_INTERPRETERS;						\
+	     (interp) = remote__u64((proc)->pid, (interp) + (proc)->offsets.interp_next),	\
+	     (interps)++)									\
+		for ((tstate) = remote__u64((proc)->pid,					\
+					    (interp) + (proc)->offsets.interp_threads_head),	\
+		     (threads) = 0;								\
+		     (tstate) && (threads) < MAX_THREAD_STATES;					\
+		     (tstate) = remote__u64((proc)->pid, (tstate) + (proc)->offsets.tstate_next),\
+		     (threads)++)
 
 static __u64 tstate__frame(const struct python_process *proc, __u64 tstate)
 {
@@ -296,34 +299,135 @@ static __u64 tstate__frame(const struct python_process *proc, __u64 tstate)
 }
 
 /*
+ * A minor newer than our tables, read through the newest layout: its offsets passed every
+ * bound, now they must also lead somewhere real. The main thread's state must be on the
+ * thread list, and its frames must be code objects (or shims): else no frames at all rather
+ * than wrong ones.
+ */
+static int python__check_live(struct python_process *proc, const char **why)
+{
+	const struct python_offsets *off = &proc->offsets;
+	__u64 interp, tstate, main = 0, frame, code, type;
+	int interps, threads, depth, codes = 0;
+	__u32 ns_pid = (__u32)task__ns_tid(proc->pid, proc->pid, NULL);
+	__u8 owner;
+
+	for_each_tstate(proc, interp, tstate, interps, threads)
+		if (!main && remote__u64(proc->pid, tstate + off->tstate_native_thread_id) == ns_pid)
+			main = tstate;
+	*why = "the main thread is not on its interpreter's thread list";
+	if (!main || !proc->code_type)
+		return -EINVAL;
+	*why = "the main thread's frames are not code objects";
+	frame = tstate__frame(proc, main);
+	for (depth = 0; frame && depth < MAX_PY_DEPTH; depth++) {
+		owner = 0;
+		remote__read(proc->pid, frame + off->frame_owner, &owner, sizeof(owner));
+		code = remote__u64(proc->pid, frame + off->frame_code) & ~(__u64)off->code_tag_mask;
+		/* PyObject: ob_refcnt, then ob_type. */
+		type = remote__u64(proc->pid, code + sizeof(__u64));
+		if (!frame__is_shim(off, owner) && type != proc->code_type)
+			return -EINVAL;
+		codes += !frame__is_shim(off, owner);
+		frame = remote__u64(proc->pid, frame + off->frame_previous);
+	}
+	return codes ? 0 : -EINVAL;
+}
+
+/* One warning per process, then native stacks only. */
+static int process__unsupported(struct python_process *proc, const char *fmt, ...)
+{
+	va_list ap;
+
+	proc->kind = PYTHON_UNSUPPORTED;
+	fprintf(stderr, "loopstall: pid %d: ", proc->pid);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, ": native stacks only\n");
+	return -ENOTSUP;
+}
+
+int python__attach(struct python *python, pid_t pid)
+{
+	const struct python_offsets *offsets, *newest;
+	struct python_process *proc;
+	const char *module = NULL, *why;
+	int minor = 0, err;
+	__u32 hexversion;
+	char version[32];
+
+	proc = process__find(python, pid);
+	if (proc)
+		return proc->kind == PYTHON_SUPPORTED ? 0 : proc->kind == PYTHON_NOT ? -ENOENT : -ENOTSUP;
+	proc = process__new(python, pid);
+	if (!proc)
+		return -ENOMEM;
+	if (syms__find_symbol(python->syms, pid, "_PyRuntime", &proc->runtime, &module))
+		return -ENOENT;
+	err = python__version(python, pid, module, &minor, &hexversion);
+	offsets = err ? NULL : python_debug__row(minor);
+	if (err)
+		return process__unsupported(proc, "CPython of unknown version");
+	if (!offsets) {
+		newest = &python_offsets_table[sizeof(python_offsets_table) /
+					       sizeof(python_offsets_table[0]) - 1];
+		return process__unsupported(proc, "CPython 3.%d is not supported (3.8 to 3.%d are)",
+					    minor, newest->minor);
+	}
+	snprintf(version, sizeof(version), "3.%d.%u", minor, hexversion >> 8 & 0xff);
+	proc->minor = minor;
+	in_app__python_stdlib(module, minor, proc->stdlib, sizeof(proc->stdlib));
+	proc->offsets = *offsets;
+	syms__find_symbol(python->syms, pid, "PyCode_Type", &proc->code_type, NULL);
+	if (python_debug__size(minor)) {
+		err = python__debug_offsets(proc, &why);
+		/* A newer minor than our tables: its offsets must also lead somewhere real. */
+		if (!err && offsets->minor != minor)
+			err = python__check_live(proc, &why);
+		if (err)
+			return process__unsupported(proc, "CPython %s: its _Py_DebugOffsets does not "
+						    "check out (%s)", version, why);
+	}
+	err = python__publish(python, proc);
+	if (err)
+		return err;
+	proc->kind = PYTHON_SUPPORTED;
+	python__map_all_threads(python, proc);
+	return 0;
+}
+
+/* Map a loop thread (our tid) to its tstate for the BPF walker. */
+static void thread__publish(struct python *python, __u32 tid, __u32 ns_tid, __u64 tstate)
+{
+	struct python_thread value = { .tstate = tstate, .ns_tid = ns_tid };
+
+	bpf_map_update_elem(python->maps.threads_fd, &tid, &value, BPF_ANY);
+}
+
+/*
  * Walk the interpreters' thread lists for the PyThreadState of tid. A thread can own several:
  * one per subinterpreter it entered, and on <= 3.11 a thread being started briefly shares its
  * creator's ids. The oldest one running code (a current frame) is the one to walk.
  */
-static __u64 python__find_tstate(const struct python_process *proc, __u32 tid, __u64 tls_base)
+static __u64 python__find_tstate(const struct python_process *proc, __u32 ns_tid, __u64 tls_base)
 {
 	const struct python_offsets *off = &proc->offsets;
 	__u64 interp, tstate, id, found = 0;
 	bool found_running = false;
 	int interps, threads;
 
-	interp = remote__u64(proc->pid, proc->runtime + off->runtime_interpreters_head);
-	for (interps = 0; interp && interps < MAX_INTERPRETERS; interps++) {
-		tstate = remote__u64(proc->pid, interp + off->interp_threads_head);
-		for (threads = 0; tstate && threads < MAX_THREAD_STATES; threads++) {
-			/* 3.11+ records the kernel tid; older versions only pthread_self(). */
-			if (off->tstate_native_thread_id != PY_NONE16)
-				id = remote__u64(proc->pid, tstate + off->tstate_native_thread_id) == tid;
-			else
-				id = remote__u64(proc->pid, tstate + off->tstate_thread_id) == tls_base;
-			/* New tstates are pushed at the head: the last match is the oldest. */
-			if (id && (!found_running || tstate__frame(proc, tstate))) {
-				found = tstate;
-				found_running = tstate__frame(proc, tstate) != 0;
-			}
-			tstate = remote__u64(proc->pid, tstate + off->tstate_next);
+	for_each_tstate(proc, interp, tstate, interps, threads) {
+		/* 3.11+ records the kernel tid; older versions only pthread_self(). */
+		if (off->tstate_native_thread_id != PY_NONE16)
+			id = remote__u64(proc->pid, tstate + off->tstate_native_thread_id) == ns_tid;
+		else
+			id = remote__u64(proc->pid, tstate + off->tstate_thread_id) == tls_base;
+		/* New tstates are pushed at the head: the last match is the oldest. */
+		if (id && (!found_running || tstate__frame(proc, tstate))) {
+			found = tstate;
+			found_running = tstate__frame(proc, tstate) != 0;
 		}
-		interp = remote__u64(proc->pid, interp + off->interp_next);
 	}
 	return found;
 }
@@ -359,23 +463,18 @@ static void python__map_all_threads(struct python *python, struct python_process
 	struct thread_attempt *attempt;
 	__u64 interp, tstate;
 	int interps, threads;
-	__u32 tid;
+	__u32 ns_tid, tid;
 
 	if (off->tstate_native_thread_id == PY_NONE16)
 		return;
-	interp = remote__u64(proc->pid, proc->runtime + off->runtime_interpreters_head);
-	for (interps = 0; interp && interps < MAX_INTERPRETERS; interps++) {
-		tstate = remote__u64(proc->pid, interp + off->interp_threads_head);
-		for (threads = 0; tstate && threads < MAX_THREAD_STATES; threads++) {
-			tid = (__u32)remote__u64(proc->pid, tstate + off->tstate_native_thread_id);
-			attempt = tid && tstate__frame(proc, tstate) ? thread__attempt(proc, tid) : NULL;
-			if (attempt) {
-				attempt->tstate = tstate;
-				bpf_map_update_elem(python->maps.threads_fd, &tid, &tstate, BPF_ANY);
-			}
-			tstate = remote__u64(proc->pid, tstate + off->tstate_next);
+	for_each_tstate(proc, interp, tstate, interps, threads) {
+		ns_tid = (__u32)remote__u64(proc->pid, tstate + off->tstate_native_thread_id);
+		tid = ns_tid && tstate__frame(proc, tstate) ? process__host_tid(proc, ns_tid) : 0;
+		attempt = tid ? thread__attempt(proc, tid) : NULL;
+		if (attempt) {
+			attempt->tstate = tstate;
+			thread__publish(python, tid, ns_tid, tstate);
 		}
-		interp = remote__u64(proc->pid, interp + off->interp_next);
 	}
 }
 
@@ -384,17 +483,19 @@ static void python__sync_thread(struct python *python, struct python_process *pr
 {
 	struct thread_attempt *attempt = thread__attempt(proc, tid);
 	__u64 now = clock__ns(), tstate;
+	__u32 ns_tid;
 
 	/* Found or not, look again now and then: the thread's running tstate can change
 	 * (a subinterpreter entered, a tstate reused after a thread start). */
 	if (!attempt || (attempt->tried_ns && now - attempt->tried_ns < retry_ns))
 		return;
 	attempt->tried_ns = now;
-	tstate = python__find_tstate(proc, tid, thread->tls_base);
+	ns_tid = proc->pidns_nested ? (__u32)task__ns_tid(proc->pid, tid, NULL) : tid;
+	tstate = ns_tid ? python__find_tstate(proc, ns_tid, thread->tls_base) : 0;
 	/* Even when unchanged: the BPF side drops the mapping of a thread that exits, and a new
 	 * thread with the same tid may get a tstate at the same address. */
 	if (tstate)
-		bpf_map_update_elem(python->maps.threads_fd, &tid, &tstate, BPF_ANY);
+		thread__publish(python, tid, ns_tid, tstate);
 	if (tstate)
 		attempt->tstate = tstate;
 }
@@ -483,8 +584,7 @@ bool python__resolve(struct python *python, pid_t pid, __u64 py_stack_id,
 		const struct py_frame *frame = &raw.frames[i];
 		struct python_frame *resolved = &out->frames[out->depth];
 
-		/* 3.12+ put a shim frame on the chain at every entry into the eval loop. */
-		if (off->frame_owner != PY_NONE16 && frame->owner == off->frame_owned_by_cstack)
+		if (frame__is_shim(off, frame->owner))
 			continue;
 		code = code__get(python, proc, frame->code, frame->name_fingerprint);
 		/* Freed since the walk, or now another function: say so rather than give another
@@ -530,9 +630,8 @@ void python__read_ahead(struct python *python, pid_t pid, __u64 py_stack_id)
 	if (bpf_map_lookup_elem(python->maps.stacks_fd, &py_stack_id, &raw))
 		return;
 	for (i = 0; i < raw.depth && i < MAX_PY_DEPTH; i++) {
-		/* 3.12+ shims: skipped by python__resolve, and not fingerprinted. */
-		if (proc->offsets.frame_owner != PY_NONE16 &&
-		    raw.frames[i].owner == proc->offsets.frame_owned_by_cstack)
+		/* Skipped by python__resolve, and not fingerprinted. */
+		if (frame__is_shim(&proc->offsets, raw.frames[i].owner))
 			continue;
 		code__get(python, proc, raw.frames[i].code, raw.frames[i].name_fingerprint);
 	}
@@ -588,7 +687,8 @@ __u32 python__thread_tid(struct python *python, pid_t pid, __u64 tstate)
 		return 0;
 	off = &proc->offsets;
 	if (off->tstate_native_thread_id != PY_NONE16)
-		return (__u32)remote__u64(pid, tstate + off->tstate_native_thread_id);
+		return process__host_tid(proc,
+					 (__u32)remote__u64(pid, tstate + off->tstate_native_thread_id));
 	/* <= 3.10 only records pthread_self(): the tid is inside glibc's struct pthread. */
 	pthread = remote__u64(pid, tstate + off->tstate_thread_id);
 	if (pthread && !pthread__tid_offset(python, pid, &offset))

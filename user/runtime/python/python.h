@@ -6,6 +6,7 @@
 #include <sys/types.h>
 #include <linux/types.h>
 #include "loopstall.h"
+#include "python_abi.h"
 #include "symbolize.h"
 
 struct python_frame {

@@ -9,6 +9,7 @@
 #include <string.h>
 #include "python_offsets.h"
 #include "python_debug.h"
+#include "util.h"
 
 /*
  * No offset or size loopstall takes from _Py_DebugOffsets comes near this: the largest is
@@ -41,12 +42,17 @@ static int field__value(const struct python_debug_layout *layout,
 			const struct python_debug_field *field, const unsigned char *debug,
 			__u64 *out)
 {
-	__u64 value, base = 0;
+	__u64 value, base = 0, size;
 
-	if (!layout__word_ok(layout, field->debug) ||
+	if (!layout__word_ok(layout, field->debug) || !layout__word_ok(layout, field->debug_size) ||
 	    field->offset + field->width > sizeof(struct python_offsets))
 		return -EINVAL;
 	value = debug__u64(debug, field->debug);
+	/* Every member lies inside its struct, whose size heads the member's section: what a
+	 * table read through the wrong layout (a newer version's) rarely gets right. */
+	size = debug__u64(debug, field->debug_size);
+	if (!size || size > MAX_DEBUG_VALUE || value >= size)
+		return -EINVAL;
 	if (field->debug_base != PY_NONE16) {
 		if (!layout__word_ok(layout, field->debug_base))
 			return -EINVAL;
@@ -93,13 +99,12 @@ static void field__set(struct python_offsets *offsets, const struct python_debug
 		memcpy(dst, &u32, sizeof(u32));
 }
 
-/* 0 if PY_VERSION_HEX `version` is a final release of major.minor. */
-static int version__check(const struct python_debug_layout *layout, __u64 version)
+/* 0 if PY_VERSION_HEX `version` is a final release of 3.minor. */
+static int version__check(int minor, __u64 version)
 {
 	unsigned int level = version >> 4 & 0xf;
 
-	if (version >> 32 || (version >> 24 & 0xff) != layout->major ||
-	    (version >> 16 & 0xff) != layout->minor)
+	if (version >> 32 || (version >> 24 & 0xff) != 3 || (int)(version >> 16 & 0xff) != minor)
 		return -EINVAL;
 	if (level == PY_RELEASE_LEVEL_FINAL)
 		return 0;
@@ -112,36 +117,69 @@ static int version__check(const struct python_debug_layout *layout, __u64 versio
 	return -EINVAL;
 }
 
+/*
+ * The layout to read 3.minor's table with: its own, or for a minor newer than any we have
+ * headers of, the newest one. CPython keeps _Py_DebugOffsets stable enough for its own
+ * remote debuggers; whether a newer table really reads this way is checked value by value
+ * here, and against the live process by the caller.
+ */
+static const struct python_debug_layout *layout__for(int minor)
+{
+	const struct python_debug_layout *layout = python_debug_layout__find(3, minor), *newest;
+	size_t nr = ARRAY_SIZE(python_debug_layouts);
+
+	if (layout || !nr)
+		return layout;
+	newest = &python_debug_layouts[nr - 1];
+	return minor > newest->minor ? newest : NULL;
+}
+
 size_t python_debug__size(int minor)
 {
-	const struct python_debug_layout *layout = python_debug_layout__find(3, minor);
+	const struct python_debug_layout *layout = layout__for(minor);
 
 	return layout ? layout->size : 0;
 }
 
-int python_debug__apply(int minor, const unsigned char *debug, size_t len,
-			struct python_offsets *offsets)
+const struct python_offsets *python_debug__row(int minor)
 {
-	const struct python_debug_layout *layout = python_debug_layout__find(3, minor);
+	const struct python_debug_layout *layout = layout__for(minor);
+
+	return python_offsets__find(3, layout ? layout->minor : minor);
+}
+
+static int debug__refuse(const char **why, const char *what, int err)
+{
+	if (why)
+		*why = what;
+	return err;
+}
+
+int python_debug__apply(int minor, const unsigned char *debug, size_t len,
+			struct python_offsets *offsets, const char **why)
+{
+	const struct python_debug_layout *layout = layout__for(minor);
 	struct python_offsets out;
 	__u64 free_threaded, value;
 	__u16 i;
 	int err;
 
 	if (!layout)
-		return -ENOTSUP;
-	/* The fields _Py_DebugOffsets lacks come from *offsets: they must be this version's. */
+		return debug__refuse(why, "no _Py_DebugOffsets layout for this version", -ENOTSUP);
+	/* The fields _Py_DebugOffsets lacks come from *offsets: they must be the layout's. */
 	if (!offsets || offsets->major != layout->major || offsets->minor != layout->minor)
-		return -EINVAL;
+		return debug__refuse(why, "no offsets row for this version", -EINVAL);
 	if (!debug || len < layout->size || !layout__word_ok(layout, layout->version_offset) ||
 	    !layout__word_ok(layout, layout->free_threaded_offset) ||
 	    layout->cookie_offset + sizeof(layout->cookie) > layout->size)
-		return -EINVAL;
+		return debug__refuse(why, "_Py_DebugOffsets unreadable", -EINVAL);
 	if (memcmp(debug + layout->cookie_offset, layout->cookie, sizeof(layout->cookie)))
-		return -EINVAL;
-	err = version__check(layout, debug__u64(debug, layout->version_offset));
+		return debug__refuse(why, "its cookie is not \"xdebugpy\"", -EINVAL);
+	err = version__check(minor, debug__u64(debug, layout->version_offset));
+	if (err == -ENOTSUP)
+		return debug__refuse(why, "a pre-release, whose _Py_DebugOffsets may differ", err);
 	if (err)
-		return err;
+		return debug__refuse(why, "its version is not the interpreter's Py_Version", err);
 	/*
 	 * A --disable-gil build (python3.13t) has a bigger object header and per-object locks:
 	 * its offsets would be right, but the walker's other assumptions (the unicode state
@@ -149,15 +187,15 @@ int python_debug__apply(int minor, const unsigned char *debug, size_t len,
 	 */
 	free_threaded = debug__u64(debug, layout->free_threaded_offset);
 	if (free_threaded > 1)
-		return -EINVAL;
+		return debug__refuse(why, "free_threaded is neither 0 nor 1", -EINVAL);
 	if (free_threaded)
-		return -ENOTSUP;
+		return debug__refuse(why, "a free-threaded build (another object layout)", -ENOTSUP);
 
 	memcpy(&out, offsets, sizeof(out));
 	for (i = 0; i < layout->nr_fields; i++) {
 		err = field__value(layout, &layout->fields[i], debug, &value);
 		if (err)
-			return err;
+			return debug__refuse(why, layout->fields[i].debug_name, err);
 		field__set(&out, &layout->fields[i], value);
 	}
 	memcpy(offsets, &out, sizeof(out));

@@ -16,8 +16,13 @@
 
 struct python_offsets;
 
-/* Bytes to read from the start of _PyRuntime for CPython 3.minor; 0 if it has no table. */
+/*
+ * Bytes to read from the start of _PyRuntime for CPython 3.minor; 0 if it has no table. A
+ * minor newer than every layout known is read through the newest one.
+ */
 size_t python_debug__size(int minor);
+/* The static row to start from for 3.minor: its own, or the newest one's for a newer minor. */
+const struct python_offsets *python_debug__row(int minor);
 
 /*
  * Overwrite the fields of *offsets that the target's _Py_DebugOffsets covers, `debug` being
@@ -26,11 +31,14 @@ size_t python_debug__size(int minor);
  * length, the version's major.minor, and every value against the width of its field and a
  * sane bound. *offsets changes only when the whole set is valid.
  *
+ * Every value must also lie below the size of its struct, which _Py_DebugOffsets gives too.
+ *
  * Returns 0; -EINVAL for bytes that are not a plausible _Py_DebugOffsets of 3.minor, or an
  * *offsets of another version; -ENOTSUP for a minor without a table, a free-threaded build
- * (another object layout) or a pre-release (whose _Py_DebugOffsets layout may differ).
+ * (another object layout) or a pre-release (whose _Py_DebugOffsets layout may differ). On
+ * failure *why (if not NULL) says what did not check out, for the one warning.
  */
 int python_debug__apply(int minor, const unsigned char *debug, size_t len,
-			struct python_offsets *offsets);
+			struct python_offsets *offsets, const char **why);
 
 #endif /* __LOOPSTALL_PYTHON_DEBUG_H */

@@ -7,13 +7,16 @@
 #include "python.h"
 #include "runtime.h"
 
+/* Distinct walked stacks kept (an LRU): those of the iterations still to be reported. */
+#define PY_STACKS 4096
+
 const struct runtime_ops python_runtime;
 
 static void python_rt__configure(struct loopstall_bpf *skel, const struct runtime_limits *limits)
 {
 	bpf_map__set_max_entries(skel->maps.python_procs, limits->processes);
 	bpf_map__set_max_entries(skel->maps.python_threads, limits->threads);
-	bpf_map__set_max_entries(skel->maps.py_stacks, limits->stacks);
+	bpf_map__set_max_entries(skel->maps.py_stacks, PY_STACKS);
 }
 
 static void *python_rt__new(struct syms *syms, struct loopstall_bpf *skel)

@@ -1,0 +1,203 @@
+"""Targets in containers, and the CPython versions of a current distribution.
+
+Every target here runs in a container of tests/container.py over the Debian testing/unstable
+root that tools/debian-root builds (CPython 3.13, 3.14, 3.15 and whatever newer python3.1X the
+snapshot has, FastAPI, uvicorn, uvloop): new PID, mount, UTS and IPC namespaces, an overlay
+root, pivot_root, its own /proc. The interpreter, its libraries and the target's scripts exist
+only inside; the tids it records are its namespace's. Frames must still be exact, with the
+paths the target sees.
+
+  1  nested frames, sleep and busy, exact functions, files and lines, every python3.1X of
+     the root (py_nested.py, as test_python.py's test 1)
+  1b the same in a chroot (no namespaces, root visible from the host by path)
+  2  FastAPI on uvicorn with uvloop on the root's python3: the async route calling
+     time.sleep named with its task, the def route and the asyncio.sleep route never
+  3  GIL starvation, every python3.1X of the root: the holder is the spinner's tid on the host
+  4  an interpreter copy whose _Py_DebugOffsets cookie or version is corrupted, or that says
+     it is free-threaded: exactly one warning, stalls still found, no Python frames; one
+     claiming the next minor (3.16 for a 3.15 root) read through the newest layout, exact
+     frames
+  5  the native frames of time.sleep: libc resolved inside the container
+
+Run: /usr/bin/python3 -m pytest tests/test_containers.py -v   (as root, after tools/setup)
+"""
+
+import struct
+
+import pytest
+
+import container
+from harness import ContainerTarget, brief
+from test_python import (check_fastapi_routes, check_gil_starvation, check_nested,
+                         marker_lines, show, single_stall)
+
+ROOT = container.debian_root()
+PYTHONS = container.pythons(ROOT) if ROOT else []
+NO_ROOT = pytest.mark.skip(reason="no Debian root under %s: run tools/debian-root (tools/setup "
+                           "does)" % container.CACHE)
+
+
+def root_pythons():
+    if not PYTHONS:
+        return [pytest.param(None, marks=NO_ROOT, id="no-debian-root")]
+    return PYTHONS
+
+
+def default_python():
+    """The root's python3 (a symlink to its default python3.1X), by the name it links to."""
+    if not ROOT:
+        return None
+    return (ROOT / "usr" / "bin" / "python3").resolve().name
+
+
+def run_nested(lab, python, action, kind="overlay"):
+    script = "py_nested.py"
+    path = "%s/%s" % (ContainerTarget.INSIDE, script)
+    target = lab.container_target(script, "--action", action, "--ms", 300, "--count", 2,
+                                  python="/usr/bin/" + python, root=ROOT, kind=kind)
+    run, report, ev = single_stall(lab, target)
+    assert ev["tid"] == target.host_tid(target.info["loop_tids"][0]) == target.pid, brief(ev)
+    check_nested(ev, action, path, marker_lines(script), has_qualname=True)
+    assert report["action"] == action
+    assert "not supported" not in run.stderr.text(), run.stderr.text()
+    return ev
+
+
+@pytest.mark.parametrize("action", ["sleep", "busy"])
+@pytest.mark.parametrize("python", root_pythons())
+def test_nested_frames_in_container(lab, python, action):
+    """1. serve() -> handler() -> helper() blocking, in a pivot_root container: exact frames."""
+    run_nested(lab, python, action)
+
+
+@pytest.mark.skipif(not ROOT, reason="no Debian root: run tools/debian-root")
+def test_nested_frames_in_chroot(lab):
+    """1b. The same sleep in a plain chroot, whose files the host also sees by path."""
+    run_nested(lab, default_python(), "sleep", kind="chroot")
+
+
+@pytest.mark.skipif(not ROOT, reason="no Debian root: run tools/debian-root")
+def test_fastapi_uvloop_in_container(lab):
+    """2. test_python.py's FastAPI test on the root's python3, uvicorn and uvloop."""
+    check_fastapi_routes(lab, "uvloop", lambda *args: lab.container_target(
+        "py_fastapi_app.py", *args, python="/usr/bin/python3", root=ROOT),
+        "%s/py_fastapi_app.py" % ContainerTarget.INSIDE)
+
+
+@pytest.mark.parametrize("python", root_pythons())
+def test_gil_starvation_in_container(lab, python):
+    """3. test_python.py's GIL test on each interpreter of the root: holder tids are ours, not
+    the container's."""
+    check_gil_starvation(lab, lab.container_target("py_gil.py", "--ms", 2000, "--count", 2,
+                                                   python="/usr/bin/" + python, root=ROOT))
+
+
+def sections(elf):
+    """{name: (address, file offset, size)} of an ELF64 little-endian file's sections."""
+    shoff, = struct.unpack_from("<Q", elf, 0x28)
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", elf, 0x3a)
+    headers = [struct.unpack_from("<I4xQQQQ", elf, shoff + i * shentsize) for i in range(shnum)]
+    strtab = headers[shstrndx][3]
+    return {bytes(elf[strtab + at:elf.index(b"\0", strtab + at)]): (addr, offset, size)
+            for at, _, addr, offset, size in headers}
+
+
+def section_offset(elf, name):
+    """File offset of the section `name`."""
+    return sections(elf)[name][1]
+
+
+def symbol_offset(elf, name):
+    """File offset of the .dynsym symbol `name` (Debian's interpreters export Py_Version)."""
+    table = sections(elf)
+    _, symtab, size = table[b".dynsym"]
+    strtab = table[b".dynstr"][1]
+    for at in range(symtab, symtab + size, 24):
+        name_at, value = struct.unpack_from("<I", elf, at)[0], struct.unpack_from("<Q", elf, at + 8)[0]
+        if elf[strtab + name_at:elf.index(b"\0", strtab + name_at)] == name:
+            return next(offset + value - addr for addr, offset, length in table.values()
+                        if addr <= value < addr + length)
+    raise LookupError("no symbol %s" % name)
+
+
+def corrupted_copy(tmp_path, python, what):
+    """A copy of the root's python with the cookie or the version of its _Py_DebugOffsets
+    (the initial bytes of _PyRuntime, at the start of the file's .PyRuntime section) changed."""
+    data = bytearray((ROOT / "usr" / "bin" / python).read_bytes())
+    at = section_offset(data, b".PyRuntime")
+    assert data[at:at + 8] == b"xdebugpy", data[at:at + 8]
+    if what == "cookie":
+        data[at + 7] ^= 0x20
+    elif what == "version":
+        # The version word follows the 8-byte cookie: say 3.99.
+        data[at + 8 + 2] = 99
+    else:
+        # What a --disable-gil build says in the word after it (python3.14t: not packaged by
+        # Debian, and refused the same way).
+        data[at + 16] = 1
+    out = tmp_path / ("%s-%s" % (python, what))
+    out.write_bytes(data)
+    out.chmod(0o755)
+    return out
+
+
+@pytest.mark.skipif(not ROOT, reason="no Debian root: run tools/debian-root")
+def test_newer_minor_reads_through_newest_layout(lab, tmp_path):
+    """4b. The newest interpreter of the root made to claim the next minor (Py_Version and its
+    _Py_DebugOffsets version both), as a new release whose table did not move would: read
+    through the newest layout known, checked against the live process, exact frames, no
+    warning."""
+    python = PYTHONS[-1] if not PYTHONS[-1].endswith("t") else PYTHONS[-2]
+    data = bytearray((ROOT / "usr" / "bin" / python).read_bytes())
+    minor = int(python.split(".")[1])
+    for at in (symbol_offset(data, b"Py_Version"), section_offset(data, b".PyRuntime") + 8):
+        assert data[at + 2] == minor and data[at + 3] == 3, data[at:at + 4]
+        data[at + 2] = minor + 1
+    bad = "/usr/bin/%s-next" % python
+    copy = tmp_path / "python-next"
+    copy.write_bytes(data)
+    copy.chmod(0o755)
+    script = "py_nested.py"
+    target = lab.container_target(script, "--action", "sleep", "--ms", 300, "--count", 2,
+                                  python=bad, root=ROOT, files={bad: copy})
+    run, _, ev = single_stall(lab, target)
+    check_nested(ev, "sleep", "%s/%s" % (ContainerTarget.INSIDE, script), marker_lines(script),
+                 has_qualname=True)
+    assert "native stacks only" not in run.stderr.text(), run.stderr.text()
+
+
+@pytest.mark.parametrize("what", ["cookie", "version", "free_threaded"])
+@pytest.mark.skipif(not ROOT, reason="no Debian root: run tools/debian-root")
+def test_corrupted_debug_offsets(lab, tmp_path, what):
+    """4. A corrupted _Py_DebugOffsets: one warning naming version and cause, no frames."""
+    python = default_python()
+    bad = "/usr/bin/%s-bad" % python
+    target = lab.container_target(
+        "py_nested.py", "--action", "sleep", "--ms", 300, "--count", 2, python=bad,
+        root=ROOT, files={bad: corrupted_copy(tmp_path, python, what)})
+    run, _, ev = single_stall(lab, target)
+    assert not any(s.get("python") for s in ev["stacks"]), show(ev)
+    warnings = [line for line in run.stderr.text().splitlines()
+                if "pid %d" % target.pid in line and "native stacks only" in line]
+    version = target.info["python"]
+    cause = {"cookie": "its cookie is not", "version": "its version is not",
+             "free_threaded": "a free-threaded build"}[what]
+    assert len(warnings) == 1, run.stderr.text()
+    assert ("CPython %s: its _Py_DebugOffsets does not check out (%s" % (version, cause)
+            in warnings[0]), warnings[0]
+
+
+@pytest.mark.skipif(not ROOT, reason="no Debian root: run tools/debian-root")
+def test_native_libc_frame_in_container(lab):
+    """5. time.sleep's native frames: the container's libc, by the path it has inside, and
+    the function in it, named from the container's own debug file (libc6-dbg in the root:
+    its libc.so.6 has no .symtab, and the innermost frame is no exported function)."""
+    ev = run_nested(lab, default_python(), "sleep")
+    top = ev["stacks"][0]
+    libc = [f for f in top.get("user") or [] if "/libc.so" in (f.get("module") or "")]
+    assert libc, "no libc frame in the sleep's native stack:\n%s" % top.get("user")
+    assert libc[0]["module"] == "/usr/lib/x86_64-linux-gnu/libc.so.6", libc[0]
+    # glibc 2.41+ makes the syscall in its cancellation helpers, called by clock_nanosleep;
+    # libc has no frame pointers, so the innermost frame is all the stack has of it.
+    assert libc[0]["symbol"] in ("clock_nanosleep", "__clock_nanosleep",
+                                 "__internal_syscall_cancel", "__syscall_cancel_arch"), libc[0]

@@ -1,0 +1,113 @@
+"""The on-CPU / off-CPU / runqueue split of a stall against the scheduler's own accounts.
+
+The target reads its loop thread's /proc/thread-self/schedstat before and after each action
+(CPU time and run delay, the time it waited runnable for a CPU): loopstall's on_cpu_ms and
+runqueue_ms must match those, not only add up to the duration. Each case runs several stalls
+in a row: a misaccounted transition is intermittent.
+"""
+
+import datetime
+import os
+import subprocess
+import time
+
+import pytest
+
+from harness import DEBIAN_PYTHON, brief, check_stall_shape
+
+STALLS = 4
+SETTLE_S = 10.0
+# The action is measured inside the stalled iteration; the iteration also runs the loop's own
+# code around it (a few ms of CPU, and a preemption more or less under a hog).
+SLACK_MS = 8.0
+
+
+def pin(pid, cpu):
+    """Every thread of pid onto one CPU (sched_setaffinity is per thread)."""
+    for tid in os.listdir("/proc/%d/task" % pid):
+        os.sched_setaffinity(int(tid), {cpu})
+
+
+def one_cpu():
+    return max(os.sched_getaffinity(0))
+
+
+class Hog:
+    """A pure CPU hog (SCHED_OTHER) pinned to one CPU."""
+
+    def __init__(self, cpu):
+        self.proc = subprocess.Popen(["taskset", "-c", str(cpu), DEBIAN_PYTHON, "-c",
+                                      "while True: pass"])
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait(10)
+
+
+def began(ev):
+    return datetime.datetime.strptime(ev["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+
+
+def near(measured, expected, what, ev, report):
+    assert abs(measured - expected) <= 0.15 * expected + SLACK_MS, (
+        "%s %.1f ms, the scheduler says %.1f ms\nstall: %s\ntarget: %s"
+        % (what, measured, expected, brief(ev), report))
+
+
+def stalls_for(lab, target, cpu=None):
+    """Attach, trigger STALLS actions, return [(stall event, target report)] in order."""
+    info = target.wait_ready()
+    if cpu is not None:
+        pin(info["pid"], cpu)
+    run = lab.loopstall("--json", "-p", info["pid"])
+    run.wait_tracing()
+    reports = [target.trigger() for _ in range(STALLS)]
+    deadline = time.monotonic() + SETTLE_S
+    while len(run.of_kind("stall", info["pid"])) < STALLS and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert run.stop() == 0, run.describe()
+    stalls = run.of_kind("stall", info["pid"])
+    # A stall is matched to the action it contains: the one that began just before it.
+    pairs = []
+    for report in reports:
+        found = [ev for ev in stalls if 0 <= report["wall_start"] - began(ev) <= 0.1]
+        assert len(found) == 1, "action %s: stalls %s" % (report, [brief(e) for e in stalls])
+        check_stall_shape(found[0])
+        pairs.append((found[0], report))
+    return pairs
+
+
+@pytest.mark.parametrize("hog", [True, False], ids=["hog", "alone"])
+def test_busy_split_matches_schedstat(lab, hog):
+    """A loop thread spinning 300 ms of its own CPU time, pinned to one CPU, with a CPU hog on
+    that CPU (runqueue ~ half the stall) or without: on-CPU is the thread's CPU time, runqueue
+    its run delay, each within 15%."""
+    cpu = one_cpu()
+    target = lab.target("stall_target.py", "--action", "busy", "--ms", 300,
+                        "--count", STALLS + 1)
+    hogs = [Hog(cpu)] if hog else []
+    try:
+        pairs = stalls_for(lab, target, cpu)
+    finally:
+        for h in hogs:
+            h.stop()
+    for ev, report in pairs:
+        near(ev["on_cpu_ms"], report["sched_cpu_ms"], "on-CPU", ev, report)
+        near(ev["runqueue_ms"], report["run_delay_ms"], "runqueue", ev, report)
+        assert ev["off_cpu_ms"] <= SLACK_MS, brief(ev)
+        if hog:
+            assert report["run_delay_ms"] >= 50, "the hog did not share the CPU: %s" % report
+
+
+def test_futex_pingpong_invents_no_runqueue(lab):
+    """Inside a stall the loop thread and a helper thread hand a token back and forth through a
+    threading.Condition: thousands of futex sleeps, each woken (often from the other CPU) while
+    the sleeper may still be switching out. The runqueue time is the run delay the scheduler
+    counted, not more; on-CPU is the thread's CPU time."""
+    target = lab.target("stall_target.py", "--action", "pingpong", "--rounds", 3000,
+                        "--count", STALLS + 1)
+    for ev, report in stalls_for(lab, target):
+        assert ev["duration_ms"] >= 100, brief(ev)
+        near(ev["on_cpu_ms"], report["sched_cpu_ms"], "on-CPU", ev, report)
+        near(ev["runqueue_ms"], report["run_delay_ms"], "runqueue", ev, report)
