@@ -151,7 +151,9 @@ def test_long_wait_after_a_burst_of_short_ones(lab):
 
 @pytest.mark.parametrize("loop", ["uvloop", "trio"])
 def test_time_sleep_other_loops(lab, loop):
-    """8. The same time.sleep(0.3) stall on uvloop (libuv) and trio loops (Debian python3)."""
+    """8. The same time.sleep(0.3) stall on uvloop (libuv) and trio loops (Debian python3), with
+    its Python frames (act_sleep innermost) and its task: the target's `async def main`, which
+    trio's scheduler runs as asyncio's does."""
     if subprocess.run([DEBIAN_PYTHON, "-c", "import " + loop], capture_output=True).returncode:
         pytest.skip(missing("%s module of %s (Debian package python3-%s)" % (loop, DEBIAN_PYTHON,
                                                                               loop)))
@@ -164,10 +166,15 @@ def test_time_sleep_other_loops(lab, loop):
     stalls = caused_stalls(run, pid)
     assert len(stalls) == 2, "2 sleeps triggered on %s, got %d stalls:\n%s" % (
         loop, len(stalls), "\n".join(map(brief, stalls)))
+    runner = "run_trio" if loop == "trio" else "run_asyncio"
     for ev, report in zip(stalls, reports):
         check_sleep_stall(ev, pid, tid, 300, syscalls, kernel_names)
         check_began_at(ev, report)
         check_live(ev, report)
+        frames = ev["stacks"][0].get("python") or []
+        assert frames and frames[0]["function"] == "act_sleep" and \
+            frames[0]["file"].endswith("stall_target.py"), brief(ev)
+        assert ev["task"] == {"coroutine": runner + ".<locals>.main"}, (ev["task"], brief(ev))
     check_summary(run, pid)
 
 
