@@ -189,6 +189,12 @@ static __u64 python__capture(struct loop_thread *thread, __u32 tid, __u32 reason
 	if (!frame)
 		bpf_map_update_elem(&python_resync, &tid, &(__u8){ 1 }, BPF_NOEXIST);
 	id = python__walk(&proc->offsets, frame, stack);
+	stack->task = 0;
+	if (proc->offsets.tstate_asyncio_task != PY_NONE32)
+		stack->task = read_user_u64(mapped->tstate + proc->offsets.tstate_asyncio_task);
+	/* The same frames in another task are another stack. */
+	if (id && stack->task)
+		id = ((id ^ stack->task) * 1099511628211ULL) | 1;
 	if (id)
 		bpf_map_update_elem(&py_stacks, &id, stack, BPF_NOEXIST);
 	return id;

@@ -122,6 +122,17 @@ struct python_offsets {
 	__u16 bytes_sval;
 
 	__u16 tss_key;			/* Py_tss_t._key, a pthread_key_t */
+
+	/* int: PyLongObject (3.12+), for asyncio's task names "Task-N" (a counter until asked) */
+	__u16 long_lv_tag;		/* digit count << 3 | sign */
+	__u16 long_digit;		/* 30-bit digits, least significant first */
+	__u16 gen_iframe;		/* 3.11+: a coroutine's own _PyInterpreterFrame */
+	/*
+	 * 3.14+: _PyThreadStateImpl.asyncio_running_task, from the _asyncio module's own
+	 * _AsyncioDebug table at run time (PY_NONE32 in the generated rows): the walker records
+	 * the task running on the thread with each stack.
+	 */
+	__u32 tstate_asyncio_task;
 };
 
 struct py_frame {
@@ -140,6 +151,7 @@ struct py_frame {
 struct py_stack {
 	__u32 depth;
 	__u32 truncated; /* the walk stopped early: depth limit or unreadable frame */
+	__u64 task;      /* 3.14+: the asyncio task running on the thread (a TaskObj), 0 if none */
 	struct py_frame frames[MAX_PY_DEPTH]; /* innermost first */
 };
 

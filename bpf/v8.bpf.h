@@ -174,7 +174,9 @@ static __always_inline bool fp__plausible(__u64 fp, __u64 below)
  * chain's head is the word above the stack pointer that points up the stack and is followed
  * by a return address into V8's module (libuv and V8 are). A spilled pointer argument is
  * followed by another argument, not by a code address; libc frames calling each other return
- * into libc. The words are read into the scratch stack, which the walk overwrites afterwards.
+ * into libc; a frame record continues up the stack (node 22's futex wait path leaves a stack
+ * address and a code address next to each other below the real one, pointing at a dead
+ * frame). The words are read into the scratch stack, which the walk overwrites afterwards.
  */
 static __always_inline __u64 fp__from_sp(const struct v8_proc *proc, __u64 sp,
 					 struct js_stack *scratch)
@@ -188,7 +190,7 @@ static __always_inline __u64 fp__from_sp(const struct v8_proc *proc, __u64 sp,
 		word = scratch->shared[i & (MAX_JS_DEPTH - 1)];
 		next = scratch->shared[(i + 1) & (MAX_JS_DEPTH - 1)];
 		if (fp__plausible(word, sp + i * 8) && next >= proc->code_start &&
-		    next < proc->code_end)
+		    next < proc->code_end && fp__plausible(read_user_u64(word), word))
 			return word;
 	}
 	return 0;

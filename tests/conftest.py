@@ -55,10 +55,12 @@ class Lab:
         return t
 
     def container_target(self, script, *args, python, root, kind="overlay", files=None,
-                         name="container"):
-        """A target from tests/targets/ run in a container over root; started."""
+                         name="container", flags=()):
+        """A target from tests/targets/ run in a container over root; started. `flags` go to
+        the interpreter, before the script."""
         t = harness.ContainerTarget(self.tmp_path / ("%s%d" % (name, len(self.targets))),
-                                    python, script, list(args), root, kind=kind, files=files)
+                                    python, script, list(args), root, kind=kind, files=files,
+                                    flags=flags)
         self.targets.append(t)
         return t.start()
 

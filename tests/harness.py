@@ -225,9 +225,10 @@ class ContainerTarget(Target):
 
     INSIDE = "/srv/targets"
 
-    def __init__(self, ctl_dir, python, script, args, root, kind="overlay", files=None):
+    def __init__(self, ctl_dir, python, script, args, root, kind="overlay", files=None,
+                 flags=()):
         super().__init__(ctl_dir, python, script, args)
-        self.argv[1] = "%s/%s" % (self.INSIDE, script)
+        self.argv[1:2] = [str(f) for f in flags] + ["%s/%s" % (self.INSIDE, script)]
         self.container = Container(root, self.argv, files=dict(files or {}, **{
             self.INSIDE: TARGETS}), binds=[self.ctl], kind=kind)
 

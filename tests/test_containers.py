@@ -9,6 +9,7 @@ paths the target sees.
 
   1  nested frames, sleep and busy, exact functions, files and lines, every python3.1X of
      the root (py_nested.py, as test_python.py's test 1)
+  1c on 3.14+: a task named by the program and its awaiter, from _AsyncioDebug
   1b the same in a chroot (no namespaces, root visible from the host by path)
   2  FastAPI on uvicorn with uvloop on the root's python3: the async route calling
      time.sleep named with its task, the def route and the asyncio.sleep route never
@@ -22,6 +23,7 @@ paths the target sees.
 Run: /usr/bin/python3 -m pytest tests/test_containers.py -v   (as root, after tools/setup)
 """
 
+import re
 import struct
 
 import pytest
@@ -29,7 +31,7 @@ import pytest
 import container
 from harness import ContainerTarget, brief
 from test_python import (check_fastapi_routes, check_gil_starvation, check_nested,
-                         marker_lines, show, single_stall)
+                         marker_lines, prefix_in, show, single_stall)
 
 ROOT = container.debian_root()
 PYTHONS = container.pythons(ROOT) if ROOT else []
@@ -50,6 +52,21 @@ def default_python():
     return (ROOT / "usr" / "bin" / "python3").resolve().name
 
 
+def has_asyncio_debug(python):
+    """CPython 3.14 and later export _AsyncioDebug: tasks get names and awaiters."""
+    return int(python.split(".")[1].rstrip("t")) >= 14
+
+
+def main_task(ev, python):
+    """The task py_nested.py's serve() runs in: asyncio.run's, named from asyncio's counter
+    ("Task-N") and awaited by none on 3.14+."""
+    task = {"coroutine": "serve"}
+    if has_asyncio_debug(python):
+        assert re.fullmatch(r"Task-\d+", (ev["task"] or {}).get("name", "")), ev["task"]
+        task.update(name=ev["task"]["name"], awaited_by=[])
+    return task
+
+
 def run_nested(lab, python, action, kind="overlay"):
     script = "py_nested.py"
     path = "%s/%s" % (ContainerTarget.INSIDE, script)
@@ -57,7 +74,8 @@ def run_nested(lab, python, action, kind="overlay"):
                                   python="/usr/bin/" + python, root=ROOT, kind=kind)
     run, report, ev = single_stall(lab, target)
     assert ev["tid"] == target.host_tid(target.info["loop_tids"][0]) == target.pid, brief(ev)
-    check_nested(ev, action, path, marker_lines(script), has_qualname=True)
+    check_nested(ev, action, path, marker_lines(script), has_qualname=True,
+                 task=main_task(ev, python))
     assert report["action"] == action
     assert "not supported" not in run.stderr.text(), run.stderr.text()
     return ev
@@ -68,6 +86,25 @@ def run_nested(lab, python, action, kind="overlay"):
 def test_nested_frames_in_container(lab, python, action):
     """1. serve() -> handler() -> helper() blocking, in a pivot_root container: exact frames."""
     run_nested(lab, python, action)
+
+
+@pytest.mark.parametrize("python", [p for p in root_pythons() if p is None or
+                                    has_asyncio_debug(p)])
+def test_task_name_and_awaiter(lab, python):
+    """1c. handler() in a task named by the program, awaited by serve()'s task: the stall's
+    task is that name, its coroutine handler, awaited by serve (_AsyncioDebug, 3.14+)."""
+    script = "py_nested.py"
+    path, lines = "%s/%s" % (ContainerTarget.INSIDE, script), marker_lines(script)
+    target = lab.container_target(script, "--action", "sleep", "--ms", 300, "--count", 2,
+                                  "--in-task", "handler-task", python="/usr/bin/" + python,
+                                  root=ROOT)
+    _, _, ev = single_stall(lab, target)
+    top = ev["stacks"][0]
+    assert top["reason"] == "sleep", show(ev)
+    assert prefix_in(top, path) == [("helper", path, lines["sleep"]),
+                                    ("handler", path, lines["handler"])], show(ev)
+    assert ev["task"] == {"coroutine": "handler", "name": "handler-task",
+                          "awaited_by": ["serve"]}, show(ev)
 
 
 @pytest.mark.skipif(not ROOT, reason="no Debian root: run tools/debian-root")
@@ -162,7 +199,7 @@ def test_newer_minor_reads_through_newest_layout(lab, tmp_path):
                                   python=bad, root=ROOT, files={bad: copy})
     run, _, ev = single_stall(lab, target)
     check_nested(ev, "sleep", "%s/%s" % (ContainerTarget.INSIDE, script), marker_lines(script),
-                 has_qualname=True)
+                 has_qualname=True, task=main_task(ev, python))
     assert "native stacks only" not in run.stderr.text(), run.stderr.text()
 
 

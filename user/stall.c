@@ -297,6 +297,10 @@ static void stacks__resolve(const struct stall_resolver *resolver, __u32 pid,
 	stacks__merge_on_cpu(report);
 	qsort(report->stacks, report->nr_stacks, sizeof(report->stacks[0]), stack__cmp_heaviest);
 	report->task_coroutine = stall__task(report);
+	report->task = NULL;
+	for (i = 0; i < (__u32)report->nr_stacks && !report->task; i++)
+		if (report->stacks[i].lang.task.known)
+			report->task = &report->stacks[i].lang.task;
 	stall__advise(resolver, report);
 }
 

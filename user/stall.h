@@ -53,6 +53,8 @@ struct stall_report {
 	__u64 untracked_ns; /* stack time beyond the stacks kept per iteration */
 	/* qualname of the outermost coroutine frame: the asyncio task's coroutine, or NULL */
 	const char *task_coroutine;
+	/* The task as the runtime knows it (name, awaiters), NULL when it does not say. */
+	const struct lang_task *task;
 	const struct hint_rule *hint; /* what to change (hints.h), NULL when no rule fits */
 	char hint_text[HINT_TEXT_MAX];
 	struct site_key site; /* where it blocked, for sites.h; strings valid like the frames' */

@@ -18,6 +18,7 @@
 #include "procfs.h"
 #include "symbolize.h"
 #include "targetfs.h"
+#include "util.h"
 
 /* Bounds how often a process running code outside any module (JIT, anonymous executable memory)
  * makes us re-read its /proc/PID/maps; it is also how long code dlopen'ed right after a report
@@ -249,26 +250,58 @@ static int module__find_elf(Dwfl_Module *mod, void **userdata, const char *name,
 	fd = targetfs__open_mapped(ps->pid, base, &st);
 	if (fd < 0 && !str__has_suffix(name, DELETED_SUFFIX))
 		fd = targetfs__open(ps->pid, own, &st);
-	if (fd == -ESRCH || fd == -ENOENT) {
-		if (str__has_suffix(name, DELETED_SUFFIX))
-			return pid_syms__open_deleted(ps, base, file_name);
-		/* Devices get mapped too; opening one can block or have side effects. */
+	if ((fd == -ESRCH || fd == -ENOENT) && str__has_suffix(name, DELETED_SUFFIX))
+		return pid_syms__open_deleted(ps, base, file_name);
+	/* Gone: its root, held open, still has its files, but a FIFO there would block an open and
+	 * a device's may act: never opened blocking, checked after. (Not on -ENOENT: the same
+	 * path, opened here rather than by targetfs, would differ only by following an absolute
+	 * symlink out of its root.) */
+	if (fd == -ESRCH) {
 		if (fstatat(ps->root_fd, own + 1, &st, 0) || !S_ISREG(st.st_mode))
 			return -1;
-		fd = openat(ps->root_fd, own + 1, O_RDONLY | O_CLOEXEC);
+		fd = openat(ps->root_fd, own + 1, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+		if (fd >= 0 && (fstat(fd, &st) || !S_ISREG(st.st_mode))) {
+			close(fd);
+			return -1;
+		}
 	}
 	if (fd < 0)
 		return -1;
-	/* The name only serves libdwfl's .gnu_debuglink search, next to the file. */
+	/* libdwfl keeps it as the module's file name (the debuglink search is ours). */
 	if (asprintf(file_name, "/proc/%d/root%s", ps->pid, own) < 0)
 		*file_name = NULL;
 	return fd;
 }
 
+/* GDB's places for a debuglink name: next to the binary, in .debug/ there, under
+ * /usr/lib/debug; all inside the process's root, opened as it could. */
+static int pid_syms__open_debuglink(const struct pid_syms *ps, const char *own,
+				    const char *debuglink, char **debuginfo_file_name)
+{
+	static const char *const places[] = { "%.*s/%s", "%.*s/.debug/%s", "/usr/lib/debug%.*s/%s" };
+	const char *slash = strrchr(own, '/');
+	int dir_len = (int)(slash - own), fd = -1;
+	char path[PATH_MAX];
+	struct stat st;
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(places) && fd < 0; i++) {
+		if (snprintf(path, sizeof(path), places[i], dir_len, own, debuglink) >=
+		    (int)sizeof(path))
+			continue;
+		fd = targetfs__open(ps->pid, path, &st);
+	}
+	if (fd >= 0 && asprintf(debuginfo_file_name, "/proc/%d/root%s", ps->pid, path) < 0)
+		*debuginfo_file_name = NULL;
+	return fd < 0 ? -1 : fd;
+}
+
 /*
  * Debug files of binaries without .symtab: first by build id under the process's own
- * /usr/lib/debug (a container's debug packages), then libdwfl's own search (the host's
- * /usr/lib/debug by build id, .gnu_debuglink next to the file).
+ * /usr/lib/debug (a container's debug packages), then by build id under the host's, then by
+ * the binary's .gnu_debuglink name next to it, in the process's root. Not libdwfl's own search:
+ * it opens the debuglink name (the target's to choose) with plain open() under
+ * /proc/PID/root, which follows absolute symlinks out of that root and blocks on a FIFO.
  */
 static int module__find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname,
 				  Dwarf_Addr base, const char *file_name,
@@ -295,8 +328,12 @@ static int module__find_debuginfo(Dwfl_Module *mod, void **userdata, const char 
 			return fd;
 		}
 	}
-	return dwfl_standard_find_debuginfo(mod, userdata, modname, base, file_name,
-					    debuglink_file, debuglink_crc, debuginfo_file_name);
+	fd = dwfl_build_id_find_debuginfo(mod, userdata, modname, base, file_name, debuglink_file,
+					  debuglink_crc, debuginfo_file_name);
+	if (fd >= 0 || !debuglink_file || strchr(debuglink_file, '/') || modname[0] != '/')
+		return fd;
+	return pid_syms__open_debuglink(ps, pid_syms__own_path(ps, modname), debuglink_file,
+					debuginfo_file_name);
 }
 
 static const Dwfl_Callbacks proc_callbacks = {
@@ -569,6 +606,60 @@ int syms__find_symbol(struct syms *syms, pid_t pid, const char *name, __u64 *add
 	*addr = search.addr;
 	if (module)
 		*module = pid_syms__intern(ps, pid_syms__own_path(ps, search.module));
+	return 0;
+}
+
+struct section_search {
+	const char *name;
+	__u64 addr, size;
+	bool found;
+};
+
+static int module__find_section(Dwfl_Module *mod, void **userdata, const char *module_name,
+				Dwarf_Addr base, void *arg)
+{
+	struct section_search *search = arg;
+	size_t shstrndx;
+	Dwarf_Addr bias;
+	Elf_Scn *scn = NULL;
+	GElf_Shdr shdr;
+	const char *name;
+	Elf *elf;
+
+	elf = dwfl_module_getelf(mod, &bias);
+	if (!elf || elf_getshdrstrndx(elf, &shstrndx))
+		return DWARF_CB_OK;
+	while ((scn = elf_nextscn(elf, scn))) {
+		if (!gelf_getshdr(scn, &shdr) || !(shdr.sh_flags & SHF_ALLOC))
+			continue;
+		name = elf_strptr(elf, shstrndx, shdr.sh_name);
+		if (name && !strcmp(name, search->name)) {
+			search->addr = shdr.sh_addr + bias;
+			search->size = shdr.sh_size;
+			search->found = true;
+			return DWARF_CB_ABORT;
+		}
+	}
+	return DWARF_CB_OK;
+}
+
+int syms__find_section(struct syms *syms, pid_t pid, const char *name, __u64 *addr,
+		       __u64 *size)
+{
+	struct section_search search = { .name = name };
+	struct pid_syms *ps;
+	int err = 0;
+
+	ps = syms__pid(syms, pid, &err);
+	if (!ps)
+		return err;
+	if (!ps->dwfl)
+		return -ENOENT;
+	dwfl_getmodules(ps->dwfl, module__find_section, &search, 0);
+	if (!search.found)
+		return -ENOENT;
+	*addr = search.addr;
+	*size = search.size;
 	return 0;
 }
 

@@ -40,6 +40,13 @@ int syms__user(struct syms *syms, pid_t pid, __u64 addr, struct user_sym *out);
  * valid like user_sym's strings, if module is not NULL). -ENOENT if no module defines it. */
 int syms__find_symbol(struct syms *syms, pid_t pid, const char *name, __u64 *addr,
 		      const char **module);
+/*
+ * Address and size, in process pid, of the first ELF section named `name` in any of its
+ * modules (a runtime's debug tables live in sections of their own: CPython's .AsyncioDebug).
+ * -ENOENT if no module has one.
+ */
+int syms__find_section(struct syms *syms, pid_t pid, const char *name, __u64 *addr,
+		       __u64 *size);
 /* Called for each defined symbol whose name starts with the prefix given to syms__each_symbol,
  * with its address in the process; a non-zero return stops the iteration. */
 typedef int (*syms_symbol_fn)(void *ctx, const char *name, __u64 addr);

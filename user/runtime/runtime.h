@@ -40,8 +40,20 @@ struct lang_frame {
 	const struct runtime_ops *runtime;
 };
 
+/* What the runtime itself says of the task that ran a stack (CPython 3.14+'s _AsyncioDebug). */
+#define LANG_TASK_NAME_MAX 64
+#define LANG_MAX_AWAITED_BY 8
+struct lang_task {
+	bool known;
+	char name[LANG_TASK_NAME_MAX]; /* "Task-12", or the name the program gave */
+	int nr_awaited_by;
+	/* the coroutines of the tasks awaiting it, each awaited by the next: outermost last */
+	char awaited_by[LANG_MAX_AWAITED_BY][LANG_TASK_NAME_MAX];
+};
+
 struct lang_stack {
 	const struct runtime_ops *runtime; /* NULL: no language frames */
+	struct lang_task task;
 	bool truncated; /* the walk or the resolution stopped early: outer frames are missing */
 	int depth;
 	struct lang_frame frames[MAX_LANG_DEPTH]; /* innermost first */

@@ -258,8 +258,10 @@ int v8__attach(struct v8 *v8, pid_t pid)
 	}
 	if (err) {
 		proc->kind = V8_UNSUPPORTED;
+		/* The native unwinder stops in code without frame pointers (OpenSSL's assembly,
+		 * glibc): JIT frames above such a leaf are not reached. */
 		fprintf(stderr, "loopstall: pid %d: %s: JavaScript frames only from V8's perf map "
-				"(node --perf-basic-prof)\n", pid, why);
+				"(node --perf-basic-prof), where native frames reach them\n", pid, why);
 		return -ENOTSUP;
 	}
 	proc->kind = V8_SUPPORTED;

@@ -19,6 +19,12 @@ struct v8_layout {
 	/* ScopeInfo: tagged slots after the map: flags, parameter_count, context_local_count,
 	 * then the variable part. */
 	__u8 scope_header_slots;
+	/* ScopeFlags: a Smi (0), or a raw uint32 in its slot's lower half (1, V8 >= 13) */
+	__u8 scope_flags_raw;
+	/* Where the start and end position are: right after the header in every scope (1, V8 >=
+	 * 13, a module's variable count after them), or after the names in the scopes of the
+	 * scope_* types below (0). */
+	__u8 scope_position_first;
 	/* ScopeFlags bits */
 	__u8 scope_type_shift, scope_type_bits;
 	__u8 saved_class_variable_bit;
@@ -47,11 +53,36 @@ struct v8_layout {
 static const struct v8_layout v8_layouts[] = {
 	/* V8 11.3 (Node 20) */
 	{ .major = 11, .minor = 3, .js_function_types = 16,
-	  .scope_header_slots = 3, .scope_type_shift = 0, .scope_type_bits = 4,
+	  .scope_header_slots = 3, .scope_flags_raw = 0,
+	  .scope_position_first = 0, .scope_type_shift = 0, .scope_type_bits = 4,
 	  .saved_class_variable_bit = 10, .function_variable_shift = 12, .inferred_name_bit = 14,
 	  .scope_eval = 1, .scope_function = 2, .scope_module = 3, .scope_script = 4,
 	  .max_inlined_local_names = 75, .external_data = 24, .uncached_external_mask = 0x10,
 	  .native_context_type = 212, .frame_marker_shift = 1, .entry_c_entry_fp = -64 },
+	/* V8 12.4 (Node 22) */
+	{ .major = 12, .minor = 4, .js_function_types = 17,
+	  .scope_header_slots = 3, .scope_flags_raw = 0,
+	  .scope_position_first = 0, .scope_type_shift = 0, .scope_type_bits = 4,
+	  .saved_class_variable_bit = 10, .function_variable_shift = 12, .inferred_name_bit = 14,
+	  .scope_eval = 1, .scope_function = 2, .scope_module = 3, .scope_script = 4,
+	  .max_inlined_local_names = 75, .external_data = 24, .uncached_external_mask = 0x10,
+	  .native_context_type = 197, .frame_marker_shift = 1, .entry_c_entry_fp = -64 },
+	/* V8 13.6 (Node 24) */
+	{ .major = 13, .minor = 6, .js_function_types = 17,
+	  .scope_header_slots = 3, .scope_flags_raw = 1,
+	  .scope_position_first = 1, .scope_type_shift = 0, .scope_type_bits = 4,
+	  .saved_class_variable_bit = 10, .function_variable_shift = 12, .inferred_name_bit = 14,
+	  .scope_eval = 3, .scope_function = 4, .scope_module = 5, .scope_script = 0,
+	  .max_inlined_local_names = 75, .external_data = 24, .uncached_external_mask = 0x10,
+	  .native_context_type = 227, .frame_marker_shift = 1, .entry_c_entry_fp = -64 },
+	/* V8 14.6 (Node 26) */
+	{ .major = 14, .minor = 6, .js_function_types = 17,
+	  .scope_header_slots = 3, .scope_flags_raw = 1,
+	  .scope_position_first = 1, .scope_type_shift = 0, .scope_type_bits = 4,
+	  .saved_class_variable_bit = 10, .function_variable_shift = 12, .inferred_name_bit = 14,
+	  .scope_eval = 3, .scope_function = 4, .scope_module = 5, .scope_script = 0,
+	  .max_inlined_local_names = 75, .external_data = 24, .uncached_external_mask = 0x10,
+	  .native_context_type = 228, .frame_marker_shift = 1, .entry_c_entry_fp = -64 },
 };
 
 static inline const struct v8_layout *v8_layout__find(int major, int minor)

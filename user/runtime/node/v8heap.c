@@ -205,19 +205,30 @@ static void scope_info__read(const struct v8_reader *reader, __u64 info, struct 
 			     __u64 *name, __u64 *inferred)
 {
 	const struct v8_layout *layout = reader->meta->layout;
-	__u64 flags_raw = heap__slot(reader, info, 1), count_raw, start;
+	__u64 flags_raw = heap__slot(reader, info, 1), count_raw, start = 0; /* set on every path */
 	__s64 flags, count;
 	long slot;
 	unsigned int scope_type;
 
 	count_raw = heap__slot(reader, info, layout->scope_header_slots);
-	if (!heap__is_smi(reader->meta, flags_raw) || !heap__is_smi(reader->meta, count_raw))
+	if (!heap__is_smi(reader->meta, count_raw))
 		return;
-	flags = heap__smi(flags_raw);
+	if (layout->scope_flags_raw)
+		flags = flags_raw >> 32 ? -1 : (__s64)flags_raw;
+	else
+		flags = heap__is_smi(reader->meta, flags_raw) ? heap__smi(flags_raw) : -1;
+	if (flags < 0)
+		return;
 	count = heap__smi(count_raw);
 	if (count < 0 || count > MAX_SCOPE_LOCALS)
 		return;
+	scope_type = flags >> layout->scope_type_shift & ((1U << layout->scope_type_bits) - 1);
 	slot = 1 + layout->scope_header_slots;
+	if (layout->scope_position_first) {
+		/* V8 >= 13: every scope's position, then a module's variable count */
+		start = heap__slot(reader, info, slot);
+		slot += 2 + (scope_type == layout->scope_module);
+	}
 	slot += count < layout->max_inlined_local_names ? count : 1; /* context local names */
 	slot += count;						      /* their infos */
 	slot += flags >> layout->saved_class_variable_bit & 1;
@@ -227,11 +238,12 @@ static void scope_info__read(const struct v8_reader *reader, __u64 info, struct 
 	}
 	if (flags >> layout->inferred_name_bit & 1)
 		*inferred = heap__slot(reader, info, slot++);
-	scope_type = flags >> layout->scope_type_shift & ((1U << layout->scope_type_bits) - 1);
-	if (scope_type != layout->scope_function && scope_type != layout->scope_eval &&
-	    scope_type != layout->scope_module && scope_type != layout->scope_script)
-		return;
-	start = heap__slot(reader, info, slot);
+	if (!layout->scope_position_first) {
+		if (scope_type != layout->scope_function && scope_type != layout->scope_eval &&
+		    scope_type != layout->scope_module && scope_type != layout->scope_script)
+			return;
+		start = heap__slot(reader, info, slot);
+	}
 	if (heap__is_smi(reader->meta, start) && heap__smi(start) >= 0 &&
 	    heap__smi(start) < (1LL << 31))
 		out->start_position = (int)heap__smi(start);
@@ -250,7 +262,8 @@ void v8heap__read_shared(const struct v8_reader *reader, __u64 shared, struct v8
 		return;
 	name_or_scope = heap__word(reader, shared, meta->shared_name_or_scope_info);
 	script = heap__word(reader, shared, meta->shared_script);
-	data = heap__word(reader, shared, meta->shared_function_data);
+	data = meta->shared_function_data == V8META_MISSING ? 0 :
+	       heap__word(reader, shared, meta->shared_function_data);
 	out->stamp[0] = name_or_scope;
 	out->stamp[1] = script;
 	type = heap__type(reader, name_or_scope);

@@ -12,24 +12,35 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include "procfs.h"
 #include "remote.h"
+#include "targetfs.h"
 #include "util.h"
 #include "v8meta.h"
 
 #define V8DBG_PREFIX "v8dbg_"
 #define VERSION_MAJOR "_ZN2v88internal7Version6major_E"
 #define VERSION_MINOR "_ZN2v88internal7Version6minor_E"
-#define MISSING (-0x7fffffff)
 
+/*
+ * A name ending in "__" is a class field of any type: V8 12 spells types as C++ does
+ * (class_SharedFunctionInfo__name_or_scope_info__Tagged_Object_), V8 13 renamed some
+ * (__Tagged_NameOrScopeInfoT_). A field V8 renamed has its older name second.
+ */
 struct v8dbg_field {
 	const char *name; /* without the v8dbg_ prefix */
+	const char *older;
 	size_t offset;    /* in struct v8_meta */
+	bool optional;    /* V8META_MISSING is a value the reader checks */
 };
 
-#define FIELD(name, member) { name, offsetof(struct v8_meta, member) }
+#define FIELD(name, member) { name, NULL, offsetof(struct v8_meta, member), false }
+#define RENAMED(name, older, member) { name, older, offsetof(struct v8_meta, member), false }
+#define OPTIONAL(name, member) { name, NULL, offsetof(struct v8_meta, member), true }
 
-/* Every one is needed: a V8 that lacks one is not one whose frames we know how to read. */
+/* Every one but the optional ones is needed: a V8 that lacks one is not one whose frames we
+ * know how to read. */
 static const struct v8dbg_field fields[] = {
 	FIELD("TaggedSize", tagged_size),
 	FIELD("SystemPointerSize", pointer_size),
@@ -47,9 +58,14 @@ static const struct v8dbg_field fields[] = {
 	FIELD("type_JSFunction__JS_FUNCTION_TYPE", type_js_function),
 	FIELD("class_JSFunction__shared__SharedFunctionInfo", function_shared),
 	FIELD("type_SharedFunctionInfo__SHARED_FUNCTION_INFO_TYPE", type_shared),
-	FIELD("class_SharedFunctionInfo__function_data__Object", shared_function_data),
-	FIELD("class_SharedFunctionInfo__name_or_scope_info__Object", shared_name_or_scope_info),
-	FIELD("class_SharedFunctionInfo__script_or_debug_info__HeapObject", shared_script),
+	/* V8 12 split it into a trusted and an untrusted field and exports neither: only a
+	 * function that was never compiled needs it, for its start position, and a function on
+	 * the stack has been compiled. */
+	OPTIONAL("class_SharedFunctionInfo__function_data__", shared_function_data),
+	FIELD("class_SharedFunctionInfo__name_or_scope_info__", shared_name_or_scope_info),
+	/* V8 12 moved debug info to a side table */
+	RENAMED("class_SharedFunctionInfo__script__", "class_SharedFunctionInfo__script_or_debug_info__",
+		shared_script),
 	FIELD("type_ScopeInfo__SCOPE_INFO_TYPE", type_scope_info),
 	/* The four UncompiledData types are consecutive: the outer two bound them. */
 	FIELD("type_UncompiledDataWithPreparseData__UNCOMPILED_DATA_WITH_PREPARSE_DATA_TYPE",
@@ -83,6 +99,19 @@ static const struct v8dbg_field fields[] = {
 	FIELD("class_SlicedString__offset__SMI", sliced_offset),
 };
 
+/* Whether a v8dbg_ name (without the prefix) is `want`, or of its class field if it ends in "__". */
+static bool field__is(const char *want, const char *name)
+{
+	size_t len;
+
+	if (!want)
+		return false;
+	len = strlen(want);
+	if (len > 2 && !strcmp(want + len - 2, "__"))
+		return !strncmp(name, want, len) && !strstr(name + len, "__");
+	return !strcmp(name, want);
+}
+
 struct meta_read {
 	pid_t pid;
 	struct v8_meta *meta;
@@ -101,8 +130,9 @@ int *v8meta__field(struct v8_meta *meta, const char *name)
 		return !strcmp(name, VERSION_MAJOR) ? &meta->major : &meta->minor;
 	if (strncmp(name, V8DBG_PREFIX, strlen(V8DBG_PREFIX)))
 		return NULL;
+	name += strlen(V8DBG_PREFIX);
 	for (i = 0; i < ARRAY_SIZE(fields); i++)
-		if (!strcmp(name + strlen(V8DBG_PREFIX), fields[i].name))
+		if (field__is(fields[i].name, name) || field__is(fields[i].older, name))
 			return (int *)((char *)meta + fields[i].offset);
 	return NULL;
 }
@@ -112,8 +142,8 @@ void v8meta__reset(struct v8_meta *meta)
 	size_t i;
 
 	for (i = 0; i < ARRAY_SIZE(fields); i++)
-		*(int *)((char *)meta + fields[i].offset) = MISSING;
-	meta->major = meta->minor = MISSING;
+		*(int *)((char *)meta + fields[i].offset) = V8META_MISSING;
+	meta->major = meta->minor = V8META_MISSING;
 	meta->layout = NULL;
 	meta->anchor = 0;
 }
@@ -140,9 +170,22 @@ static const char *meta__missing(const struct v8_meta *meta)
 	size_t i;
 
 	for (i = 0; i < ARRAY_SIZE(fields); i++)
-		if (*(const int *)((const char *)meta + fields[i].offset) == MISSING)
+		if (!fields[i].optional &&
+		    *(const int *)((const char *)meta + fields[i].offset) == V8META_MISSING)
 			return fields[i].name;
 	return NULL;
+}
+
+/* "11.3, 12.4, ...": the V8 versions v8_layouts.h has a row for. */
+static const char *layouts__list(void)
+{
+	static char list[16 * ARRAY_SIZE(v8_layouts) + 1];
+	size_t i, len = 0;
+
+	for (i = 0; i < ARRAY_SIZE(v8_layouts) && len < sizeof(list); i++)
+		len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%d.%d", i ? ", " : "",
+					v8_layouts[i].major, v8_layouts[i].minor);
+	return list;
 }
 
 int v8meta__check(struct v8_meta *meta, char *why, size_t size)
@@ -153,13 +196,14 @@ int v8meta__check(struct v8_meta *meta, char *why, size_t size)
 		snprintf(why, size, "its V8 metadata lacks v8dbg_%s", missing);
 		return -ENOTSUP;
 	}
-	if (meta->major == MISSING || meta->minor == MISSING) {
+	if (meta->major == V8META_MISSING || meta->minor == V8META_MISSING) {
 		snprintf(why, size, "its V8 version is unknown (no symbol table)");
 		return -ENOTSUP;
 	}
 	meta->layout = v8_layout__find(meta->major, meta->minor);
 	if (!meta->layout) {
-		snprintf(why, size, "V8 %d.%d is not supported (11.3 is)", meta->major, meta->minor);
+		snprintf(why, size, "V8 %d.%d is not supported (%s are)", meta->major, meta->minor,
+			 layouts__list());
 		return -ENOTSUP;
 	}
 	if (meta->type_uncompiled_last - meta->type_uncompiled_first != 3) {
@@ -235,25 +279,28 @@ static bool elf__exports_v8dbg(int fd)
 	return found;
 }
 
-/* The file mapped at path in pid's view (its mount namespace) exports v8dbg_ symbols. */
-static bool mapped_file__has_v8dbg(pid_t pid, const char *path)
+/* The file of an executable mapping of pid exports v8dbg_ symbols. Decided once per file, by
+ * the device and inode maps gives; opened as the process could, the very file mapped (see
+ * targetfs__open_mapped), not the path it names. */
+static int mapping__has_v8dbg(void *ctx, const struct proc_mapping *mapping)
 {
+	pid_t pid = *(const pid_t *)ctx;
 	struct mapped_file key, *file, **node;
-	char root_path[4096 + 64];
 	struct stat st;
 	int fd;
 
-	if (snprintf(root_path, sizeof(root_path), "/proc/%d/root%s", pid, path) >=
-	    (int)sizeof(root_path) || stat(root_path, &st))
-		return false;
-	key = (struct mapped_file){ .dev = st.st_dev, .ino = st.st_ino };
+	if (mapping->perms[2] != 'x' || !mapping->inode)
+		return 0;
+	key = (struct mapped_file){ .dev = makedev(mapping->major, mapping->minor),
+				    .ino = mapping->inode };
 	node = tfind(&key, &mapped_files, mapped_file__cmp);
 	if (node)
 		return (*node)->has_v8dbg;
-	fd = open(root_path, O_RDONLY | O_CLOEXEC);
-	key.has_v8dbg = fd >= 0 && elf__exports_v8dbg(fd);
-	if (fd >= 0)
-		close(fd);
+	fd = targetfs__open_mapped(pid, mapping->start, &st);
+	if (fd < 0)
+		return 0; /* not cached: the next look may be allowed */
+	key.has_v8dbg = elf__exports_v8dbg(fd);
+	close(fd);
 	file = malloc(sizeof(*file));
 	if (file) {
 		*file = key;
@@ -261,14 +308,6 @@ static bool mapped_file__has_v8dbg(pid_t pid, const char *path)
 			free(file);
 	}
 	return key.has_v8dbg;
-}
-
-static int mapping__has_v8dbg(void *ctx, const struct proc_mapping *mapping)
-{
-	pid_t pid = *(const pid_t *)ctx;
-
-	return mapping->perms[2] == 'x' && mapping->path[0] == '/' &&
-	       mapped_file__has_v8dbg(pid, mapping->path);
 }
 
 /* Some executable mapping of pid is a file with V8's metadata: cheap, unlike walking every

@@ -14,6 +14,9 @@
  * v8_layouts.h for its version. Offsets are from an object's start (the tagged pointer minus
  * heap_object_tag); types are Map::instance_type values.
  */
+/* The value of a field the metadata lacks; only optional ones are left so. */
+#define V8META_MISSING (-0x7fffffff)
+
 struct v8_meta {
 	__u64 anchor; /* address of a v8dbg_ symbol: in the module V8 was linked into */
 	int major, minor;
@@ -29,7 +32,8 @@ struct v8_meta {
 	int heap_object_map, map_instance_type;
 	/* JSFunction, SharedFunctionInfo */
 	int type_js_function, function_shared;
-	int type_shared, shared_function_data, shared_name_or_scope_info, shared_script;
+	int type_shared, shared_name_or_scope_info, shared_script;
+	int shared_function_data; /* optional */
 	int type_scope_info;
 	int type_uncompiled_first, type_uncompiled_last, uncompiled_start_position;
 	/* Script, FixedArray */

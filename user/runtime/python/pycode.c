@@ -23,8 +23,7 @@ static bool utf8__put(char *out, size_t size, size_t *len, __u32 cp)
 	return true;
 }
 
-/* A str object as a malloc'd UTF-8 string, NULL if it is not a readable compact str. */
-static char *pycode__unicode(const struct pycode_reader *reader, __u64 addr)
+char *pycode__str(const struct pycode_reader *reader, __u64 addr)
 {
 	const struct python_offsets *off = reader->offsets;
 	unsigned char raw[MAX_NAME_CHARS * 4];
@@ -207,10 +206,10 @@ void pycode__read(const struct pycode_reader *reader, struct code_info *code)
 	}
 	code->name_hashed = code->fingerprint != code->fingerprint_unhashed;
 	code->stamp = header__stamp(off, header);
-	code->function = pycode__unicode(reader, header__u64(header, off->code_name));
-	code->file = pycode__unicode(reader, header__u64(header, off->code_filename));
+	code->function = pycode__str(reader, header__u64(header, off->code_name));
+	code->file = pycode__str(reader, header__u64(header, off->code_filename));
 	if (off->code_qualname != PY_NONE16)
-		code->qualname = pycode__unicode(reader, header__u64(header, off->code_qualname));
+		code->qualname = pycode__str(reader, header__u64(header, off->code_qualname));
 	code->firstlineno = header__int(header, off->code_firstlineno);
 	code->firsttraceable = header__int(header, off->code_firsttraceable);
 	code->flags = (__u32)header__int(header, off->code_flags);

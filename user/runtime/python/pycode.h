@@ -51,6 +51,8 @@ struct code_info {
  * look like a code object leaves code->valid false.
  */
 void pycode__read(const struct pycode_reader *reader, struct code_info *code);
+/* A str object as a malloc'd UTF-8 string, NULL if it is not a readable compact str. */
+char *pycode__str(const struct pycode_reader *reader, __u64 addr);
 /*
  * Whether the code object at code->addr is still the one read: code objects never change, but
  * a freed one's address is reused (exec, generated functions, reloads): live (ob_type,

@@ -57,6 +57,19 @@ struct python_process {
 	__u64 code_type; /* &PyCode_Type: a code object's ob_type must be this */
 	/* In a PID namespace below ours (a container): the tids tstates record are not ours. */
 	bool pidns_nested;
+	/* 3.14+: asyncio's TaskObj fields, from _AsyncioDebug (tasks false without one) */
+	bool tasks;
+	__u32 task_name, task_awaited_by, task_awaited_by_is_set, task_is_task, task_coro;
+	__u64 unicode_type, long_type; /* &PyUnicode_Type, &PyLong_Type: a task name's type */
+	/*
+	 * Tasks read while their stall lasted (python__read_ahead): a task that finished by the
+	 * time the stall is reported is freed, its name cleared. A ring, allocated with tasks.
+	 */
+	struct task_read {
+		__u64 stack_id;
+		struct lang_task task;
+	} *tasks_read;
+	unsigned int tasks_read_next;
 	void *codes;     /* tsearch tree of struct code_info by address */
 	void *threads;   /* tsearch tree of struct thread_attempt by tid */
 	/* Stacks whose code objects python__read_ahead() already read: a ring. */
@@ -170,6 +183,7 @@ static void process__free(void *ptr)
 
 	tdestroy(proc->codes, code__free);
 	tdestroy(proc->threads, free);
+	free(proc->tasks_read);
 	free(proc);
 }
 
@@ -334,6 +348,147 @@ static int python__check_live(struct python_process *proc, const char **why)
 	return codes ? 0 : -EINVAL;
 }
 
+/*
+ * The _asyncio module's own debug table (section .AsyncioDebug of whatever maps the module: the
+ * interpreter in 3.15, _asyncio.cpython-314-*.so in 3.14): uint64_t offsets, each section
+ * headed by its struct's size. Its layout is Modules/_asynciomodule.c's
+ * _Py_AsyncioModuleDebugOffsets, not in the installed headers; the section's size tells it.
+ */
+enum asyncio_debug_word {
+	ASYNCIO_TASK_SIZE, ASYNCIO_TASK_NAME, ASYNCIO_TASK_AWAITED_BY, ASYNCIO_TASK_IS_TASK,
+	ASYNCIO_TASK_AWAITED_BY_IS_SET, ASYNCIO_TASK_CORO, ASYNCIO_TASK_NODE,
+	ASYNCIO_INTERP_SIZE, ASYNCIO_INTERP_TASKS_HEAD,
+	ASYNCIO_THREAD_SIZE, ASYNCIO_THREAD_RUNNING_LOOP, ASYNCIO_THREAD_RUNNING_TASK,
+	ASYNCIO_THREAD_TASKS_HEAD,
+	ASYNCIO_DEBUG_WORDS,
+};
+
+/* Stalls whose task is read ahead, per process: a stall has few stacks, and few stalls overlap. */
+#define TASKS_READ_AHEAD 16
+
+/* Word `at` of the table, if it lies inside the struct whose size is word `size`. */
+static bool asyncio__offset(const __u64 *words, int at, int size, __u32 *out)
+{
+	if (!words[size] || words[size] > (1U << 20) || words[at] + sizeof(__u64) > words[size])
+		return false;
+	*out = (__u32)words[at];
+	return true;
+}
+
+/*
+ * Name and awaiter of the task each stack ran in, where the interpreter has the table (3.14+,
+ * once asyncio is imported): the walker then records the thread's running task. Without it
+ * the task stays the outermost coroutine frame.
+ */
+static void python__asyncio(struct python *python, struct python_process *proc)
+{
+	__u64 words[ASYNCIO_DEBUG_WORDS], addr, size;
+	__u32 running;
+
+	if (proc->offsets.gen_iframe == PY_NONE16 || proc->offsets.long_digit == PY_NONE16 ||
+	    syms__find_section(python->syms, proc->pid, ".AsyncioDebug", &addr, &size) ||
+	    size != sizeof(words) || remote__read(proc->pid, addr, words, sizeof(words)))
+		return;
+	if (!asyncio__offset(words, ASYNCIO_TASK_NAME, ASYNCIO_TASK_SIZE, &proc->task_name) ||
+	    !asyncio__offset(words, ASYNCIO_TASK_AWAITED_BY, ASYNCIO_TASK_SIZE,
+			     &proc->task_awaited_by) ||
+	    !asyncio__offset(words, ASYNCIO_TASK_CORO, ASYNCIO_TASK_SIZE, &proc->task_coro) ||
+	    /* Two chars: within the struct like any word-sized field before its end. */
+	    words[ASYNCIO_TASK_IS_TASK] >= words[ASYNCIO_TASK_SIZE] ||
+	    words[ASYNCIO_TASK_AWAITED_BY_IS_SET] >= words[ASYNCIO_TASK_SIZE] ||
+	    !asyncio__offset(words, ASYNCIO_THREAD_RUNNING_TASK, ASYNCIO_THREAD_SIZE, &running) ||
+	    syms__find_symbol(python->syms, proc->pid, "PyUnicode_Type", &proc->unicode_type, NULL) ||
+	    syms__find_symbol(python->syms, proc->pid, "PyLong_Type", &proc->long_type, NULL))
+		return;
+	proc->task_is_task = (__u32)words[ASYNCIO_TASK_IS_TASK];
+	proc->task_awaited_by_is_set = (__u32)words[ASYNCIO_TASK_AWAITED_BY_IS_SET];
+	proc->tasks_read = calloc(TASKS_READ_AHEAD, sizeof(*proc->tasks_read));
+	if (!proc->tasks_read)
+		return;
+	proc->offsets.tstate_asyncio_task = running;
+	proc->tasks = true;
+}
+
+/* A task's name: its str, or "Task-N" for the counter asyncio keeps until someone asks. */
+static bool task__name(const struct python_process *proc, __u64 task, char *buf, size_t size)
+{
+	const struct python_offsets *off = &proc->offsets;
+	struct pycode_reader reader = { .read = remote__reader, .ctx = (void *)&proc->pid,
+					.offsets = off };
+	__u64 name = remote__u64(proc->pid, task + proc->task_name), type, tag;
+	__u32 digits[2] = { 0, 0 };
+	char *text;
+
+	type = name ? remote__u64(proc->pid, name + sizeof(__u64)) : 0; /* ob_refcnt, ob_type */
+	if (type && type == proc->unicode_type) {
+		text = pycode__str(&reader, name);
+		if (!text)
+			return false;
+		snprintf(buf, size, "%s", text);
+		free(text);
+		return true;
+	}
+	if (!type || type != proc->long_type)
+		return false;
+	/* lv_tag: digit count << 3 | sign (2: negative); a counter fits two 30-bit digits. */
+	tag = remote__u64(proc->pid, name + off->long_lv_tag);
+	if ((tag & 3) == 2 || tag >> 3 > 2 ||
+	    remote__read(proc->pid, name + off->long_digit, digits, (tag >> 3) * sizeof(digits[0])))
+		return false;
+	snprintf(buf, size, "Task-%llu", (unsigned long long)digits[0] | (__u64)digits[1] << 30);
+	return true;
+}
+
+/* The qualname of the code a coroutine object runs, from its own frame. */
+static bool coro__qualname(const struct python_process *proc, __u64 coro, char *buf, size_t size)
+{
+	const struct python_offsets *off = &proc->offsets;
+	struct pycode_reader reader = { .read = remote__reader, .ctx = (void *)&proc->pid,
+					.offsets = off };
+	__u64 code, name;
+	char *text;
+
+	code = remote__u64(proc->pid, coro + off->gen_iframe + off->frame_code) &
+	       ~(__u64)off->code_tag_mask;
+	if (!code || remote__u64(proc->pid, code + sizeof(__u64)) != proc->code_type)
+		return false;
+	name = remote__u64(proc->pid, code + off->code_qualname);
+	text = name ? pycode__str(&reader, name) : NULL;
+	if (!text)
+		return false;
+	snprintf(buf, size, "%s", text);
+	free(text);
+	return true;
+}
+
+/*
+ * The task's name and who awaits it: a chain of tasks each awaited by one other (a set of
+ * awaiters, or a plain Future, ends it). Read when the stall is reported: a task that is gone
+ * by then gives no name, never another task's.
+ */
+static void python__task(const struct python_process *proc, __u64 task, struct lang_task *out)
+{
+	__u8 is_task = 0, is_set = 0;
+	__u64 by;
+
+	memset(out, 0, sizeof(*out));
+	if (!proc->tasks || !task || !task__name(proc, task, out->name, sizeof(out->name)))
+		return;
+	out->known = true;
+	while (out->nr_awaited_by < LANG_MAX_AWAITED_BY) {
+		by = remote__u64(proc->pid, task + proc->task_awaited_by);
+		if (!by || remote__read(proc->pid, task + proc->task_awaited_by_is_set, &is_set, 1) ||
+		    is_set || remote__read(proc->pid, by + proc->task_is_task, &is_task, 1) ||
+		    !is_task ||
+		    !coro__qualname(proc, remote__u64(proc->pid, by + proc->task_coro),
+				    out->awaited_by[out->nr_awaited_by],
+				    sizeof(out->awaited_by[0])))
+			break;
+		out->nr_awaited_by++;
+		task = by;
+	}
+}
+
 /* One warning per process, then native stacks only. */
 static int process__unsupported(struct python_process *proc, const char *fmt, ...)
 {
@@ -389,6 +544,7 @@ int python__attach(struct python *python, pid_t pid)
 			return process__unsupported(proc, "CPython %s: its _Py_DebugOffsets does not "
 						    "check out (%s)", version, why);
 	}
+	python__asyncio(python, proc);
 	err = python__publish(python, proc);
 	if (err)
 		return err;
@@ -575,11 +731,17 @@ bool python__resolve(struct python *python, pid_t pid, __u64 py_stack_id,
 
 	out->depth = 0;
 	out->truncated = false;
+	out->task.known = false;
 	if (!proc || proc->kind != PYTHON_SUPPORTED || !py_stack_id ||
 	    bpf_map_lookup_elem(python->maps.stacks_fd, &py_stack_id, &raw))
 		return false;
 	off = &proc->offsets;
 	out->truncated = raw.truncated;
+	for (i = 0; proc->tasks && i < TASKS_READ_AHEAD; i++)
+		if (proc->tasks_read[i].stack_id == py_stack_id)
+			out->task = proc->tasks_read[i].task;
+	if (!out->task.known)
+		python__task(proc, raw.task, &out->task);
 	for (i = 0; i < raw.depth && i < MAX_PY_DEPTH; i++) {
 		const struct py_frame *frame = &raw.frames[i];
 		struct python_frame *resolved = &out->frames[out->depth];
@@ -618,6 +780,7 @@ bool python__resolve(struct python *python, pid_t pid, __u64 py_stack_id,
 void python__read_ahead(struct python *python, pid_t pid, __u64 py_stack_id)
 {
 	struct python_process *proc = process__find(python, pid);
+	struct task_read *read;
 	struct py_stack raw;
 	unsigned int i;
 
@@ -629,6 +792,11 @@ void python__read_ahead(struct python *python, pid_t pid, __u64 py_stack_id)
 	proc->read_ahead[proc->read_ahead_next++ % PY_READ_AHEAD_STACKS] = py_stack_id;
 	if (bpf_map_lookup_elem(python->maps.stacks_fd, &py_stack_id, &raw))
 		return;
+	if (proc->tasks && raw.task) {
+		read = &proc->tasks_read[proc->tasks_read_next++ % TASKS_READ_AHEAD];
+		read->stack_id = py_stack_id;
+		python__task(proc, raw.task, &read->task);
+	}
 	for (i = 0; i < raw.depth && i < MAX_PY_DEPTH; i++) {
 		/* Skipped by python__resolve, and not fingerprinted. */
 		if (frame__is_shim(&proc->offsets, raw.frames[i].owner))

@@ -7,6 +7,7 @@
 #include <linux/types.h>
 #include "loopstall.h"
 #include "python_abi.h"
+#include "runtime.h"
 #include "symbolize.h"
 
 struct python_frame {
@@ -23,6 +24,7 @@ struct python_frame {
 #define PY_FREED_FILE "<unknown>"
 
 struct python_stack {
+	struct lang_task task; /* 3.14+, read through the _asyncio module's _AsyncioDebug */
 	int depth;
 	bool truncated; /* the walk or the resolution stopped early: frames are missing */
 	struct python_frame frames[MAX_PY_DEPTH]; /* innermost first */

@@ -69,6 +69,10 @@ static const struct python_offsets python_offsets_table[] = {
 		.bytes_size                = 16,
 		.bytes_sval                = 32,
 		.tss_key                   = 4,
+		.long_lv_tag               = PY_NONE16,
+		.long_digit                = PY_NONE16,
+		.gen_iframe                = PY_NONE16,
+		.tstate_asyncio_task       = PY_NONE32,
 	},
 	{
 		.major                     = 3,
@@ -120,6 +124,10 @@ static const struct python_offsets python_offsets_table[] = {
 		.bytes_size                = 16,
 		.bytes_sval                = 32,
 		.tss_key                   = 4,
+		.long_lv_tag               = PY_NONE16,
+		.long_digit                = PY_NONE16,
+		.gen_iframe                = PY_NONE16,
+		.tstate_asyncio_task       = PY_NONE32,
 	},
 	{
 		.major                     = 3,
@@ -171,6 +179,10 @@ static const struct python_offsets python_offsets_table[] = {
 		.bytes_size                = 16,
 		.bytes_sval                = 32,
 		.tss_key                   = 4,
+		.long_lv_tag               = PY_NONE16,
+		.long_digit                = PY_NONE16,
+		.gen_iframe                = PY_NONE16,
+		.tstate_asyncio_task       = PY_NONE32,
 	},
 	{
 		.major                     = 3,
@@ -222,6 +234,10 @@ static const struct python_offsets python_offsets_table[] = {
 		.bytes_size                = 16,
 		.bytes_sval                = 32,
 		.tss_key                   = 4,
+		.long_lv_tag               = PY_NONE16,
+		.long_digit                = PY_NONE16,
+		.gen_iframe                = 80,
+		.tstate_asyncio_task       = PY_NONE32,
 	},
 	{
 		.major                     = 3,
@@ -273,6 +289,10 @@ static const struct python_offsets python_offsets_table[] = {
 		.bytes_size                = 16,
 		.bytes_sval                = 32,
 		.tss_key                   = 4,
+		.long_lv_tag               = 16,
+		.long_digit                = 24,
+		.gen_iframe                = 72,
+		.tstate_asyncio_task       = PY_NONE32,
 	},
 	{
 		.major                     = 3,
@@ -324,6 +344,10 @@ static const struct python_offsets python_offsets_table[] = {
 		.bytes_size                = 16,
 		.bytes_sval                = 32,
 		.tss_key                   = 4,
+		.long_lv_tag               = 16,
+		.long_digit                = 24,
+		.gen_iframe                = 72,
+		.tstate_asyncio_task       = PY_NONE32,
 	},
 	{
 		.major                     = 3,
@@ -375,6 +399,10 @@ static const struct python_offsets python_offsets_table[] = {
 		.bytes_size                = 16,
 		.bytes_sval                = 32,
 		.tss_key                   = 4,
+		.long_lv_tag               = 16,
+		.long_digit                = 24,
+		.gen_iframe                = 72,
+		.tstate_asyncio_task       = PY_NONE32,
 	},
 	{
 		.major                     = 3,
@@ -426,6 +454,10 @@ static const struct python_offsets python_offsets_table[] = {
 		.bytes_size                = 16,
 		.bytes_sval                = 32,
 		.tss_key                   = 4,
+		.long_lv_tag               = 16,
+		.long_digit                = 24,
+		.gen_iframe                = 72,
+		.tstate_asyncio_task       = PY_NONE32,
 	},
 };
 
@@ -664,6 +696,20 @@ static const struct python_debug_field python_debug_fields_3_13[] = {
 		.debug_size      = 512,
 		.debug_base      = PY_NONE16,
 	},
+	{
+		PYTHON_DEBUG_FIELD(long_lv_tag),
+		.debug           = 496,
+		.debug_name      = "long_object.lv_tag",
+		.debug_size      = 488,
+		.debug_base      = PY_NONE16,
+	},
+	{
+		PYTHON_DEBUG_FIELD(long_digit),
+		.debug           = 504,
+		.debug_name      = "long_object.ob_digit",
+		.debug_size      = 488,
+		.debug_base      = PY_NONE16,
+	},
 };
 
 /* CPython 3.14: positions in its 760-byte _Py_DebugOffsets */
@@ -845,6 +891,27 @@ static const struct python_debug_field python_debug_fields_3_14[] = {
 		.debug_size      = 592,
 		.debug_base      = PY_NONE16,
 	},
+	{
+		PYTHON_DEBUG_FIELD(long_lv_tag),
+		.debug           = 576,
+		.debug_name      = "long_object.lv_tag",
+		.debug_size      = 568,
+		.debug_base      = PY_NONE16,
+	},
+	{
+		PYTHON_DEBUG_FIELD(long_digit),
+		.debug           = 584,
+		.debug_name      = "long_object.ob_digit",
+		.debug_size      = 568,
+		.debug_base      = PY_NONE16,
+	},
+	{
+		PYTHON_DEBUG_FIELD(gen_iframe),
+		.debug           = 680,
+		.debug_name      = "gen_object.gi_iframe",
+		.debug_size      = 664,
+		.debug_base      = PY_NONE16,
+	},
 };
 
 /* CPython 3.15: positions in its 888-byte _Py_DebugOffsets */
@@ -1024,6 +1091,27 @@ static const struct python_debug_field python_debug_fields_3_15[] = {
 		.debug           = 704,
 		.debug_name      = "bytes_object.ob_sval",
 		.debug_size      = 688,
+		.debug_base      = PY_NONE16,
+	},
+	{
+		PYTHON_DEBUG_FIELD(long_lv_tag),
+		.debug           = 672,
+		.debug_name      = "long_object.lv_tag",
+		.debug_size      = 664,
+		.debug_base      = PY_NONE16,
+	},
+	{
+		PYTHON_DEBUG_FIELD(long_digit),
+		.debug           = 680,
+		.debug_name      = "long_object.ob_digit",
+		.debug_size      = 664,
+		.debug_base      = PY_NONE16,
+	},
+	{
+		PYTHON_DEBUG_FIELD(gen_iframe),
+		.debug           = 808,
+		.debug_name      = "gen_object.gi_iframe",
+		.debug_size      = 792,
 		.debug_base      = PY_NONE16,
 	},
 };

@@ -85,6 +85,7 @@ static bool python_rt__resolve(void *rt, pid_t pid, const struct stack_slot *slo
 		return false;
 	out->runtime = &python_runtime;
 	out->truncated = python.truncated;
+	out->task = python.task;
 	out->depth = python.depth < MAX_LANG_DEPTH ? python.depth : MAX_LANG_DEPTH;
 	for (i = 0; i < out->depth; i++)
 		out->frames[i] = (struct lang_frame){
