@@ -579,6 +579,29 @@ static __always_inline __u32 thread__lang_slot(struct loop_thread *thread, __u64
 	return NO_SLOT;
 }
 
+/* The Python stack of the last wait of this iteration kept with the same native stacks, reason
+ * and syscall, 0 if none. A global function, checked once by the verifier. */
+__noinline __u64 thread__earlier_py_stack(struct loop_thread *thread, __u64 kernel_stack_id,
+					  __u64 user_stack_id, __u32 reason, __s32 syscall)
+{
+	struct stack_slot *slot;
+	__u64 py_stack_id = 0;
+	__u32 i;
+
+	if (!thread)
+		return 0;
+	for (i = 0; i < MAX_STACK_SLOTS; i++) {
+		if (i >= thread->nr_slots)
+			break;
+		slot = &thread->slots[i];
+		if (slot->kind == STACK_OFF_CPU && slot->py_stack_id &&
+		    slot->kernel_stack_id == kernel_stack_id && slot->user_stack_id == user_stack_id &&
+		    slot->reason == reason && slot->syscall == syscall)
+			py_stack_id = slot->py_stack_id;
+	}
+	return py_stack_id;
+}
+
 /* Find the slot for this stack in the iteration, or start one; NO_SLOT when all are taken. */
 static __always_inline __u32 thread__slot(struct loop_thread *thread, __u64 kernel_stack_id,
 					  __u64 user_stack_id,
@@ -877,6 +900,12 @@ static void thread__switch_out(void *ctx, struct loop_thread *thread, struct tas
 	/* Switch-out is the only moment the thread's frames are current: a time.sleep() at the
 	 * start of a callback has used no time yet, so no sampler would see it. */
 	py_stack_id = python__capture(thread, prev->pid, reason);
+	/* Past the walk budget (dozens of GIL handoffs in one iteration), a wait at the same
+	 * native stack stands for the code an earlier walk found there, so its time is not
+	 * piled up under no code at all. */
+	if (!py_stack_id)
+		py_stack_id = thread__earlier_py_stack(thread, kernel_stack_id, user_stack_id, reason,
+						       syscall);
 	js_stack_id = v8__switch_walk_allowed(thread->pid, prev->pid, thread->busy_start_ns) ?
 		      v8__capture(thread->pid, REGS_FP(regs), REGS_SP(regs)) : 0;
 	thread->run_state = RUN_BLOCKED;

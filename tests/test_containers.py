@@ -103,8 +103,8 @@ def test_task_name_and_awaiter(lab, python):
     assert top["reason"] == "sleep", show(ev)
     assert prefix_in(top, path) == [("helper", path, lines["sleep"]),
                                     ("handler", path, lines["handler"])], show(ev)
-    assert ev["task"] == {"coroutine": "handler", "name": "handler-task",
-                          "awaited_by": ["serve"]}, show(ev)
+    assert ev["task"] == {"coroutine": "handler", "app_coroutine": "handler",
+                          "name": "handler-task", "awaited_by": ["serve"]}, show(ev)
 
 
 @pytest.mark.skipif(not ROOT, reason="no Debian root: run tools/debian-root")

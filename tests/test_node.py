@@ -183,7 +183,8 @@ def check_walked_frame(stack, function, path):
     frames = [f for f in stack.get("js", []) if f["function"] == function]
     line, column = defined_at(path, function)
     assert frames and frames[0] == {"function": function, "file": path, "line": line,
-                                    "column": column}, (frames, (line, column), stack.get("js"))
+                                    "column": column, "in_app": True}, (
+        frames, (line, column), stack.get("js"))
 
 
 def check_no_perf_map(ev):
@@ -203,7 +204,8 @@ def check_js_frame(ev, function, path, map_pid):
     line, column = defined_at(path, function)
     for stack in stacks:
         frame = next(f for f in stack["js"] if f["function"] == function)
-        assert frame == {"function": function, "file": path, "line": line, "column": column}, (
+        assert frame == {"function": function, "file": path, "line": line, "column": column,
+                         "in_app": True}, (
             frame, (line, column))
     # The walk finds frames the native unwinder loses (under glibc code that uses rbp for
     # data): only where the native stack reaches them does the perf map name their JIT code.

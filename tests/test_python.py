@@ -253,7 +253,8 @@ def check_nested(ev, action, path, lines, has_qualname, task=None):
         qualnames = {f["function"]: f["qualname"] for f in s["python"] if f["file"] == path}
         names = ("helper", "handler", "serve", "main", "<module>")
         assert qualnames == {n: n if has_qualname else None for n in names}, qualnames
-    task = task or {"coroutine": "serve"}
+    # The task is the outermost coroutine; the application's, the innermost of its own code.
+    task = dict(task or {"coroutine": "serve"}, app_coroutine="handler")
     assert ev["task"] == task, "task %s, want %s\n%s" % (ev["task"], task, show(ev))
 
 
@@ -445,6 +446,13 @@ def check_fastapi_routes(lab, loop, start, path):
                     assert coroutine in outside, (
                         "task coroutine %r is not a frame outside %s:\n%s" % (
                             coroutine, fn, show(ev)))
+                    # The application's coroutine is a route's (the heaviest stack's), and
+                    # only the target's own frames are the application's (Sentry's in_app):
+                    # the interpreter's standard library and the packages' are not.
+                    app = ev["task"]["app_coroutine"]
+                    assert app in {v[0] for v in BAD_ROUTES.values()}, (app, show(ev))
+                    for f in s["python"]:
+                        assert f["in_app"] is (f["file"] == path), (f, show(ev))
         main = [s for _, s in naming if s["kind"] == kind and s.get("reason") == reason]
         if reason == "net":
             assert all((s["syscall"] or "").startswith("recv") for s in main), (
@@ -530,6 +538,31 @@ def check_gil_starvation(lab, target):
         show_all(gil[:5]))
 
 
+@pytest.mark.parametrize("python", [interpreter(v) for v in ("3.10", "3.12", "debian")])
+def test_gil_waits_beyond_walk_budget_keep_frames(lab, python):
+    """3b. A sync cache client in a callback does 32 round trips while a thread spins: each
+    receive waits ~5 ms for the GIL, far more waits in one iteration than the walker's
+    budget (16). The waits past the budget stand for the code of an earlier walk at the same
+    native stack: the heaviest stack of the stall names Python code, and GIL waits under no
+    code are at most a few stray ones (a wait at a native stack no walk reached)."""
+    target = lab.target("py_gil.py", "--action", "client", "--count", 2, python=python)
+    run = attach(lab, target)
+    report = target.trigger()
+    stalls = settle_and_stop(run, target, lambda s: any(
+        abs(wall(ev) - report["wall_start"]) < 0.1 for ev in s))
+    ours = [ev for ev in stalls if abs(wall(ev) - report["wall_start"]) < 0.1]
+    assert len(ours) == 1, (report, show_all(stalls))
+    ev = ours[0]
+    gil = [s for s in ev["stacks"] if s.get("reason") == "gil"]
+    # Most of the iteration waits for the GIL, once the machine's own delays are left out.
+    assert sum(s["ms"] for s in gil) >= 0.3 * (ev["duration_ms"] - ev["runqueue_ms"]), show(ev)
+    assert frames(ev["stacks"][0]), "the heaviest stack names no code:\n" + show(ev)
+    nameless = sum(s["ms"] for s in gil if not frames(s))
+    assert nameless <= 0.1 * sum(s["ms"] for s in gil), (
+        "%.1f ms of GIL waits without Python frames:\n%s" % (nameless, show(ev)))
+    assert any(f[0] == "client" for s in gil for f in frames(s)), show(ev)
+
+
 # --- 4. walker depth limit ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("python", [interpreter(v) for v in ALL_PYTHONS])
@@ -561,7 +594,7 @@ def test_depth_limit_truncates(lab, python):
     want = innermost + [("handler", path, lines["handler"]), ("serve", path, lines["serve"])]
     assert prefix_in(top, path) == want, "frames %s\nwant %s" % (frames(top), want)
     assert frames(top)[-2:] == [("main", path, lines["main"]), ("<module>", path, lines["module"])]
-    assert stalls[0]["task"] == {"coroutine": "serve"}, show(stalls[0])
+    assert stalls[0]["task"] == {"coroutine": "serve", "app_coroutine": "handler"}, show(stalls[0])
 
 
 # --- 5. what the target controls: names, file names, line tables, freed code objects ------------

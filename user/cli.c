@@ -56,6 +56,7 @@ enum {
 	OPT_PER_THREAD,
 	OPT_HISTOGRAM,
 	OPT_TOP,
+	OPT_ALL_FRAMES,
 	OPT_FOLDED,
 	OPT_NO_FOLLOW_FORKS,
 	OPT_RING_BUFFER,
@@ -72,6 +73,8 @@ static const struct argp_option options[] = {
 	{ "loop-func", OPT_LOOP_FUNC, "BINARY:SYMBOL", 0,
 	  "Bound iterations by a uprobe on this poll function instead of syscalls", 0 },
 	{ "json", OPT_JSON, NULL, 0, "Write JSON Lines (see docs/json.md)", 0 },
+	{ "all-frames", OPT_ALL_FRAMES, NULL, 0,
+	  "Text output: print every frame (runs of library frames are summed up in one line)", 0 },
 	{ "output", 'o', "FILE", 0, "Write reports to FILE instead of stdout", 0 },
 	{ "ring-buffer", OPT_RING_BUFFER, "KB", 0,
 	  "Event ring buffer size, a power of two >= 4 (default 1024)", 0 },
@@ -282,6 +285,9 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 	case OPT_HISTOGRAM:
 		config->histogram_interval_s = arg ? parse_positive("histogram interval", arg,
 								   MAX_DURATION_S) : 0;
+		break;
+	case OPT_ALL_FRAMES:
+		config->all_frames = true;
 		break;
 	case OPT_TOP:
 		config->top_interval_s = arg ? parse_positive("top interval", arg, MAX_DURATION_S) : 0;

@@ -775,6 +775,7 @@ static int run(struct session *session)
 	if (err)
 		return err;
 	err = output__init(&session->output, config->output_path, config->json, config->folded_path);
+	session->output.all_frames = config->all_frames;
 	if (!err)
 		err = launch_or_attach(session);
 	if (!err)

@@ -4,6 +4,7 @@
 #include <time.h>
 #include "clock.h"
 #include "hist.h"
+#include "in_app.h"
 #include "output.h"
 #include "syscall_names.h"
 #include "utf8.h"
@@ -185,6 +186,46 @@ static void format_time(const struct output *output, __u64 monotonic_ns, char *b
 }
 
 /* The runtime's array under its own name, with the fields docs/json.md gives it. */
+#define RUN_MAX_PACKAGES 4
+
+bool output__frame_run(FILE *file, const struct lang_stack *stack, int first, int last)
+{
+	char packages[RUN_MAX_PACKAGES][64], package[64];
+	int i, j, nr = 0, more = 0;
+
+	if (first > last) {
+		i = first, first = last, last = i;
+	}
+	if (last - first < 1)
+		return false;
+	for (i = first; i <= last; i++) {
+		in_app__package(stack->frames[i].file, package, sizeof(package));
+		for (j = 0; j < nr && strcmp(packages[j], package); j++)
+			;
+		if (j < nr)
+			continue;
+		if (nr == RUN_MAX_PACKAGES) {
+			more = 1;
+			continue;
+		}
+		snprintf(packages[nr++], sizeof(packages[0]), "%s", package);
+	}
+	fprintf(file, "    (%d frames in ", last - first + 1);
+	for (j = 0; j < nr; j++)
+		fprintf(file, "%s%s", j ? ", " : "", TEXT_SAFE(packages[j]));
+	fprintf(file, "%s)\n", more ? ", ..." : "");
+	return true;
+}
+
+int output__run_end(const struct lang_stack *stack, int i, int step, int limit)
+{
+	if (stack->frames[i].flags & LANG_FRAME_IN_APP)
+		return i;
+	while (i + step >= 0 && i + step < limit && !(stack->frames[i + step].flags & LANG_FRAME_IN_APP))
+		i += step;
+	return i;
+}
+
 static void json__lang(FILE *file, const struct lang_stack *lang)
 {
 	unsigned int fields = lang->runtime->json;
@@ -206,12 +247,11 @@ static void json__lang(FILE *file, const struct lang_stack *lang)
 			fprintf(file, ",\"line\":%d", frame->line);
 		else
 			fputs(",\"line\":null", file);
-		if (!(fields & RUNTIME_JSON_COLUMN))
-			fputc('}', file);
-		else if (frame->column >= 0)
-			fprintf(file, ",\"column\":%d}", frame->column);
-		else
-			fputs(",\"column\":null}", file);
+		if (fields & RUNTIME_JSON_COLUMN && frame->column >= 0)
+			fprintf(file, ",\"column\":%d", frame->column);
+		else if (fields & RUNTIME_JSON_COLUMN)
+			fputs(",\"column\":null", file);
+		fprintf(file, ",\"in_app\":%s}", frame->flags & LANG_FRAME_IN_APP ? "true" : "false");
 	}
 	fputc(']', file);
 	if (fields & RUNTIME_JSON_TRUNCATED)
@@ -284,6 +324,8 @@ static void json__stall(const struct output *output, const struct stall_report *
 	if (report->task_coroutine) {
 		fputs("\"task\":{\"coroutine\":", file);
 		json__string(file, report->task_coroutine);
+		fputs(",\"app_coroutine\":", file);
+		json__string(file, report->app_coroutine);
 		if (report->task) {
 			fputs(",\"name\":", file);
 			json__string(file, report->task->name);
@@ -322,7 +364,7 @@ static void json__stall(const struct output *output, const struct stall_report *
 	fputs("]}\n", file);
 }
 
-static void text__stack(FILE *file, __u32 pid, const struct stack_report *stack)
+static void text__stack(FILE *file, __u32 pid, const struct stack_report *stack, bool all_frames)
 {
 	const char *syscall = syscall__name(stack->syscall);
 	int i;
@@ -336,7 +378,7 @@ static void text__stack(FILE *file, __u32 pid, const struct stack_report *stack)
 		fprintf(file, "    GIL held by tid %u (%s)\n", stack->gil_holder_tid,
 			TEXT_SAFE(stack->gil_holder_comm));
 	if (stack->lang.runtime)
-		stack->lang.runtime->text(file, pid, &stack->lang, TEXT_MAX_FRAMES);
+		stack->lang.runtime->text(file, pid, &stack->lang, TEXT_MAX_FRAMES, all_frames);
 	for (i = 0; i < stack->nr_user && i < TEXT_MAX_FRAMES; i++) {
 		const struct user_frame *frame = &stack->user[i];
 
@@ -376,15 +418,21 @@ static void text__stall(const struct output *output, const struct stall_report *
 		when, report->in_progress ? "STALL (still busy)" : "STALL", report->pid,
 		report->tid, TEXT_SAFE(report->comm), ms(report->duration_ns), ms(report->on_cpu_ns),
 		ms(report->off_cpu_ns), ms(report->runqueue_ns));
-	if (report->task_coroutine && report->task) {
-		fprintf(file, "  in task %s", TEXT_SAFE(report->task->name));
-		fprintf(file, " running %s", TEXT_SAFE(report->task_coroutine));
-		for (i = 0; i < report->task->nr_awaited_by; i++)
+	/* The application's coroutine first: the task's own (a server's per-request coroutine)
+	 * is true but says little. */
+	if (report->task_coroutine) {
+		fputs("  in ", file);
+		if (report->app_coroutine)
+			fprintf(file, "%s, ", TEXT_SAFE(report->app_coroutine));
+		if (report->task)
+			fprintf(file, "task %s ", TEXT_SAFE(report->task->name));
+		else
+			fputs("task ", file);
+		fprintf(file, "running %s", TEXT_SAFE(report->task_coroutine));
+		for (i = 0; report->task && i < report->task->nr_awaited_by; i++)
 			fprintf(file, "%s %s", i ? "," : ", awaited by",
 				TEXT_SAFE(report->task->awaited_by[i]));
 		fputc('\n', file);
-	} else if (report->task_coroutine) {
-		fprintf(file, "  in task running %s\n", TEXT_SAFE(report->task_coroutine));
 	}
 	if (report->hint)
 		fprintf(file, "  fix: %s\n", output__text_safe(report->hint_text, hint, sizeof(hint)));
@@ -392,7 +440,7 @@ static void text__stall(const struct output *output, const struct stall_report *
 		fprintf(file, "  waiting when it ended: %u ready fds, %u connections to accept\n",
 			report->ready_fds, report->connections);
 	for (i = 0; i < report->nr_stacks && i < TEXT_MAX_STACKS; i++)
-		text__stack(file, report->pid, &report->stacks[i]);
+		text__stack(file, report->pid, &report->stacks[i], output->all_frames);
 	fputc('\n', file);
 }
 

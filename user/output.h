@@ -15,6 +15,7 @@ struct output {
 	bool json;
 	FILE *folded; /* --folded: stall stacks for flame graphs, NULL when off */
 	const char *folded_path;
+	bool all_frames; /* --all-frames: no run of library frames summed up in the text output */
 	__s64 monotonic_to_realtime_ns; /* add to a CLOCK_MONOTONIC time to get wall time */
 };
 
@@ -29,6 +30,13 @@ const char *output__text_safe(const char *text, char *buf, size_t size);
 #define TEXT_SAFE_MAX 512
 /* A buffer that lives until the end of the enclosing block: one fprintf's argument. */
 #define TEXT_SAFE(text) output__text_safe((text), (char[TEXT_SAFE_MAX]){ 0 }, TEXT_SAFE_MAX)
+
+/* A run of frames [first, last] of stack that are not the application's, as one indented line
+ * naming their packages; a run of one frame is not worth it: false, nothing printed. */
+bool output__frame_run(FILE *file, const struct lang_stack *stack, int first, int last);
+/* The end of the run of frames not of the application that starts at i, going by step (+1:
+ * outward, -1: inward) and staying within [0, limit); i itself when frame i is the app's. */
+int output__run_end(const struct lang_stack *stack, int i, int step, int limit);
 
 /* Open the outputs; prints one line and returns -errno if a file cannot be written. */
 int output__init(struct output *output, const char *path, bool json, const char *folded_path);

@@ -99,6 +99,11 @@ static int stack__cmp_heaviest(const void *a, const void *b)
 }
 
 /* The coroutine an asyncio task runs is the outermost `async def` frame of its stack. */
+static const char *frame__name(const struct lang_frame *frame)
+{
+	return frame->qualname ? frame->qualname : frame->function;
+}
+
 static const char *stall__task(const struct stall_report *report)
 {
 	const struct lang_stack *lang;
@@ -108,8 +113,24 @@ static const char *stall__task(const struct stall_report *report)
 		lang = &report->stacks[i].lang;
 		for (depth = lang->depth - 1; depth >= 0; depth--)
 			if (lang->frames[depth].flags & LANG_FRAME_COROUTINE)
-				return lang->frames[depth].qualname ? lang->frames[depth].qualname
-								    : lang->frames[depth].function;
+				return frame__name(&lang->frames[depth]);
+	}
+	return NULL;
+}
+
+/* The application's coroutine: the innermost `async def` of its own code, of the heaviest
+ * stack that has one. */
+static const char *stall__app_coroutine(const struct stall_report *report)
+{
+	const unsigned int app = LANG_FRAME_COROUTINE | LANG_FRAME_IN_APP;
+	const struct lang_stack *lang;
+	int i, depth;
+
+	for (i = 0; i < report->nr_stacks; i++) {
+		lang = &report->stacks[i].lang;
+		for (depth = 0; depth < lang->depth; depth++)
+			if ((lang->frames[depth].flags & app) == app)
+				return frame__name(&lang->frames[depth]);
 	}
 	return NULL;
 }
@@ -297,6 +318,7 @@ static void stacks__resolve(const struct stall_resolver *resolver, __u32 pid,
 	stacks__merge_on_cpu(report);
 	qsort(report->stacks, report->nr_stacks, sizeof(report->stacks[0]), stack__cmp_heaviest);
 	report->task_coroutine = stall__task(report);
+	report->app_coroutine = stall__app_coroutine(report);
 	report->task = NULL;
 	for (i = 0; i < (__u32)report->nr_stacks && !report->task; i++)
 		if (report->stacks[i].lang.task.known)
