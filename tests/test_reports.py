@@ -232,7 +232,10 @@ def test_sites_heaviest_first(lab):
     assert "  in blocking_subprocess, task running RequestResponseCycle.run_asgi\n" in out, out
     assert re.search(r"\n    \(\d+ frames in [^)]*starlette[^)]*\)\n    File \"%s\", line \d+, "
                      r"in blocking_sleep\n" % re.escape(target.argv[1]), out), out
-    assert "/fastapi/routing.py" not in out and "/fastapi/routing.py" in every, every
+    # (An on-CPU sample can still end in FastAPI's code: the innermost frame always shows.)
+    assert re.search(r"\n    File \"[^\"]*/fastapi/routing.py\", line \d+, in "
+                     r"run_endpoint_function\n(.*\n){1,2}    File \"%s\", line \d+, in "
+                     r"blocking_sleep\n" % re.escape(target.argv[1]), every), every
     assert out.index("where the loop blocked") > out.rindex("STALL"), out
     sites = summary["sites"]
     assert sum(s["count"] for s in sites) == len(stalls) == summary["stalls"], (sites, len(stalls))

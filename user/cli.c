@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 #include <argp.h>
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -122,6 +123,19 @@ static double parse_positive(const char *what, const char *arg,
 	if (errno || end == arg || *end || !isfinite(value) || value <= 0 || value > max)
 		usage_error("invalid %s '%s': expected a number > 0 and <= %g", what, arg, max);
 	return value;
+}
+
+/* A whole number from 1 to max, in decimal: "4.5" or "1e3" is no size. */
+static unsigned int parse_count(const char *what, const char *arg, unsigned int max)
+{
+	unsigned long value;
+	char *end;
+
+	errno = 0;
+	value = strtoul(arg, &end, 10);
+	if (errno || !isdigit((unsigned char)*arg) || *end || value < 1 || value > max)
+		usage_error("invalid %s '%s': expected a whole number from 1 to %u", what, arg, max);
+	return (unsigned int)value;
 }
 
 static unsigned int parse_boundaries(const char *arg)
@@ -282,8 +296,7 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 		config->folded_path = arg;
 		break;
 	case OPT_RING_BUFFER:
-		config->ring_buffer_kb = (unsigned int)parse_positive("ring buffer size", arg,
-								     MAX_RING_BUFFER_KB);
+		config->ring_buffer_kb = parse_count("ring buffer size", arg, MAX_RING_BUFFER_KB);
 		/* The kernel wants a power-of-two number of pages. */
 		if (config->ring_buffer_kb < 4 ||
 		    (config->ring_buffer_kb & (config->ring_buffer_kb - 1)))

@@ -43,6 +43,8 @@ int output__init(struct output *output, const char *path, bool json, const char 
 	struct timespec mono, real;
 
 	output->json = json;
+	output->path = path;
+	output->folded_path = folded_path;
 	output->file = path ? fopen(path, "w") : stdout;
 	if (!output->file)
 		return output__error(path);
@@ -59,6 +61,15 @@ int output__init(struct output *output, const char *path, bool json, const char 
 	output->monotonic_to_realtime_ns = (real.tv_sec - mono.tv_sec) * NS_PER_SEC +
 					   (real.tv_nsec - mono.tv_nsec);
 	return 0;
+}
+
+const char *output__failed(const struct output *output)
+{
+	if (output->file && ferror(output->file))
+		return output->path ? output->path : "standard output";
+	if (output->folded && ferror(output->folded))
+		return output->folded_path;
+	return NULL;
 }
 
 void output__close(struct output *output)
@@ -286,7 +297,17 @@ static void json__stack(FILE *file, const struct stack_report *stack)
 	fputs("]}", file);
 }
 
-static void json__stall(const struct output *output, const struct stall_report *report)
+/* ,"cgroup":S,"container_id":S: null when the process or its container is not known. */
+static void json__labels(FILE *file, const struct process_info *process)
+{
+	fputs(",\"cgroup\":", file);
+	json__string(file, process ? process->cgroup : NULL);
+	fputs(",\"container_id\":", file);
+	json__string(file, process && process->container_id[0] ? process->container_id : NULL);
+}
+
+static void json__stall(const struct output *output, const struct stall_report *report,
+			const struct process_info *process)
 {
 	FILE *file = output->file;
 	char when[64];
@@ -296,6 +317,7 @@ static void json__stall(const struct output *output, const struct stall_report *
 	fprintf(file, "{\"event\":\"%s\",\"time\":\"%s\",\"pid\":%u,\"tid\":%u,\"comm\":",
 		report->in_progress ? "stall_progress" : "stall", when, report->pid, report->tid);
 	json__string(file, report->comm);
+	json__labels(file, process);
 	fprintf(file, ",\"duration_ms\":%.3f,\"on_cpu_ms\":%.3f,\"off_cpu_ms\":%.3f,\"runqueue_ms\":%.3f,",
 		ms(report->duration_ns), ms(report->on_cpu_ns), ms(report->off_cpu_ns),
 		ms(report->runqueue_ns));
@@ -469,12 +491,13 @@ static void folded__stack(FILE *file, const struct stall_report *report,
 	fprintf(file, " %llu\n", stack->ns >= NS_PER_MS ? (unsigned long long)ms(stack->ns) : 1ULL);
 }
 
-void output__stall(const struct output *output, const struct stall_report *report)
+void output__stall(const struct output *output, const struct stall_report *report,
+		   const struct process_info *process)
 {
 	int i;
 
 	if (output->json)
-		json__stall(output, report);
+		json__stall(output, report, process);
 	else
 		text__stall(output, report);
 	/* Only finished stalls: progress reports of the same iteration would count it twice. */
@@ -552,16 +575,19 @@ void output__sites(FILE *file, __u32 pid, const char *comm, const struct site *c
 	}
 }
 
-void output__summary(const struct output *output, __u32 pid, const char *comm,
+void output__summary(const struct output *output, const struct process_info *process,
 		     const struct process_stats *stats, const struct site *const *sites,
 		     int nr_sites)
 {
+	__u32 pid = process->pid;
+	const char *comm = process->comm;
 	double p50 = hist__quantile_ns(stats, 0.50), p99 = hist__quantile_ns(stats, 0.99);
 	FILE *file = output->file;
 
 	if (output->json) {
 		fprintf(file, "{\"event\":\"summary\",\"pid\":%u,\"comm\":", pid);
 		json__string(file, comm);
+		json__labels(file, process);
 		fprintf(file, ",\"iterations\":%llu,\"stalls\":%llu,\"lost_events\":%llu,"
 			      "\"busy_ms\":{\"p50\":%.4f,\"p99\":%.4f,\"max\":%.3f}",
 			(unsigned long long)stats->iterations, (unsigned long long)stats->stalls,

@@ -9,12 +9,16 @@
 #include "targets.h"
 #include "util.h"
 
-static int stack__read(int map_fd, __s32 id, __u64 ips[MAX_STACK_DEPTH])
+static int stack__read(const struct stall_resolver *resolver, __u64 id, __u64 ips[MAX_STACK_DEPTH])
 {
 	int depth;
 
-	if (id < 0 || bpf_map_lookup_elem(map_fd, &id, ips))
+	if (!id)
 		return 0;
+	if (bpf_map_lookup_elem(resolver->stacks_map_fd, &id, ips)) {
+		__atomic_fetch_add(resolver->stacks_evicted, 1, __ATOMIC_RELAXED);
+		return 0;
+	}
 	for (depth = 0; depth < MAX_STACK_DEPTH && ips[depth]; depth++)
 		;
 	return depth;
@@ -33,11 +37,11 @@ static bool kernel_frame__is_tracing(const char *symbol)
 	return false;
 }
 
-static void stack__resolve_kernel(const struct stall_resolver *resolver, __s32 id,
+static void stack__resolve_kernel(const struct stall_resolver *resolver, __u64 id,
 				  struct stack_report *stack)
 {
 	__u64 ips[MAX_STACK_DEPTH], offset;
-	int i, depth = stack__read(resolver->stacks_map_fd, id, ips);
+	int i, depth = stack__read(resolver, id, ips);
 	const char *symbol;
 
 	stack->nr_kernel = 0;
@@ -54,11 +58,11 @@ static void stack__resolve_kernel(const struct stall_resolver *resolver, __s32 i
 	}
 }
 
-static void stack__resolve_user(const struct stall_resolver *resolver, __u32 pid, __s32 id,
+static void stack__resolve_user(const struct stall_resolver *resolver, __u32 pid, __u64 id,
 				struct stack_report *stack)
 {
 	__u64 ips[MAX_STACK_DEPTH];
-	int i, depth = stack__read(resolver->stacks_map_fd, id, ips);
+	int i, depth = stack__read(resolver, id, ips);
 	struct lang_stack *lang = &stack->lang;
 	struct lang_frame code;
 

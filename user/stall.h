@@ -73,6 +73,7 @@ struct stall_resolver {
 	struct syms *syms;
 	struct runtimes runtimes;
 	int stacks_map_fd;
+	__u64 *stacks_evicted; /* counted here: stacks a record names that the map no longer has */
 };
 
 void stall__from_record(const struct stall_resolver *resolver, const struct stall_record *record,
