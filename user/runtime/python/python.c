@@ -39,6 +39,7 @@ enum python_kind {
 	PYTHON_NOT = 0, /* no CPython in this process */
 	PYTHON_SUPPORTED,
 	PYTHON_UNSUPPORTED,
+	PYTHON_UNKNOWN, /* its binaries could not all be read yet: looked at again */
 };
 
 struct thread_attempt {
@@ -50,6 +51,7 @@ struct thread_attempt {
 struct python_process {
 	pid_t pid;
 	enum python_kind kind;
+	__u64 unknown_ns; /* PYTHON_UNKNOWN since then: looked at again THREAD_RETRY_NS later */
 	int minor;
 	char stdlib[256]; /* its standard library directory, "" when not known */
 	struct python_offsets offsets;
@@ -513,13 +515,22 @@ int python__attach(struct python *python, pid_t pid)
 	char version[32];
 
 	proc = process__find(python, pid);
-	if (proc)
+	if (proc && proc->kind == PYTHON_UNKNOWN && clock__ns() - proc->unknown_ns < THREAD_RETRY_NS)
+		return -ENOENT;
+	if (proc && proc->kind != PYTHON_UNKNOWN)
 		return proc->kind == PYTHON_SUPPORTED ? 0 : proc->kind == PYTHON_NOT ? -ENOENT : -ENOTSUP;
-	proc = process__new(python, pid);
+	if (!proc)
+		proc = process__new(python, pid);
 	if (!proc)
 		return -ENOMEM;
-	if (syms__find_symbol(python->syms, pid, "_PyRuntime", &proc->runtime, &module))
+	/* Not found in what could be read: on a loaded machine, the module holding it may be
+	 * among the files targetfs gave up on for now. A process is not "no CPython" for that. */
+	err = syms__find_symbol(python->syms, pid, "_PyRuntime", &proc->runtime, &module);
+	if (err) {
+		proc->kind = err == -EAGAIN ? PYTHON_UNKNOWN : PYTHON_NOT;
+		proc->unknown_ns = clock__ns();
 		return -ENOENT;
+	}
 	err = python__version(python, pid, module, &minor, &hexversion);
 	offsets = err ? NULL : python_debug__row(minor);
 	if (err)
