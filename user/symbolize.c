@@ -48,6 +48,8 @@ struct pid_syms {
 	struct module_range *ranges; /* sorted by low */
 	size_t nr_ranges, ranges_cap;
 	__u64 reported_ns;
+	/* Changes when a report finds another set of modules than the one before (a dlopen). */
+	__u64 generation, modules_hash;
 	/* Every string handed out, copied: a re-report frees the Dwfl_Module of a dlclose'd
 	 * library and its strings with it, while callers hold names until syms__forget_pid. */
 	void *names;
@@ -395,6 +397,20 @@ static bool pid__has_mappings(pid_t pid)
 	return procfs__each_mapping(pid, mapping__found, NULL) > 0;
 }
 
+/* FNV-1a over the sorted module ranges: a module mapped or unmapped changes it. */
+static void pid_syms__count_change(struct pid_syms *ps)
+{
+	__u64 hash = 0xcbf29ce484222325ULL;
+	size_t i;
+
+	for (i = 0; i < ps->nr_ranges; i++)
+		hash = ((hash ^ ps->ranges[i].low) * 0x100000001b3ULL ^ ps->ranges[i].high) *
+		       0x100000001b3ULL;
+	if (!ps->generation || hash != ps->modules_hash)
+		ps->generation++;
+	ps->modules_hash = hash;
+}
+
 static int pid_syms__report(struct pid_syms *ps)
 {
 	int err;
@@ -425,6 +441,7 @@ static int pid_syms__report(struct pid_syms *ps)
 		return -ENOMEM;
 	}
 	qsort(ps->ranges, ps->nr_ranges, sizeof(*ps->ranges), module_range__cmp);
+	pid_syms__count_change(ps);
 	if (err == ENOENT)
 		return -ESRCH;
 	return err > 0 ? -err : err < 0 ? -EIO : 0;
@@ -661,6 +678,22 @@ int syms__find_section(struct syms *syms, pid_t pid, const char *name, __u64 *ad
 	*addr = search.addr;
 	*size = search.size;
 	return 0;
+}
+
+int syms__refresh(struct syms *syms, pid_t pid, __u64 *generation)
+{
+	struct pid_syms *ps;
+	int err = 0;
+
+	ps = syms__pid(syms, pid, &err);
+	if (!ps)
+		return err;
+	if (clock__ns() - ps->reported_ns >= REPORT_INTERVAL_NS)
+		pid_syms__report(ps);
+	if (!ps->dwfl || ps->generation == *generation)
+		return 0;
+	*generation = ps->generation;
+	return 1;
 }
 
 #define MAX_EXTRA_SYMBOLS 8
