@@ -34,8 +34,8 @@
 #define THREAD_RESYNC_NS 50000000ULL
 /* Bounds the work of one scan when the BPF side keeps flagging threads. */
 #define MAX_RESYNCS_PER_SCAN 1024
-/* 3.14's _asyncio is a library mapped at the first `import asyncio`: looked for this often
- * while missing, and only in a process whose modules changed since the last look. */
+/* _asyncio, a library, is mapped at the first `import asyncio`: looked for this often while
+ * missing, and only in a process whose modules changed since the last look. */
 #define ASYNCIO_RETRY_NS 1000000000ULL
 
 enum python_kind {
@@ -62,7 +62,7 @@ struct python_process {
 	bool pidns_nested;
 	/* 3.14+: asyncio's TaskObj fields, from _AsyncioDebug (tasks false without one) */
 	bool tasks;
-	/* No _AsyncioDebug yet where one may come (asyncio not imported): looked for again. */
+	/* No _AsyncioDebug, and no _asyncio module yet either: looked for again. */
 	bool tasks_pending;
 	__u64 tasks_tried_ns, modules_generation;
 	__u32 task_name, task_awaited_by, task_awaited_by_is_set, task_is_task, task_coro;
@@ -395,7 +395,11 @@ static void python__asyncio(struct python *python, struct python_process *proc)
 	if (proc->offsets.gen_iframe == PY_NONE16 || proc->offsets.long_digit == PY_NONE16)
 		return;
 	err = syms__find_section(python->syms, proc->pid, ".AsyncioDebug", &addr, &size);
-	proc->tasks_pending = err == -ENOENT;
+	/* Until the module itself is mapped (a library loaded at the first `import asyncio`),
+	 * its table may still come; once it is, a version without one never gets one. */
+	proc->tasks_pending = err == -ENOENT && syms__find_symbol(python->syms, proc->pid,
+								  "PyInit__asyncio", &addr,
+								  NULL) == -ENOENT;
 	if (err || size != sizeof(words) || remote__read(proc->pid, addr, words, sizeof(words)))
 		return;
 	if (!asyncio__offset(words, ASYNCIO_TASK_NAME, ASYNCIO_TASK_SIZE, &proc->task_name) ||
