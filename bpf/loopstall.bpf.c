@@ -52,12 +52,27 @@ struct {
 	__type(value, struct process_stats);
 } process_stats SEC(".maps");
 
+/*
+ * Kernel and user stacks by content hash, as py_stacks and js_stacks. Not a stack-trace map: that
+ * one keys a stack by the low bits of its hash and fails on a collision (-EEXIST, the first
+ * expected after about the square root of its size in distinct stacks), and no BPF program can
+ * delete from it; every new process brings new user stacks (ASLR), so it only fills. LRU:
+ * stacks of short iterations, never reported, make room by themselves; a key is its content, so
+ * a stall never reads another's stack, at worst none (stacks_evicted).
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384); /* resized by userspace */
-	__uint(key_size, sizeof(__u32));
-	__uint(value_size, MAX_STACK_DEPTH * sizeof(__u64));
-} stacks SEC(".maps");
+	__type(key, __u64);
+	__type(value, struct native_stack);
+} native_stacks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct native_stack);
+} native_scratch SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -82,6 +97,8 @@ struct {
 /* What was dropped, so nothing is lost silently; userspace reports these. */
 __u64 lost_events = 0;
 __u64 stack_errors = 0;
+/* Counted by userspace: a reported stall's stack was evicted from native_stacks before it was read. */
+__u64 stacks_evicted = 0;
 __u64 thread_table_full = 0;
 __u64 process_table_full = 0;
 
@@ -539,10 +556,33 @@ __noinline __u32 thread__lightest_wait(struct loop_thread *thread)
 	return lightest;
 }
 
+/*
+ * The on-CPU slot of the samples under this JavaScript or Python stack, NO_SLOT if there is none
+ * yet. They share a slot whatever native code they hit (crypto, JSON, the GC; the interpreter's
+ * own C frames, which unwind to noise without frame pointers): the first sample's native stacks
+ * stand for it, and its innermost frame says whether C code of a library was running.
+ */
+static __always_inline __u32 thread__lang_slot(struct loop_thread *thread, __u64 py_stack_id,
+					       __u64 js_stack_id)
+{
+	struct stack_slot *slot;
+	__u32 i;
+
+	for (i = 0; i < MAX_STACK_SLOTS; i++) {
+		if (i >= thread->nr_slots)
+			break;
+		slot = &thread->slots[i];
+		if (slot->kind == STACK_ON_CPU && slot->js_stack_id == js_stack_id &&
+		    slot->py_stack_id == py_stack_id)
+			return i;
+	}
+	return NO_SLOT;
+}
+
 /* The Python stack of the last wait of this iteration kept with the same native stacks, reason
  * and syscall, 0 if none. A global function, checked once by the verifier. */
-__noinline __u64 thread__earlier_py_stack(struct loop_thread *thread, __s32 kernel_stack_id,
-					  __s32 user_stack_id, __u32 reason, __s32 syscall)
+__noinline __u64 thread__earlier_py_stack(struct loop_thread *thread, __u64 kernel_stack_id,
+					  __u64 user_stack_id, __u32 reason, __s32 syscall)
 {
 	struct stack_slot *slot;
 	__u64 py_stack_id = 0;
@@ -563,8 +603,8 @@ __noinline __u64 thread__earlier_py_stack(struct loop_thread *thread, __s32 kern
 }
 
 /* Find the slot for this stack in the iteration, or start one; NO_SLOT when all are taken. */
-static __always_inline __u32 thread__slot(struct loop_thread *thread, __s32 kernel_stack_id,
-					  __s32 user_stack_id,
+static __always_inline __u32 thread__slot(struct loop_thread *thread, __u64 kernel_stack_id,
+					  __u64 user_stack_id,
 					  __u64 py_stack_id, __u64 js_stack_id, __u32 kind,
 					  __u32 reason, __s32 syscall)
 {
@@ -575,13 +615,6 @@ static __always_inline __u32 thread__slot(struct loop_thread *thread, __s32 kern
 		if (i >= thread->nr_slots)
 			break;
 		slot = &thread->slots[i];
-		/* On-CPU samples under one JavaScript or Python stack share a slot whatever
-		 * native code they hit (crypto, JSON, the GC; the interpreter's own C frames, which
-		 * unwind to noise without frame pointers): the first sample's native stacks stand
-		 * for it, and its innermost frame says whether C code of a library was running. */
-		if ((js_stack_id || py_stack_id) && kind == STACK_ON_CPU && slot->kind == kind &&
-		    slot->js_stack_id == js_stack_id && slot->py_stack_id == py_stack_id)
-			return i;
 		if (slot->kernel_stack_id == kernel_stack_id && slot->user_stack_id == user_stack_id &&
 		    slot->py_stack_id == py_stack_id && slot->js_stack_id == js_stack_id &&
 		    slot->kind == kind && slot->reason == reason && slot->syscall == syscall)
@@ -603,7 +636,7 @@ static __always_inline __u32 thread__slot(struct loop_thread *thread, __s32 kern
 			return NO_SLOT;
 		thread->untracked_stack_ns += thread->slots[i].ns;
 	}
-	slot = &thread->slots[i];
+	slot = thread__slot_at(thread, i);
 	slot->kernel_stack_id = kernel_stack_id;
 	slot->user_stack_id = user_stack_id;
 	slot->py_stack_id = py_stack_id;
@@ -618,12 +651,44 @@ static __always_inline __u32 thread__slot(struct loop_thread *thread, __s32 kern
 	return i;
 }
 
-static __always_inline __s32 stack__capture(void *ctx, __u64 flags)
+/* FNV-1a over the frames; 0 is kept for "no stack". A global function: verified once, not in
+ * every state of its callers. The kernel zeroes the buffer after the last frame. */
+__noinline __u64 stack__hash(const struct native_stack *stack)
 {
-	__s32 id = bpf_get_stackid(ctx, &stacks, flags);
+	__u64 hash = 14695981039346656037ULL;
+	__u32 i;
 
-	if (id < 0)
+	if (!stack)
+		return 0;
+	for (i = 0; i < MAX_STACK_DEPTH && stack->ips[i]; i++)
+		hash = (hash ^ stack->ips[i]) * 1099511628211ULL;
+	return i ? hash | 1 : 0;
+}
+
+/* The current kernel or user stack, stored in native_stacks; its key, 0 if none was read. */
+static __always_inline __u64 stack__capture(void *ctx, __u64 flags)
+{
+	struct native_stack *stack;
+	__u32 zero = 0;
+	__u64 id;
+
+	stack = bpf_map_lookup_elem(&native_scratch, &zero);
+	if (!stack)
+		return 0;
+	if (bpf_get_stack(ctx, stack->ips, sizeof(stack->ips), flags) < 0) {
 		__sync_fetch_and_add(&stack_errors, 1);
+		return 0;
+	}
+	id = stack__hash(stack);
+	/* A lookup of a stack already kept marks it recently used; an iteration in progress may
+	 * still hold its key. */
+	if (!id || bpf_map_lookup_elem(&native_stacks, &id))
+		return id;
+	if (bpf_map_update_elem(&native_stacks, &id, stack, BPF_NOEXIST) &&
+	    !bpf_map_lookup_elem(&native_stacks, &id)) {
+		__sync_fetch_and_add(&stack_errors, 1);
+		return 0;
+	}
 	return id;
 }
 
@@ -814,8 +879,8 @@ static void thread__switch_out(void *ctx, struct loop_thread *thread, struct tas
 {
 	struct pt_regs *regs;
 	unsigned int state;
-	__s32 syscall, kernel_stack_id, user_stack_id;
-	__u64 py_stack_id, js_stack_id;
+	__u64 kernel_stack_id, user_stack_id, py_stack_id, js_stack_id;
+	__s32 syscall;
 	__u32 reason, slot;
 
 	thread__account(thread, prev, now, 1);
@@ -893,8 +958,7 @@ int on_cpu_sample(struct bpf_perf_event_data *ctx)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct loop_thread *thread;
-	__s32 kernel_stack_id = -1, user_stack_id;
-	__u64 py_stack_id, js_stack_id;
+	__u64 kernel_stack_id = 0, user_stack_id = 0, py_stack_id, js_stack_id;
 	bool in_user = sample__in_user_mode(ctx);
 	struct pt_regs *regs;
 	__u32 slot;
@@ -903,10 +967,6 @@ int on_cpu_sample(struct bpf_perf_event_data *ctx)
 	if (!thread || !thread->busy_start_ns ||
 	    bpf_ktime_get_ns() - thread->busy_start_ns < sample_after_ns)
 		return 0;
-	/* A sample in user mode has no kernel stack: asking for one only fails. */
-	if (!in_user)
-		kernel_stack_id = stack__capture(ctx, 0);
-	user_stack_id = stack__capture(ctx, BPF_F_USER_STACK);
 	py_stack_id = python__capture(thread, tid, REASON_NONE);
 	/* In the kernel (a syscall, a page fault) the user frames are the ones saved on entry. */
 	if (in_user) {
@@ -915,8 +975,18 @@ int on_cpu_sample(struct bpf_perf_event_data *ctx)
 		regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 		js_stack_id = v8__capture(thread->pid, REGS_FP(regs), REGS_SP(regs));
 	}
-	slot = thread__slot(thread, kernel_stack_id, user_stack_id, py_stack_id, js_stack_id,
-			    STACK_ON_CPU, REASON_NONE, -1);
+	slot = py_stack_id || js_stack_id ? thread__lang_slot(thread, py_stack_id, js_stack_id)
+					  : NO_SLOT;
+	/* Native stacks are captured only for a sample that may start a slot: each capture takes
+	 * an entry of native_stacks. A sample in user mode has no kernel stack: asking for one
+	 * only fails. */
+	if (slot >= MAX_STACK_SLOTS) {
+		if (!in_user)
+			kernel_stack_id = stack__capture(ctx, 0);
+		user_stack_id = stack__capture(ctx, BPF_F_USER_STACK);
+		slot = thread__slot(thread, kernel_stack_id, user_stack_id, py_stack_id,
+				    js_stack_id, STACK_ON_CPU, REASON_NONE, -1);
+	}
 	if (slot >= MAX_STACK_SLOTS) {
 		thread->untracked_stack_ns += sample_period_ns;
 		return 0;

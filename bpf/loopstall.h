@@ -67,15 +67,16 @@ enum thread_run_state {
 };
 
 struct stack_slot {
-	__s32 kernel_stack_id; /* negative: capture failed */
-	__s32 user_stack_id;
+	__u64 kernel_stack_id; /* key in native_stacks, 0 when not captured */
+	__u64 user_stack_id;
 	__u64 ns;
-	__u32 kind;    /* enum stack_kind */
-	__u32 reason;  /* enum offcpu_reason */
+	/* 16 bits each: the slots of a stall record are copied with one memcpy, which clang
+	 * inlines for BPF only up to 1 KiB (64 bytes a slot). */
+	__u16 kind;    /* enum stack_kind */
+	__u16 reason;  /* enum offcpu_reason */
 	__s32 syscall; /* syscall number the thread blocked in, -1 if none */
 	__u32 samples; /* on-CPU samples */
 	__u32 waker_tid; /* off-CPU: the thread of the same process that last woke it, or 0 */
-	__u32 pad;
 	__u64 gil_holder; /* reason GIL: the holder's PyThreadState, 0 when unknown */
 	__u64 py_stack_id; /* key in py_stacks, 0 when no Python frames were walked */
 	__u64 js_stack_id; /* key in js_stacks, 0 when no JavaScript frames were walked */
@@ -107,6 +108,11 @@ struct loop_thread {
 	__u32 py_walks;           /* Python stack walks at switch-out in this iteration ... */
 	__u32 py_wait_walks;      /* ... and those at lock and GIL waits, a budget of their own */
 	struct stack_slot slots[MAX_STACK_SLOTS];
+};
+
+/* A kernel or user stack, innermost first; zero after the last frame. */
+struct native_stack {
+	__u64 ips[MAX_STACK_DEPTH];
 };
 
 struct stall_record {

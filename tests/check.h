@@ -5,7 +5,10 @@
 #define TESTS_CHECK_H
 
 #include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 #include <stdlib.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -24,6 +27,41 @@ static int failures;
 			fputc('\n', stderr);                                      \
 		}                                                                 \
 	} while (0)
+
+/*
+ * A part of a test that cannot run: "SKIP <why>". A skip is only for a prerequisite that is not
+ * installed; when it is (installed: the test's own design failed, e.g. a library it needs
+ * unloaded is loaded already), or in CI (CI=true, set by .ci/run), it is a failure.
+ */
+static inline bool check__in_ci(void)
+{
+	const char *ci = getenv("CI");
+
+	return ci && !strcmp(ci, "true");
+}
+
+/* The exit code of a whole test that cannot run: ctest's skip, a failure in CI. */
+static inline int check__skip_code(void)
+{
+	return check__in_ci() ? 1 : SKIP;
+}
+
+static inline void __attribute__((format(printf, 2, 3))) check__skip(bool installed,
+								     const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("SKIP ");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	if (installed || check__in_ci()) {
+		failures++;
+		fprintf(stderr, "FAIL: skipped %s\n",
+			installed ? "although its prerequisite is installed" : "in CI (CI=true)");
+	}
+}
 
 /* The exit code of a test named name, after one line saying how it went. */
 static inline int check__exit(const char *name)

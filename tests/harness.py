@@ -22,6 +22,15 @@ REPO = Path(__file__).resolve().parent.parent
 TARGETS = Path(__file__).resolve().parent / "targets"
 LOOPSTALL = os.environ.get("LOOPSTALL", str(REPO / "build" / "loopstall"))
 DEBIAN_PYTHON = "/usr/bin/python3"
+# In CI (.ci/run exports CI=true) a test whose prerequisite is missing fails instead of being
+# skipped (conftest.py): a machine that lost pyenv or node must not turn the suite green.
+CI = os.environ.get("CI") == "true"
+MISSING = "missing prerequisite: "
+
+
+def missing(what):
+    """The skip reason for a test that cannot run because `what` is not installed."""
+    return MISSING + what
 
 # A sanitized loopstall (tools/test's second pass, build-asan) starts and stops a few times
 # slower: that pass sets LOOPSTALL_TIMEOUT_SCALE to stretch the harness's own waits. Waits that

@@ -517,11 +517,11 @@ int main(void)
 
 	if (geteuid()) {
 		fprintf(stderr, "SKIP: needs root to read another process's memory\n");
-		return SKIP;
+		return check__skip_code();
 	}
 	if (!python__find(python, sizeof(python))) {
 		fprintf(stderr, "SKIP: no pyenv CPython 3.%d (pyenv install 3.%d)\n", MINOR, MINOR);
-		return SKIP;
+		return check__skip_code();
 	}
 	if (!layout || !row) {
 		fprintf(stderr, "FAIL user/runtime/python/python_offsets.h has no 3.%d %s: rerun "

@@ -180,7 +180,7 @@ static void test__kernel(struct syms *syms)
 	fclose(file);
 	CHECK(listed, "no schedule in /proc/kallsyms");
 	if (listed && !sched)
-		printf("SKIP kernel: /proc/kallsyms shows zero addresses (needs CAP_SYSLOG)\n");
+		check__skip(true, "kernel: /proc/kallsyms shows zero addresses (needs CAP_SYSLOG)");
 	if (!sched)
 		return;
 
@@ -291,7 +291,7 @@ static void test__vdso(struct syms *syms)
 	elf_end(elf);
 	free(image);
 	if (!found) {
-		printf("SKIP vdso: no [vdso] with __vdso_clock_gettime in this process\n");
+		check__skip(true, "vdso: no [vdso] with __vdso_clock_gettime in this process");
 		return;
 	}
 	err = syms__user(syms, getpid(), addr, &sym);
@@ -316,7 +316,7 @@ static void test__dlopen(struct syms *syms)
 	handle = dlopen(lib, RTLD_NOW | RTLD_NOLOAD);
 	if (handle) {
 		dlclose(handle);
-		printf("SKIP dlopen: %s already loaded\n", lib);
+		check__skip(true, "dlopen: %s already loaded", lib);
 		return;
 	}
 	syms__forget_pid(syms, getpid());
@@ -326,7 +326,7 @@ static void test__dlopen(struct syms *syms)
 
 	handle = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
 	if (!handle) {
-		printf("SKIP dlopen: %s\n", dlerror());
+		check__skip(false, "dlopen: %s", dlerror());
 		return;
 	}
 	fn = dlsym(handle, "crypt_r");
@@ -449,7 +449,7 @@ static void test__system_python(struct syms *syms)
 	int err, i;
 
 	if (access(SYSTEM_PYTHON, X_OK)) {
-		printf("SKIP system python: no %s\n", SYSTEM_PYTHON);
+		check__skip(false, "system python: no %s", SYSTEM_PYTHON);
 		return;
 	}
 	pid = child__spawn(SYSTEM_PYTHON, envp);
@@ -504,7 +504,7 @@ static void test__deleted_python(struct syms *syms)
 	int fd;
 
 	if (access(SYSTEM_PYTHON, X_OK)) {
-		printf("SKIP deleted python: no %s\n", SYSTEM_PYTHON);
+		check__skip(false, "deleted python: no %s", SYSTEM_PYTHON);
 		return;
 	}
 	/* Deleted files are read through /proc/PID/map_files: CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE. */
@@ -514,7 +514,7 @@ static void test__deleted_python(struct syms *syms)
 		 (unsigned long long)end);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		printf("SKIP deleted python: %s: %s\n", path, strerror(errno));
+		check__skip(true, "deleted python: %s: %s", path, strerror(errno));
 		return;
 	}
 	close(fd);
@@ -557,7 +557,7 @@ static void test__pyenv_python(struct syms *syms)
 	pyenv__root(root, sizeof(root));
 	snprintf(pattern, sizeof(pattern), "%s/versions/3.*/lib/libpython3.*.so.1.0", root);
 	if (glob(pattern, 0, NULL, &libs) || !libs.gl_pathc) {
-		printf("SKIP pyenv python: nothing matches %s\n", pattern);
+		check__skip(false, "pyenv python: nothing matches %s", pattern);
 		globfree(&libs);
 		return;
 	}
@@ -581,7 +581,7 @@ int main(void)
 
 	if (geteuid()) {
 		printf("SKIP symbolize_test: needs root (kallsyms addresses, /proc/PID/map_files)\n");
-		return SKIP;
+		return check__skip_code();
 	}
 	elf_version(EV_CURRENT);
 	syms = syms__new();

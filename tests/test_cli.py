@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from harness import DEBIAN_PYTHON, LOOPSTALL, brief, caused_stalls, run_loopstall
+from harness import DEBIAN_PYTHON, LOOPSTALL, brief, caused_stalls, run_loopstall, wait_until
 
 
 def idle_target(lab, count=1):
@@ -20,6 +20,15 @@ def idle_target(lab, count=1):
     target = lab.target("stall_target.py", "--count", count)
     target.wait_ready()
     return target
+
+
+def process_state(pid):
+    """The state letter of /proc/PID/stat (Z: a zombie), None once the process is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
 
 
 def one_summary(run, pid):
@@ -118,6 +127,52 @@ def test_several_pids(lab):
         assert one_summary(run, pid)["stalls"] == len(run.of_kind("stall", pid))
 
 
+def test_same_pid_twice_traced_once(lab):
+    """-p A -p A: A is traced once: one stall event per stall, one summary."""
+    a = idle_target(lab)
+    run = lab.loopstall("--json", "-p", a.pid, "-p", a.pid)
+    run.wait_tracing()
+    a.trigger()
+    assert a.wait_exit(30) == 0, a.output()
+    assert run.wait_exit(30) == 0, run.describe()
+    assert [ev["pid"] for ev in caused_stalls(run)] == [a.pid], run.describe()
+    one_summary(run, a.pid)
+
+
+@pytest.mark.parametrize("option", ["-o", "--folded"])
+def test_unwritable_output_stops_with_error(lab, option):
+    """-o /dev/full or --folded /dev/full: the first report that cannot be written (disk full)
+    stops loopstall with one line naming the file and exit 1, instead of tracing on and losing
+    every report."""
+    target = idle_target(lab, count=2)
+    run = lab.loopstall("--json", option, "/dev/full", "-p", target.pid)
+    run.wait_tracing()
+    target.trigger()
+    assert run.wait_exit(30) == 1, run.describe()
+    said = [l for l in run.stderr.text().splitlines() if "/dev/full" in l]
+    assert len(said) == 1 and said[0].startswith("loopstall: cannot write /dev/full"), (
+        run.stderr.text())
+    # Detached, not killed: the target goes on.
+    target.trigger()
+    assert target.wait_exit(30) == 0, target.output()
+
+
+def test_launch_mode_ends_command_when_stopped(lab):
+    """loopstall -- CMD, stopped by SIGINT while CMD still runs: CMD is ended too (README:
+    "the command is ended when loopstall stops"), and its summary is written."""
+    out = lab.tmp_path / "out.jsonl"
+    target = lab.target("stall_target.py", "--count", 1, start=False)
+    run = lab.loopstall("--json", "-o", out, "--", *target.argv, output=out)
+    run.wait_tracing()
+    pid = target.wait_ready()["pid"]
+    run.proc.send_signal(signal.SIGINT)
+    assert run.wait_exit(30) == 0, run.describe()
+    # Gone, or a zombie its parent has not reaped yet.
+    wait_until(lambda: process_state(pid) in (None, "Z"), 10,
+               "the launched command (pid %d) to end with loopstall" % pid)
+    one_summary(run, pid)
+
+
 def test_fractional_threshold_accepted(lab):
     target = idle_target(lab)
     run = lab.loopstall("--json", "-t", 0.5, "-d", 1, "-p", target.pid)
@@ -157,6 +212,13 @@ ERRORS = [
     ("loop-func-no-symbol", ["--loop-func", "/usr/bin/python3.11:no_such_symbol_xyz",
                              "-p", "{pid}"], 1, "no_such_symbol_xyz"),
     ("no-target", ["--json"], 2, ""),
+    ("ring-buffer-not-power-of-two", ["--ring-buffer", "6", "-p", "{pid}"], 2, "ring buffer"),
+    ("ring-buffer-too-small", ["--ring-buffer", "2", "-p", "{pid}"], 2, "ring buffer"),
+    ("ring-buffer-zero", ["--ring-buffer", "0", "-p", "{pid}"], 2, "ring buffer"),
+    ("ring-buffer-fraction", ["--ring-buffer", "4.5", "-p", "{pid}"], 2, "ring buffer"),
+    ("ring-buffer-huge", ["--ring-buffer", "99999999999", "-p", "{pid}"], 2, "ring buffer"),
+    ("ring-buffer-word", ["--ring-buffer", "big", "-p", "{pid}"], 2, "ring buffer"),
+    ("zombie", ["-p", "{zombie}"], 1, "zombie"),
     # Not in the list of named cases, but the same contract: a bad command line, one line.
     ("unknown-option", ["--no-such-option", "-p", "{pid}"], 2, "no-such-option"),
 ]
@@ -167,8 +229,18 @@ def test_error(lab, args, code, words):
     if "no_such_symbol_xyz" in words and not os.path.exists("/usr/bin/python3.11"):
         pytest.skip("/usr/bin/python3.11 missing")
     pid = idle_target(lab).pid if any("{pid}" in a for a in args) else None
-    args = [a.format(pid=pid, free=free_pid()) for a in args]
-    check_error(run_loopstall(args), code, words)
+    zombie = None
+    if any("{zombie}" in a for a in args):
+        # Exits at once and is not reaped until after the check: a zombie.
+        zombie = subprocess.Popen(["/bin/true"])
+        wait_until(lambda: process_state(zombie.pid) == "Z", 10,
+                   "pid %d to be a zombie" % zombie.pid)
+    args = [a.format(pid=pid, free=free_pid(), zombie=zombie and zombie.pid) for a in args]
+    try:
+        check_error(run_loopstall(args), code, words)
+    finally:
+        if zombie:
+            zombie.wait()
 
 
 def test_error_without_privileges(lab):

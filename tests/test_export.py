@@ -20,8 +20,8 @@ import warnings
 
 import pytest
 
-from harness import (LOOPSTALL, TIMEOUT_S, brief, caused_stalls, check_stall_shape, starved,
-                     wait_until)
+from harness import (LOOPSTALL, TIMEOUT_S, brief, caused_stalls, check_stall_shape, missing,
+                     starved, wait_until)
 
 PROMETHEUS = "/usr/bin/prometheus"
 SETTLE_S = 10.0  # how long a stall event may take to arrive after the loop polls again
@@ -39,6 +39,7 @@ FAMILIES = {  # family name (OpenMetrics spelling) -> type
     "loopstall_tracked_processes": "gauge",
     "loopstall_lost_events": "counter",
     "loopstall_stack_errors": "counter",
+    "loopstall_stacks_evicted": "counter",
     "loopstall_thread_table_full": "counter",
     "loopstall_process_table_full": "counter",
     "loopstall_py_walks_skipped": "counter",
@@ -292,7 +293,7 @@ class Prometheus:
 @pytest.fixture
 def prometheus_server(tmp_path):
     if not os.access(PROMETHEUS, os.X_OK):
-        pytest.skip("%s missing: apt-get install prometheus (tools/setup does)" % PROMETHEUS)
+        pytest.skip(missing("%s: apt-get install prometheus (tools/setup does)" % PROMETHEUS))
     started = []
 
     def start(target):
@@ -516,6 +517,31 @@ def test_per_thread_series(lab):
     assert rc == 0, run.describe()
 
 
+def test_idle_loop_busy_time_near_zero(lab):
+    """A loop that waits for its next trigger polls every 20 ms and does almost nothing in
+    between: its busy-time sum is a small fraction of the iterations' count x 20 ms. Counting
+    the poll waits as busy time (the sum check in test_prometheus_scrapes_stalls allows 0.1 s
+    per iteration) would make it about that much."""
+    port = free_port()
+    target = lab.target("stall_target.py", "--action", "sleep", "--ms", 300, "--count", 1)
+    pid = target.wait_ready()["pid"]
+    run = lab.loopstall("--json", "-p", pid, "--prometheus", port)
+    run.wait_tracing()
+    url = wait_serving(run, port)
+    time.sleep(3)
+    hist = check_histograms(family(parse_exposition(http(url)[2], False),
+                                   "loopstall_iteration_busy_seconds", False))
+    ((_, entry),) = [(k, e) for k, e in hist.items() if dict(k).get("pid") == str(pid)]
+    # 3 s of 20 ms waits: ~150 iterations, fewer on a loaded machine.
+    assert entry["count"] >= 30, entry
+    assert entry["sum"] < 0.002 * entry["count"], (
+        "idle loop: %.3f s busy over %d iterations (20 ms poll waits)" % (entry["sum"],
+                                                                          entry["count"]))
+    assert not caused_stalls(run, pid), run.describe()
+    rc = run.stop()
+    assert rc == 0, run.describe()
+
+
 def listen_addresses(port):
     """{(address, port)} of the TCP sockets listening on port, from /proc/net/tcp{,6}."""
     found = set()
@@ -639,7 +665,7 @@ def test_host_counters(lab):
         assert status == 200, status
         families = parse_exposition(body, openmetrics)
         check_with_prometheus_client(body, openmetrics)
-        for name in ("stack_errors", "thread_table_full", "process_table_full",
+        for name in ("stack_errors", "stacks_evicted", "thread_table_full", "process_table_full",
                      "py_walks_skipped", "py_thread_mismatch", "js_walks_skipped"):
             samples = family(families, "loopstall_" + name, openmetrics)
             assert [labels for _, labels, _ in samples] == [{}], samples

@@ -191,7 +191,8 @@ def test_sigkill_leaves_nothing_attached(lab, boundary):
     is released, /sys/fs/bpf and tracefs probe lists are unchanged, and the target's loop still
     iterates afterwards (its tick count grows) and exits normally."""
     if not shutil.which("bpftool"):
-        pytest.skip("needs bpftool (Debian package bpftool) to list the kernel's BPF objects")
+        pytest.skip(harness.missing("bpftool (Debian package bpftool) to list the kernel's BPF "
+                                    "objects"))
     bpffs_before, probes_before = bpffs_tree(), probe_events()
     target = lab.target("fault_loop.py", "--actions", "count,sleep,count,count", "--ms", 3000)
     info = target.wait_ready()
@@ -275,7 +276,7 @@ def exec_pythons():
     other = pyenv_python(12)
     return [pytest.param(DEBIAN_PYTHON, id="same-python"),
             pytest.param(other, id="into-pyenv-3.12", marks=() if other else pytest.mark.skip(
-                reason="no pyenv CPython 3.12"))]
+                reason=harness.missing("pyenv CPython 3.12")))]
 
 
 @pytest.mark.parametrize("new_python", exec_pythons())
@@ -484,7 +485,8 @@ def subinterp_pythons():
     for minor in (8, 12, 13):
         python = pyenv_python(minor)
         params.append(pytest.param(python, id="pyenv-3.%d" % minor, marks=() if python else
-                                   pytest.mark.skip(reason="no pyenv CPython 3.%d" % minor)))
+                                   pytest.mark.skip(reason=harness.missing(
+                                       "pyenv CPython 3.%d" % minor))))
     params.append(pytest.param(DEBIAN_PYTHON, id="debian-python3"))
     return params
 
@@ -560,7 +562,7 @@ def test_python_frames_when_attached_while_threads_start(lab):
 
 # --- 6. ring-buffer overflow ---------------------------------------------------------------------
 
-COUNTERS = ["lost_events", "stack_errors", "thread_table_full", "process_table_full",
+COUNTERS = ["lost_events", "stack_errors", "stacks_evicted", "thread_table_full", "process_table_full",
             "py_walks_skipped", "py_thread_mismatch", "js_walks_skipped"]
 
 

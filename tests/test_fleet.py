@@ -16,8 +16,8 @@ import time
 
 import pytest
 
-from harness import (TARGETS, TIMEOUT_S, brief, caused_stalls, check_stall_shape, starved,
-                     wait_until)
+from harness import (TARGETS, TIMEOUT_S, brief, caused_stalls, check_stall_shape, missing,
+                     starved, wait_until)
 from test_export import free_port, http, wait_serving
 
 SETTLE_S = 10.0  # how long an event may take to arrive after the loop polls again
@@ -411,6 +411,92 @@ def test_all_cgroup_filter(lab, form):
         os.rmdir(directory)
 
 
+# Container runtimes' cgroup v2 layouts (paths from the cgroup2 root), {id} the 64-hex container
+# id and {uid} the pod uid. systemd's slice names escape the uid's dashes as underscores.
+CONTAINER_LAYOUTS = {
+    "docker": "/system.slice/docker-{id}.scope",
+    "docker-cgroupfs": "/docker/{id}",
+    "containerd-k8s-systemd": "/kubepods.slice/kubepods-burstable.slice/"
+                              "kubepods-burstable-pod{uid_}.slice/cri-containerd-{id}.scope",
+    "containerd-k8s-cgroupfs": "/kubepods/burstable/pod{uid}/{id}",
+    "crio": "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{uid_}.slice/"
+            "crio-{id}.scope",
+    "podman": "/machine.slice/libpod-{id}.scope",
+}
+
+
+def test_container_ids_from_runtime_cgroup_layouts(lab):
+    """A loop in a cgroup laid out as docker, containerd under Kubernetes (systemd and cgroupfs
+    drivers), CRI-O and podman lay theirs out: the cgroup and container_id labels on /metrics
+    and the JSON fields of its stall and summary are the path and the container's id; a loop
+    outside any container gets the empty label and null."""
+    from test_export import family, free_port, http, parse_exposition, wait_serving
+    mount = cgroup2_mount()
+    if mount is None:
+        pytest.skip("no cgroup2 file system mounted")
+    created, targets, want = [], {}, {}
+    run = None
+    try:
+        for n, (layout, template) in enumerate(sorted(CONTAINER_LAYOUTS.items())):
+            uid = "%08x-%04x-4%03x-8%03x-%012x" % (os.getpid(), n, n, n, n)
+            cid = "%016x" % os.getpid() + "%048x" % (0xc0ffee00 + n)
+            path = template.format(id=cid, uid=uid, uid_=uid.replace("-", "_"))
+            directory = mount
+            for part in path.strip("/").split("/"):
+                directory = os.path.join(directory, part)
+                if not os.path.isdir(directory):
+                    try:
+                        os.mkdir(directory)
+                    except OSError as e:
+                        pytest.skip("cannot create cgroup %s: %s" % (directory, e))
+                    created.append(directory)
+            want[layout] = (path, cid, directory)
+        (host_name,) = names("fleethost")
+        comm = {layout: names("fleet%x" % n)[0] for n, layout in enumerate(sorted(want))}
+        port = free_port()
+        run = lab.loopstall("--all", "--json", "--comm", "^fleet%04x" % (os.getpid() & 0xffff),
+                            "--prometheus", str(port))
+        run.wait_tracing()
+        url = wait_serving(run, port)
+        for layout, (_, _, directory) in sorted(want.items()):
+            t = fleet(lab, comm[layout], "--count", 1, start=False)
+            # Joins the cgroup before Python starts, so before it ever polls.
+            t.argv = ["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"',
+                      directory] + t.argv
+            t.start()
+            targets[layout] = t
+        targets["host"] = fleet(lab, host_name, "--count", 1)
+        ready(*targets.values())
+        trigger_all(*targets.values())
+        for t in targets.values():
+            assert len(wait_stalls(run, t.pid, 1)) == 1, run.describe()
+        status, _, body = http(url)
+        assert status == 200, status
+        samples = family(parse_exposition(body, False), "loopstall_stalls", False)
+        labels = {int(lab_["pid"]): lab_ for _, lab_, _ in samples if lab_.get("pid")}
+        with open("/proc/%d/cgroup" % targets["host"].pid) as f:
+            host_cgroup = [l[3:].strip() for l in f if l.startswith("0::")][0]
+        want["host"] = (host_cgroup, "", None)
+        for t in targets.values():
+            assert t.wait_exit(30) == 0, t.output()
+        stop(run)
+        for layout, (path, cid, _) in sorted(want.items()):
+            pid = targets[layout].pid
+            assert labels[pid]["cgroup"] == path and labels[pid]["container_id"] == cid, (
+                layout, labels[pid])
+            for ev in run.of_kind("stall", pid) + [one_summary(run, pid)]:
+                assert ev["cgroup"] == path, (layout, brief(ev), ev["cgroup"])
+                assert ev["container_id"] == (cid or None), (layout, ev["container_id"])
+    finally:
+        for t in lab.targets:
+            t.kill()
+        for directory in reversed(created):
+            wait_until(lambda: not os.path.exists(os.path.join(directory, "cgroup.procs")) or
+                       not open(os.path.join(directory, "cgroup.procs")).read().strip(),
+                       10, "cgroup %s to empty" % directory)
+            os.rmdir(directory)
+
+
 # --- 3. --max-processes ---------------------------------------------------------------------
 
 def test_max_processes_caps_the_fleet(lab):
@@ -580,7 +666,7 @@ def test_folded_stacks(lab):
     # renders the file, and the SVG shows the blocking function with its share of the time.
     flamegraph = "/usr/share/perl5/Devel/NYTProf/flamegraph.pl"
     if not os.path.exists(flamegraph):
-        pytest.skip("flamegraph.pl missing: install libdevel-nytprof-perl (tools/setup does)")
+        pytest.skip(missing("flamegraph.pl: install libdevel-nytprof-perl (tools/setup does)"))
     svg = subprocess.run(["perl", flamegraph, str(folded)], capture_output=True, text=True,
                          timeout=60)
     assert svg.returncode == 0 and svg.stdout.lstrip().startswith("<?xml"), svg.stderr

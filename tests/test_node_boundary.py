@@ -16,10 +16,11 @@ import time
 
 import pytest
 
-from harness import caused_stalls
+from harness import caused_stalls, missing
 
 NODE = shutil.which("node")
-pytestmark = pytest.mark.skipif(NODE is None, reason="no `node` on PATH (Debian package nodejs)")
+pytestmark = pytest.mark.skipif(NODE is None,
+                                reason=missing("`node` on PATH (Debian package nodejs)"))
 
 STALL_MS = 300
 QUIET_S = 1.0  # after the answer: the loop is back in its poll, any stall event is out

@@ -32,7 +32,7 @@ import urllib.request
 import pytest
 
 from harness import (DEBIAN_PYTHON, TARGETS, brief, check_on_cpu_at_least, check_stall_shape,
-                     pyenv_python, pyenv_root, python_version)
+                     missing, pyenv_python, pyenv_root, python_version)
 
 SETTLE_S = 10.0  # how long a stall event may take to arrive after the loop polls again
 WARMUP_S = 0.6  # loopstall maps a loop thread to its Python thread state after its first poll
@@ -48,11 +48,11 @@ def interpreter(name):
     """A pytest.param for "debian" (/usr/bin/python3) or "3.N" (pyenv), skipped if missing."""
     if name == "debian":
         marks = () if os.access(DEBIAN_PYTHON, os.X_OK) else pytest.mark.skip(
-            reason="%s missing" % DEBIAN_PYTHON)
+            reason=missing(DEBIAN_PYTHON))
         return pytest.param(DEBIAN_PYTHON, id="debian-python3", marks=marks)
     python = pyenv_python(int(name.split(".")[1]))
     marks = () if python else pytest.mark.skip(
-        reason="no pyenv CPython %s under %s/versions" % (name, pyenv_root()))
+        reason=missing("pyenv CPython %s under %s/versions" % (name, pyenv_root())))
     return pytest.param(python, id="pyenv-" + name, marks=marks)
 
 
@@ -253,7 +253,8 @@ def check_nested(ev, action, path, lines, has_qualname, task=None):
         qualnames = {f["function"]: f["qualname"] for f in s["python"] if f["file"] == path}
         names = ("helper", "handler", "serve", "main", "<module>")
         assert qualnames == {n: n if has_qualname else None for n in names}, qualnames
-    task = task or {"coroutine": "serve"}
+    # The task is the outermost coroutine; the application's, the innermost of its own code.
+    task = dict(task or {"coroutine": "serve"}, app_coroutine="handler")
     assert ev["task"] == task, "task %s, want %s\n%s" % (ev["task"], task, show(ev))
 
 
@@ -366,8 +367,8 @@ def test_fastapi_routes(lab, loop):
     """
     modules = ["fastapi", "uvicorn"] + (["uvloop"] if loop == "uvloop" else [])
     if not debian_has(*modules):
-        pytest.skip("%s lacks one of %s (Debian packages python3-fastapi, python3-uvicorn, "
-                    "python3-uvloop)" % (DEBIAN_PYTHON, ", ".join(modules)))
+        pytest.skip(missing("one of %s for %s (Debian packages python3-fastapi, python3-uvicorn, "
+                            "python3-uvloop)" % (", ".join(modules), DEBIAN_PYTHON)))
     check_fastapi_routes(lab, loop, lambda *args: lab.target("py_fastapi_app.py", *args),
                          str(TARGETS / "py_fastapi_app.py"))
 
@@ -418,8 +419,8 @@ def check_fastapi_routes(lab, loop, start, path):
                         script, line, show(ev))
 
     # First what must hold for every stack that is reported: right line, task, net syscall.
-    # Then whether each route's blocking time made it into the stacks at all (missing).
-    missing = []
+    # Then whether each route's blocking time made it into the stacks at all (unseen).
+    unseen = []
     for route, (fn, marker, kind, reason) in BAD_ROUTES.items():
         naming = []  # (event, stack) pairs whose frames include the route's function
         for ev in stalls:
@@ -445,6 +446,13 @@ def check_fastapi_routes(lab, loop, start, path):
                     assert coroutine in outside, (
                         "task coroutine %r is not a frame outside %s:\n%s" % (
                             coroutine, fn, show(ev)))
+                    # The application's coroutine is a route's (the heaviest stack's), and
+                    # only the target's own frames are the application's (Sentry's in_app):
+                    # the interpreter's standard library and the packages' are not.
+                    app = ev["task"]["app_coroutine"]
+                    assert app in {v[0] for v in BAD_ROUTES.values()}, (app, show(ev))
+                    for f in s["python"]:
+                        assert f["in_app"] is (f["file"] == path), (f, show(ev))
         main = [s for _, s in naming if s["kind"] == kind and s.get("reason") == reason]
         if reason == "net":
             assert all((s["syscall"] or "").startswith("recv") for s in main), (
@@ -454,14 +462,14 @@ def check_fastapi_routes(lab, loop, start, path):
         # the threshold and are capped per iteration, so only ask for a few of them.
         want_ms = 0.8 * 300 * per_route if kind == "off_cpu" else 30
         if ms < want_ms:
-            missing.append("%s (/%s): %.0f ms in %s stacks with reason %s naming it, want "
+            unseen.append("%s (/%s): %.0f ms in %s stacks with reason %s naming it, want "
                            ">= %.0f" % (fn, route, ms, kind, reason, want_ms))
-    if missing:
+    if unseen:
         unattributed = ["%.0f ms off-CPU, %.0f ms in off-CPU stacks (%d stacks)" % (
             ev["off_cpu_ms"], sum(s["ms"] for s in ev["stacks"] if s["kind"] == "off_cpu"),
             len(ev["stacks"])) for ev in stalls]
-        raise AssertionError("blocking time missing from the stacks:\n  %s\nper stall: %s\n%s"
-                             % ("\n  ".join(missing), unattributed, show_all(stalls)))
+        raise AssertionError("blocking time unseen from the stacks:\n  %s\nper stall: %s\n%s"
+                             % ("\n  ".join(unseen), unattributed, show_all(stalls)))
 
 
 # --- 3. GIL starvation --------------------------------------------------------------------------
@@ -586,7 +594,7 @@ def test_depth_limit_truncates(lab, python):
     want = innermost + [("handler", path, lines["handler"]), ("serve", path, lines["serve"])]
     assert prefix_in(top, path) == want, "frames %s\nwant %s" % (frames(top), want)
     assert frames(top)[-2:] == [("main", path, lines["main"]), ("<module>", path, lines["module"])]
-    assert stalls[0]["task"] == {"coroutine": "serve"}, show(stalls[0])
+    assert stalls[0]["task"] == {"coroutine": "serve", "app_coroutine": "handler"}, show(stalls[0])
 
 
 # --- 5. what the target controls: names, file names, line tables, freed code objects ------------

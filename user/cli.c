@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 #include <argp.h>
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -55,6 +56,7 @@ enum {
 	OPT_PER_THREAD,
 	OPT_HISTOGRAM,
 	OPT_TOP,
+	OPT_ALL_FRAMES,
 	OPT_FOLDED,
 	OPT_NO_FOLLOW_FORKS,
 	OPT_RING_BUFFER,
@@ -71,6 +73,8 @@ static const struct argp_option options[] = {
 	{ "loop-func", OPT_LOOP_FUNC, "BINARY:SYMBOL", 0,
 	  "Bound iterations by a uprobe on this poll function instead of syscalls", 0 },
 	{ "json", OPT_JSON, NULL, 0, "Write JSON Lines (see docs/json.md)", 0 },
+	{ "all-frames", OPT_ALL_FRAMES, NULL, 0,
+	  "Text output: print every frame (runs of library frames are summed up in one line)", 0 },
 	{ "output", 'o', "FILE", 0, "Write reports to FILE instead of stdout", 0 },
 	{ "ring-buffer", OPT_RING_BUFFER, "KB", 0,
 	  "Event ring buffer size, a power of two >= 4 (default 1024)", 0 },
@@ -119,6 +123,19 @@ static double parse_positive(const char *what, const char *arg,
 	if (errno || end == arg || *end || !isfinite(value) || value <= 0 || value > max)
 		usage_error("invalid %s '%s': expected a number > 0 and <= %g", what, arg, max);
 	return value;
+}
+
+/* A whole number from 1 to max, in decimal: "4.5" or "1e3" is no size. */
+static unsigned int parse_count(const char *what, const char *arg, unsigned int max)
+{
+	unsigned long value;
+	char *end;
+
+	errno = 0;
+	value = strtoul(arg, &end, 10);
+	if (errno || !isdigit((unsigned char)*arg) || *end || value < 1 || value > max)
+		usage_error("invalid %s '%s': expected a whole number from 1 to %u", what, arg, max);
+	return (unsigned int)value;
 }
 
 static unsigned int parse_boundaries(const char *arg)
@@ -269,6 +286,9 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 		config->histogram_interval_s = arg ? parse_positive("histogram interval", arg,
 								   MAX_DURATION_S) : 0;
 		break;
+	case OPT_ALL_FRAMES:
+		config->all_frames = true;
+		break;
 	case OPT_TOP:
 		config->top_interval_s = arg ? parse_positive("top interval", arg, MAX_DURATION_S) : 0;
 		break;
@@ -276,8 +296,7 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 		config->folded_path = arg;
 		break;
 	case OPT_RING_BUFFER:
-		config->ring_buffer_kb = (unsigned int)parse_positive("ring buffer size", arg,
-								     MAX_RING_BUFFER_KB);
+		config->ring_buffer_kb = parse_count("ring buffer size", arg, MAX_RING_BUFFER_KB);
 		/* The kernel wants a power-of-two number of pages. */
 		if (config->ring_buffer_kb < 4 ||
 		    (config->ring_buffer_kb & (config->ring_buffer_kb - 1)))

@@ -34,6 +34,7 @@ struct config {
 	double histogram_interval_s; /* --histogram: 0 = at exit only; < 0: off */
 	double top_interval_s;       /* --top: 0 = at exit only; < 0: off */
 	const char *folded_path;
+	bool all_frames; /* --all-frames: no run of library frames summed up in the text output */
 	bool no_follow_forks;
 	unsigned int ring_buffer_kb;
 };

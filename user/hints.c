@@ -245,8 +245,9 @@ int hint__app_frame(const struct hint_stack *stack)
 	for (i = 0; i < stack->nr_frames; i++)
 		if (stack->frames[i].in_app)
 			return i;
+	/* "<unknown>" (a freed code object), "<frozen ...>", "<string>": no file to change. */
 	for (i = 0; i < stack->nr_frames; i++)
-		if (stack->frames[i].file && stack->frames[i].file[0])
+		if (stack->frames[i].file && stack->frames[i].file[0] && stack->frames[i].file[0] != '<')
 			return i;
 	return -1;
 }

@@ -37,3 +37,51 @@ bool in_app__js(const char *file)
 {
 	return file && file[0] && strncmp(file, "node:", 5) && !strstr(file, "/node_modules/");
 }
+
+/* The path component after marker in file, NULL if there is none. */
+static const char *path__after(const char *file, const char *marker)
+{
+	const char *at = strstr(file, marker);
+
+	return at ? at + strlen(marker) : NULL;
+}
+
+void in_app__package(const char *file, char *buf, size_t size)
+{
+	const char *start, *end;
+
+	if (!file || !file[0]) {
+		snprintf(buf, size, "builtins");
+		return;
+	}
+	if (file[0] == '<') { /* "<frozen importlib._bootstrap>", "<string>" */
+		snprintf(buf, size, "%s", file);
+		return;
+	}
+	if (!strncmp(file, "node:", 5)) {
+		snprintf(buf, size, "node");
+		return;
+	}
+	start = path__after(file, "/site-packages/");
+	if (!start)
+		start = path__after(file, "/dist-packages/");
+	if (!start)
+		start = path__after(file, "/node_modules/");
+	if (!start && (start = strstr(file, "/lib/python3.")))
+		start = strchr(start + strlen("/lib/python3."), '/');
+	if (start && *start == '/')
+		start++;
+	if (!start) {
+		/* The file's own directory. */
+		end = strrchr(file, '/');
+		for (start = end; start && start > file && start[-1] != '/'; start--)
+			;
+		if (!start || start == end)
+			start = file;
+	}
+	/* A scoped npm package is two components (@scope/name). */
+	end = strchr(start[0] == '@' && strchr(start, '/') ? strchr(start, '/') + 1 : start, '/');
+	if (!end)
+		end = start + strcspn(start, ".");
+	snprintf(buf, size, "%.*s", (int)(end - start), start);
+}

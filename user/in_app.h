@@ -16,5 +16,9 @@ int in_app__python_stdlib(const char *module, int minor, char *buf, size_t size)
 /* stdlib: the process's standard library directory, "" when unknown. */
 bool in_app__python(const char *file, const char *stdlib);
 bool in_app__js(const char *file);
+/* The package a frame's file belongs to, for a person: the installed package (site-packages,
+ * dist-packages, node_modules), the standard library's module (asyncio), "node" for node's
+ * internals, else the file's directory name. */
+void in_app__package(const char *file, char *buf, size_t size);
 
 #endif

@@ -224,7 +224,7 @@ static void configure(struct loopstall_bpf *skel, const struct config *config)
 		.processes = processes,
 		.threads = MAX_LOOP_THREADS,
 	});
-	bpf_map__set_max_entries(skel->maps.stacks, MAX_STACKS);
+	bpf_map__set_max_entries(skel->maps.native_stacks, MAX_STACKS);
 	bpf_map__set_max_entries(skel->maps.events, config->ring_buffer_kb * 1024);
 }
 
@@ -319,7 +319,7 @@ static void summary__print(struct session *session, const struct process_info *i
 		memset(&stats, 0, sizeof(stats));
 	if (!info->explicit_target && !stats.iterations)
 		return;
-	output__summary(&session->output, info->pid, info->comm, &stats, sites, nr_sites);
+	output__summary(&session->output, info, &stats, sites, nr_sites);
 	if (session->config.histogram_interval_s >= 0)
 		hist__print(stderr, info->pid, info->comm, &stats);
 	if (session->config.top_interval_s >= 0)
@@ -357,6 +357,7 @@ static void record__handle(struct session *session, const void *data, size_t siz
 {
 	const struct stall_record *stall = data;
 	const struct process_record *process = data;
+	struct process_info info;
 
 	if (size < sizeof(stall->type))
 		return;
@@ -365,7 +366,8 @@ static void record__handle(struct session *session, const void *data, size_t siz
 		if (stall->tid == stall->pid)
 			fleet__rename(&session->fleet, stall->pid, stall->comm);
 		stall__from_record(&session->resolver, stall, &session->report);
-		output__stall(&session->output, &session->report);
+		output__stall(&session->output, &session->report,
+			      fleet__info(&session->fleet, stall->pid, &info) ? &info : NULL);
 		sites__add(session->sites, stall->pid, &session->report.site, stall->duration_ns);
 	} else if (process->type == RECORD_PROCESS_NEW && size >= sizeof(*process)) {
 		/* A process found polling already runs its interpreter: map its threads now, so
@@ -445,9 +447,12 @@ static void counters__init(struct session *session)
 		  "events lost: the ring buffer was full (see --ring-buffer)",
 		  &bss->lost_events },
 		{ "stack_errors",
-		  "kernel or user stacks not captured: the stack map was full or the stack could "
-		  "not be read",
+		  "kernel or user stacks not captured: the stack could not be read or stored",
 		  &bss->stack_errors },
+		{ "stacks_evicted",
+		  "kernel or user stacks of reported stalls lost: evicted from the stack map "
+		  "(" XSTR(MAX_STACKS) " most recently used) before the stall was read",
+		  &bss->stacks_evicted },
 		{ "thread_table_full",
 		  "loop threads not tracked: the thread table (" XSTR(MAX_LOOP_THREADS) ") was full",
 		  &bss->thread_table_full },
@@ -513,6 +518,7 @@ static int stream(struct session *session, struct ring_buffer *ring)
 	int loop_threads_fd = bpf_map__fd(session->skel->maps.loop_threads);
 	double scan_ms = session->config.threshold_ms / 2;
 	__u64 deadline_ms = 0, histogram_ms = 0, top_ms = 0;
+	const char *failed;
 	int err;
 
 	if (scan_ms < PROGRESS_SCAN_MIN_MS)
@@ -534,7 +540,13 @@ static int stream(struct session *session, struct ring_buffer *ring)
 		}
 		runtimes__tick(&session->resolver.runtimes);
 		progress__scan(&session->progress, loop_threads_fd, &session->resolver,
-			       &session->output, &session->report);
+			       &session->fleet, &session->output, &session->report);
+		failed = output__failed(&session->output);
+		if (failed) {
+			fprintf(stderr, "loopstall: cannot write %s (disk full or an I/O error): "
+					"stopping, since reports would be lost\n", failed);
+			return -EIO;
+		}
 		if (!session->config.all && targets__all_exited(&session->targets))
 			break;
 		if (deadline_ms && monotonic_ms() >= deadline_ms)
@@ -635,7 +647,8 @@ static int session__resolve_setup(struct session *session)
 		return -ENOMEM;
 	}
 	session->resolver.syms = syms__new();
-	session->resolver.stacks_map_fd = bpf_map__fd(session->skel->maps.stacks);
+	session->resolver.stacks_map_fd = bpf_map__fd(session->skel->maps.native_stacks);
+	session->resolver.stacks_evicted = &session->skel->bss->stacks_evicted;
 	if (!session->resolver.syms) {
 		err = -errno;
 		fprintf(stderr, "loopstall: cannot set up symbolization: %s\n", strerror(errno));
@@ -762,6 +775,7 @@ static int run(struct session *session)
 	if (err)
 		return err;
 	err = output__init(&session->output, config->output_path, config->json, config->folded_path);
+	session->output.all_frames = config->all_frames;
 	if (!err)
 		err = launch_or_attach(session);
 	if (!err)

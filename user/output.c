@@ -4,6 +4,7 @@
 #include <time.h>
 #include "clock.h"
 #include "hist.h"
+#include "in_app.h"
 #include "output.h"
 #include "syscall_names.h"
 #include "utf8.h"
@@ -42,6 +43,8 @@ int output__init(struct output *output, const char *path, bool json, const char 
 	struct timespec mono, real;
 
 	output->json = json;
+	output->path = path;
+	output->folded_path = folded_path;
 	output->file = path ? fopen(path, "w") : stdout;
 	if (!output->file)
 		return output__error(path);
@@ -58,6 +61,15 @@ int output__init(struct output *output, const char *path, bool json, const char 
 	output->monotonic_to_realtime_ns = (real.tv_sec - mono.tv_sec) * NS_PER_SEC +
 					   (real.tv_nsec - mono.tv_nsec);
 	return 0;
+}
+
+const char *output__failed(const struct output *output)
+{
+	if (output->file && ferror(output->file))
+		return output->path ? output->path : "standard output";
+	if (output->folded && ferror(output->folded))
+		return output->folded_path;
+	return NULL;
 }
 
 void output__close(struct output *output)
@@ -174,6 +186,46 @@ static void format_time(const struct output *output, __u64 monotonic_ns, char *b
 }
 
 /* The runtime's array under its own name, with the fields docs/json.md gives it. */
+#define RUN_MAX_PACKAGES 4
+
+bool output__frame_run(FILE *file, const struct lang_stack *stack, int first, int last)
+{
+	char packages[RUN_MAX_PACKAGES][64], package[64];
+	int i, j, nr = 0, more = 0;
+
+	if (first > last) {
+		i = first, first = last, last = i;
+	}
+	if (last - first < 1)
+		return false;
+	for (i = first; i <= last; i++) {
+		in_app__package(stack->frames[i].file, package, sizeof(package));
+		for (j = 0; j < nr && strcmp(packages[j], package); j++)
+			;
+		if (j < nr)
+			continue;
+		if (nr == RUN_MAX_PACKAGES) {
+			more = 1;
+			continue;
+		}
+		snprintf(packages[nr++], sizeof(packages[0]), "%s", package);
+	}
+	fprintf(file, "    (%d frames in ", last - first + 1);
+	for (j = 0; j < nr; j++)
+		fprintf(file, "%s%s", j ? ", " : "", TEXT_SAFE(packages[j]));
+	fprintf(file, "%s)\n", more ? ", ..." : "");
+	return true;
+}
+
+int output__run_end(const struct lang_stack *stack, int i, int step, int limit)
+{
+	if (stack->frames[i].flags & LANG_FRAME_IN_APP)
+		return i;
+	while (i + step >= 0 && i + step < limit && !(stack->frames[i + step].flags & LANG_FRAME_IN_APP))
+		i += step;
+	return i;
+}
+
 static void json__lang(FILE *file, const struct lang_stack *lang)
 {
 	unsigned int fields = lang->runtime->json;
@@ -195,12 +247,11 @@ static void json__lang(FILE *file, const struct lang_stack *lang)
 			fprintf(file, ",\"line\":%d", frame->line);
 		else
 			fputs(",\"line\":null", file);
-		if (!(fields & RUNTIME_JSON_COLUMN))
-			fputc('}', file);
-		else if (frame->column >= 0)
-			fprintf(file, ",\"column\":%d}", frame->column);
-		else
-			fputs(",\"column\":null}", file);
+		if (fields & RUNTIME_JSON_COLUMN && frame->column >= 0)
+			fprintf(file, ",\"column\":%d", frame->column);
+		else if (fields & RUNTIME_JSON_COLUMN)
+			fputs(",\"column\":null", file);
+		fprintf(file, ",\"in_app\":%s}", frame->flags & LANG_FRAME_IN_APP ? "true" : "false");
 	}
 	fputc(']', file);
 	if (fields & RUNTIME_JSON_TRUNCATED)
@@ -246,7 +297,17 @@ static void json__stack(FILE *file, const struct stack_report *stack)
 	fputs("]}", file);
 }
 
-static void json__stall(const struct output *output, const struct stall_report *report)
+/* ,"cgroup":S,"container_id":S: null when the process or its container is not known. */
+static void json__labels(FILE *file, const struct process_info *process)
+{
+	fputs(",\"cgroup\":", file);
+	json__string(file, process ? process->cgroup : NULL);
+	fputs(",\"container_id\":", file);
+	json__string(file, process && process->container_id[0] ? process->container_id : NULL);
+}
+
+static void json__stall(const struct output *output, const struct stall_report *report,
+			const struct process_info *process)
 {
 	FILE *file = output->file;
 	char when[64];
@@ -256,12 +317,15 @@ static void json__stall(const struct output *output, const struct stall_report *
 	fprintf(file, "{\"event\":\"%s\",\"time\":\"%s\",\"pid\":%u,\"tid\":%u,\"comm\":",
 		report->in_progress ? "stall_progress" : "stall", when, report->pid, report->tid);
 	json__string(file, report->comm);
+	json__labels(file, process);
 	fprintf(file, ",\"duration_ms\":%.3f,\"on_cpu_ms\":%.3f,\"off_cpu_ms\":%.3f,\"runqueue_ms\":%.3f,",
 		ms(report->duration_ns), ms(report->on_cpu_ns), ms(report->off_cpu_ns),
 		ms(report->runqueue_ns));
 	if (report->task_coroutine) {
 		fputs("\"task\":{\"coroutine\":", file);
 		json__string(file, report->task_coroutine);
+		fputs(",\"app_coroutine\":", file);
+		json__string(file, report->app_coroutine);
 		if (report->task) {
 			fputs(",\"name\":", file);
 			json__string(file, report->task->name);
@@ -300,7 +364,7 @@ static void json__stall(const struct output *output, const struct stall_report *
 	fputs("]}\n", file);
 }
 
-static void text__stack(FILE *file, __u32 pid, const struct stack_report *stack)
+static void text__stack(FILE *file, __u32 pid, const struct stack_report *stack, bool all_frames)
 {
 	const char *syscall = syscall__name(stack->syscall);
 	int i;
@@ -314,7 +378,7 @@ static void text__stack(FILE *file, __u32 pid, const struct stack_report *stack)
 		fprintf(file, "    GIL held by tid %u (%s)\n", stack->gil_holder_tid,
 			TEXT_SAFE(stack->gil_holder_comm));
 	if (stack->lang.runtime)
-		stack->lang.runtime->text(file, pid, &stack->lang, TEXT_MAX_FRAMES);
+		stack->lang.runtime->text(file, pid, &stack->lang, TEXT_MAX_FRAMES, all_frames);
 	for (i = 0; i < stack->nr_user && i < TEXT_MAX_FRAMES; i++) {
 		const struct user_frame *frame = &stack->user[i];
 
@@ -354,15 +418,21 @@ static void text__stall(const struct output *output, const struct stall_report *
 		when, report->in_progress ? "STALL (still busy)" : "STALL", report->pid,
 		report->tid, TEXT_SAFE(report->comm), ms(report->duration_ns), ms(report->on_cpu_ns),
 		ms(report->off_cpu_ns), ms(report->runqueue_ns));
-	if (report->task_coroutine && report->task) {
-		fprintf(file, "  in task %s", TEXT_SAFE(report->task->name));
-		fprintf(file, " running %s", TEXT_SAFE(report->task_coroutine));
-		for (i = 0; i < report->task->nr_awaited_by; i++)
+	/* The application's coroutine first: the task's own (a server's per-request coroutine)
+	 * is true but says little. */
+	if (report->task_coroutine) {
+		fputs("  in ", file);
+		if (report->app_coroutine)
+			fprintf(file, "%s, ", TEXT_SAFE(report->app_coroutine));
+		if (report->task)
+			fprintf(file, "task %s ", TEXT_SAFE(report->task->name));
+		else
+			fputs("task ", file);
+		fprintf(file, "running %s", TEXT_SAFE(report->task_coroutine));
+		for (i = 0; report->task && i < report->task->nr_awaited_by; i++)
 			fprintf(file, "%s %s", i ? "," : ", awaited by",
 				TEXT_SAFE(report->task->awaited_by[i]));
 		fputc('\n', file);
-	} else if (report->task_coroutine) {
-		fprintf(file, "  in task running %s\n", TEXT_SAFE(report->task_coroutine));
 	}
 	if (report->hint)
 		fprintf(file, "  fix: %s\n", output__text_safe(report->hint_text, hint, sizeof(hint)));
@@ -370,7 +440,7 @@ static void text__stall(const struct output *output, const struct stall_report *
 		fprintf(file, "  waiting when it ended: %u ready fds, %u connections to accept\n",
 			report->ready_fds, report->connections);
 	for (i = 0; i < report->nr_stacks && i < TEXT_MAX_STACKS; i++)
-		text__stack(file, report->pid, &report->stacks[i]);
+		text__stack(file, report->pid, &report->stacks[i], output->all_frames);
 	fputc('\n', file);
 }
 
@@ -421,12 +491,13 @@ static void folded__stack(FILE *file, const struct stall_report *report,
 	fprintf(file, " %llu\n", stack->ns >= NS_PER_MS ? (unsigned long long)ms(stack->ns) : 1ULL);
 }
 
-void output__stall(const struct output *output, const struct stall_report *report)
+void output__stall(const struct output *output, const struct stall_report *report,
+		   const struct process_info *process)
 {
 	int i;
 
 	if (output->json)
-		json__stall(output, report);
+		json__stall(output, report, process);
 	else
 		text__stall(output, report);
 	/* Only finished stalls: progress reports of the same iteration would count it twice. */
@@ -504,16 +575,19 @@ void output__sites(FILE *file, __u32 pid, const char *comm, const struct site *c
 	}
 }
 
-void output__summary(const struct output *output, __u32 pid, const char *comm,
+void output__summary(const struct output *output, const struct process_info *process,
 		     const struct process_stats *stats, const struct site *const *sites,
 		     int nr_sites)
 {
+	__u32 pid = process->pid;
+	const char *comm = process->comm;
 	double p50 = hist__quantile_ns(stats, 0.50), p99 = hist__quantile_ns(stats, 0.99);
 	FILE *file = output->file;
 
 	if (output->json) {
 		fprintf(file, "{\"event\":\"summary\",\"pid\":%u,\"comm\":", pid);
 		json__string(file, comm);
+		json__labels(file, process);
 		fprintf(file, ",\"iterations\":%llu,\"stalls\":%llu,\"lost_events\":%llu,"
 			      "\"busy_ms\":{\"p50\":%.4f,\"p99\":%.4f,\"max\":%.3f}",
 			(unsigned long long)stats->iterations, (unsigned long long)stats->stalls,

@@ -42,9 +42,10 @@ static void progress__prune(struct progress *progress, const __u8 *seen)
 }
 
 void progress__scan(struct progress *progress, int loop_threads_fd,
-		    const struct stall_resolver *resolver, const struct output *output,
-		    struct stall_report *scratch)
+		    const struct stall_resolver *resolver, struct fleet *fleet,
+		    const struct output *output, struct stall_report *scratch)
 {
+	struct process_info process;
 	__u8 seen[PROGRESS_MAX_THREADS] = {};
 	struct loop_thread thread;
 	struct progress_entry *entry;
@@ -68,7 +69,8 @@ void progress__scan(struct progress *progress, int loop_threads_fd,
 			continue;
 		entry->reported_ns = now;
 		stall__from_thread(resolver, tid, &thread, now, scratch);
-		output__stall(output, scratch);
+		output__stall(output, scratch,
+			      fleet__info(fleet, thread.pid, &process) ? &process : NULL);
 	}
 	progress__prune(progress, seen);
 }

@@ -28,7 +28,7 @@ struct progress {
 
 /* Scan the loop_threads map; report each iteration in progress that is due a report. */
 void progress__scan(struct progress *progress, int loop_threads_fd,
-		    const struct stall_resolver *resolver, const struct output *output,
-		    struct stall_report *scratch);
+		    const struct stall_resolver *resolver, struct fleet *fleet,
+		    const struct output *output, struct stall_report *scratch);
 
 #endif

@@ -9,12 +9,16 @@
 #include "targets.h"
 #include "util.h"
 
-static int stack__read(int map_fd, __s32 id, __u64 ips[MAX_STACK_DEPTH])
+static int stack__read(const struct stall_resolver *resolver, __u64 id, __u64 ips[MAX_STACK_DEPTH])
 {
 	int depth;
 
-	if (id < 0 || bpf_map_lookup_elem(map_fd, &id, ips))
+	if (!id)
 		return 0;
+	if (bpf_map_lookup_elem(resolver->stacks_map_fd, &id, ips)) {
+		__atomic_fetch_add(resolver->stacks_evicted, 1, __ATOMIC_RELAXED);
+		return 0;
+	}
 	for (depth = 0; depth < MAX_STACK_DEPTH && ips[depth]; depth++)
 		;
 	return depth;
@@ -33,11 +37,11 @@ static bool kernel_frame__is_tracing(const char *symbol)
 	return false;
 }
 
-static void stack__resolve_kernel(const struct stall_resolver *resolver, __s32 id,
+static void stack__resolve_kernel(const struct stall_resolver *resolver, __u64 id,
 				  struct stack_report *stack)
 {
 	__u64 ips[MAX_STACK_DEPTH], offset;
-	int i, depth = stack__read(resolver->stacks_map_fd, id, ips);
+	int i, depth = stack__read(resolver, id, ips);
 	const char *symbol;
 
 	stack->nr_kernel = 0;
@@ -54,11 +58,11 @@ static void stack__resolve_kernel(const struct stall_resolver *resolver, __s32 i
 	}
 }
 
-static void stack__resolve_user(const struct stall_resolver *resolver, __u32 pid, __s32 id,
+static void stack__resolve_user(const struct stall_resolver *resolver, __u32 pid, __u64 id,
 				struct stack_report *stack)
 {
 	__u64 ips[MAX_STACK_DEPTH];
-	int i, depth = stack__read(resolver->stacks_map_fd, id, ips);
+	int i, depth = stack__read(resolver, id, ips);
 	struct lang_stack *lang = &stack->lang;
 	struct lang_frame code;
 
@@ -95,6 +99,11 @@ static int stack__cmp_heaviest(const void *a, const void *b)
 }
 
 /* The coroutine an asyncio task runs is the outermost `async def` frame of its stack. */
+static const char *frame__name(const struct lang_frame *frame)
+{
+	return frame->qualname ? frame->qualname : frame->function;
+}
+
 static const char *stall__task(const struct stall_report *report)
 {
 	const struct lang_stack *lang;
@@ -104,8 +113,24 @@ static const char *stall__task(const struct stall_report *report)
 		lang = &report->stacks[i].lang;
 		for (depth = lang->depth - 1; depth >= 0; depth--)
 			if (lang->frames[depth].flags & LANG_FRAME_COROUTINE)
-				return lang->frames[depth].qualname ? lang->frames[depth].qualname
-								    : lang->frames[depth].function;
+				return frame__name(&lang->frames[depth]);
+	}
+	return NULL;
+}
+
+/* The application's coroutine: the innermost `async def` of its own code, of the heaviest
+ * stack that has one. */
+static const char *stall__app_coroutine(const struct stall_report *report)
+{
+	const unsigned int app = LANG_FRAME_COROUTINE | LANG_FRAME_IN_APP;
+	const struct lang_stack *lang;
+	int i, depth;
+
+	for (i = 0; i < report->nr_stacks; i++) {
+		lang = &report->stacks[i].lang;
+		for (depth = 0; depth < lang->depth; depth++)
+			if ((lang->frames[depth].flags & app) == app)
+				return frame__name(&lang->frames[depth]);
 	}
 	return NULL;
 }
@@ -293,6 +318,7 @@ static void stacks__resolve(const struct stall_resolver *resolver, __u32 pid,
 	stacks__merge_on_cpu(report);
 	qsort(report->stacks, report->nr_stacks, sizeof(report->stacks[0]), stack__cmp_heaviest);
 	report->task_coroutine = stall__task(report);
+	report->app_coroutine = stall__app_coroutine(report);
 	report->task = NULL;
 	for (i = 0; i < (__u32)report->nr_stacks && !report->task; i++)
 		if (report->stacks[i].lang.task.known)

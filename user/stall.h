@@ -53,6 +53,9 @@ struct stall_report {
 	__u64 untracked_ns; /* stack time beyond the stacks kept per iteration */
 	/* qualname of the outermost coroutine frame: the asyncio task's coroutine, or NULL */
 	const char *task_coroutine;
+	/* qualname of the innermost coroutine frame of the application's own code (the route
+	 * endpoint, the handler, the BackgroundTasks function), or NULL */
+	const char *app_coroutine;
 	/* The task as the runtime knows it (name, awaiters), NULL when it does not say. */
 	const struct lang_task *task;
 	const struct hint_rule *hint; /* what to change (hints.h), NULL when no rule fits */
@@ -70,6 +73,7 @@ struct stall_resolver {
 	struct syms *syms;
 	struct runtimes runtimes;
 	int stacks_map_fd;
+	__u64 *stacks_evicted; /* counted here: stacks a record names that the map no longer has */
 };
 
 void stall__from_record(const struct stall_resolver *resolver, const struct stall_record *record,

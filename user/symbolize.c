@@ -52,6 +52,8 @@ struct pid_syms {
 	 * good, so the next lookup after REPORT_INTERVAL_NS starts it afresh (see
 	 * pid_syms__opened). */
 	bool files_missed;
+	/* Changes when a report finds another set of modules than the one before (a dlopen). */
+	__u64 generation, modules_hash;
 	/* Every string handed out, copied: a re-report frees the Dwfl_Module of a dlclose'd
 	 * library and its strings with it, while callers hold names until syms__forget_pid. */
 	void *names;
@@ -411,6 +413,20 @@ static bool pid__has_mappings(pid_t pid)
 	return procfs__each_mapping(pid, mapping__found, NULL) > 0;
 }
 
+/* FNV-1a over the sorted module ranges: a module mapped or unmapped changes it. */
+static void pid_syms__count_change(struct pid_syms *ps)
+{
+	__u64 hash = 0xcbf29ce484222325ULL;
+	size_t i;
+
+	for (i = 0; i < ps->nr_ranges; i++)
+		hash = ((hash ^ ps->ranges[i].low) * 0x100000001b3ULL ^ ps->ranges[i].high) *
+		       0x100000001b3ULL;
+	if (!ps->generation || hash != ps->modules_hash)
+		ps->generation++;
+	ps->modules_hash = hash;
+}
+
 static int pid_syms__report(struct pid_syms *ps)
 {
 	int err;
@@ -441,6 +457,7 @@ static int pid_syms__report(struct pid_syms *ps)
 		return -ENOMEM;
 	}
 	qsort(ps->ranges, ps->nr_ranges, sizeof(*ps->ranges), module_range__cmp);
+	pid_syms__count_change(ps);
 	if (err == ENOENT)
 		return -ESRCH;
 	return err > 0 ? -err : err < 0 ? -EIO : 0;
@@ -575,6 +592,8 @@ static struct pid_syms *syms__pid(struct syms *syms, pid_t pid, int *err)
 		ps->nr_ranges = 0;
 		ps->files_missed = false;
 		pid_syms__report(ps);
+		/* The same modules, but more of them read: a change to syms__refresh()'s callers. */
+		ps->generation++;
 	}
 	if (ps)
 		return ps;
@@ -688,6 +707,22 @@ int syms__find_section(struct syms *syms, pid_t pid, const char *name, __u64 *ad
 	*addr = search.addr;
 	*size = search.size;
 	return 0;
+}
+
+int syms__refresh(struct syms *syms, pid_t pid, __u64 *generation)
+{
+	struct pid_syms *ps;
+	int err = 0;
+
+	ps = syms__pid(syms, pid, &err);
+	if (!ps)
+		return err;
+	if (clock__ns() - ps->reported_ns >= REPORT_INTERVAL_NS)
+		pid_syms__report(ps);
+	if (!ps->dwfl || ps->generation == *generation)
+		return 0;
+	*generation = ps->generation;
+	return 1;
 }
 
 #define MAX_EXTRA_SYMBOLS 8

@@ -18,7 +18,8 @@
 /* Field 9 of /proc/PID/stat: the 6th space after the ")" that ends the comm. */
 #define STAT_FLAGS_FIELD 6
 
-static int proc__flags(pid_t pid, unsigned long *flags)
+/* The state letter and the flags of /proc/PID/stat. */
+static int proc__state(pid_t pid, char *state, unsigned long *flags)
 {
 	char path[64], buf[1024], *after_comm, *field;
 	ssize_t len;
@@ -38,6 +39,7 @@ static int proc__flags(pid_t pid, unsigned long *flags)
 	if (!after_comm)
 		return -EINVAL;
 	field = after_comm + 1;
+	*state = field[0] == ' ' ? field[1] : '\0';
 	for (i = 0; i < STAT_FLAGS_FIELD && field; i++)
 		field = strchr(field + 1, ' ');
 	if (!field)
@@ -155,13 +157,13 @@ static int targets__remember(struct targets *targets, pid_t pid)
 int targets__add_pid(struct targets *targets, pid_t pid)
 {
 	unsigned long flags;
-	char path[64];
+	char path[64], state;
 	int i, err;
 
 	for (i = 0; i < targets->nr; i++)
 		if (targets->list[i].pid == pid)
 			return 0;
-	err = proc__flags(pid, &flags);
+	err = proc__state(pid, &state, &flags);
 	if (err == -ENOENT || err == -ESRCH) {
 		fprintf(stderr, "loopstall: pid %d: no such process\n", pid);
 		return err;
@@ -170,6 +172,12 @@ int targets__add_pid(struct targets *targets, pid_t pid)
 		fprintf(stderr, "loopstall: pid %d: cannot read /proc/%d/stat: %s\n", pid, pid,
 			strerror(-err));
 		return err;
+	}
+	/* Z: exited, its parent has not reaped it yet (X: being reaped): nothing left to trace. */
+	if (state == 'Z' || state == 'X') {
+		fprintf(stderr, "loopstall: pid %d: has exited (a zombie until its parent reaps it)\n",
+			pid);
+		return -ESRCH;
 	}
 	if (flags & PF_KTHREAD) {
 		fprintf(stderr, "loopstall: pid %d: is a kernel thread, it runs no event loop\n", pid);

@@ -3,7 +3,9 @@
  * libFuzzer target for user/runtime/node/v8heap.c: the SharedFunctionInfo, ScopeInfo, Script and String
  * reader, whose every byte comes from the traced process. The input is a memory image of the
  * "target" mapped at IMAGE_BASE; tagged pointers in it may point anywhere. The metadata is
- * node v20.20.2's (V8 11.3); the SharedFunctionInfo is tagged IMAGE_BASE + 8 + 1.
+ * node v20.20.2's (V8 11.3); the input's first byte picks the v8_layouts.h row (each V8's
+ * ScopeInfo layout) and whether function_data is exported (V8 12 does not); the
+ * SharedFunctionInfo is tagged IMAGE_BASE + 8 + 1.
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Iuser -Ibpf \
  *         -o fuzz_v8heap tests/fuzz/fuzz_v8heap.c user/runtime/node/v8heap.c user/utf8.c
@@ -64,7 +66,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int line, column;
 	uint8_t *copy;
 
-	meta.layout = v8_layout__find(11, 3);
+	meta.layout = &v8_layouts[(size ? data[0] : 0) % (sizeof(v8_layouts) / sizeof(v8_layouts[0]))];
+	if (size && data[0] & 0x80)
+		meta.shared_function_data = V8META_MISSING;
 	/* An exact-size copy: ASan reports any read past the image. */
 	copy = malloc(size ? size : 1);
 	if (!copy)

@@ -18,7 +18,7 @@ Actions (all block the loop thread):
   pingpong  --rounds round trips with a thread through a threading.Condition -> short futex
           sleeps, each woken (often on the other CPU) while it is still going to sleep
   recv    socket.recv() from a local TCP server that answers after ms -> off-CPU, reason net
-  fsync   write --mb MB into a file under --dir, os.fsync, unlink     -> disk
+  fsync   write --mb MB into a file under --dir, os.fsync, unlink     -> disk (reports fsync_ms)
 
 Try it by hand:
     python3 stall_target.py --ctl /tmp/c --action sleep --count 2 &
@@ -145,11 +145,13 @@ def act_fsync(args):
     try:
         for _ in range(args.mb):
             os.write(fd, chunk)
+        start = time.monotonic()
         os.fsync(fd)
+        fsync_ms = (time.monotonic() - start) * 1000.0
     finally:
         os.close(fd)
         os.unlink(path)
-    return {"bytes": args.mb << 20, "path": path}
+    return {"bytes": args.mb << 20, "path": path, "fsync_ms": fsync_ms}
 
 
 ACTIONS = {"sleep": act_sleep, "naps": act_naps, "burst": act_burst, "busy": act_busy, "recv": act_recv,

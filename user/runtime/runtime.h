@@ -119,8 +119,10 @@ struct runtime_ops {
 	 * it cannot be read. */
 	int (*source_line)(void *rt, pid_t pid, const struct lang_frame *frame, char *buf,
 			   size_t size);
-	/* The text output of a stack, in the language's own traceback look. */
-	void (*text)(FILE *file, pid_t pid, const struct lang_stack *stack, int max_frames);
+	/* The text output of a stack, in the language's own traceback look: runs of frames not of
+	 * the application summed up in one line (output__frame_run) unless all_frames. */
+	void (*text)(FILE *file, pid_t pid, const struct lang_stack *stack, int max_frames,
+		     bool all_frames);
 	/* The process exited or exec'd: drop what is kept for it, in userspace and in BPF maps. */
 	void (*forget)(void *rt, pid_t pid);
 };

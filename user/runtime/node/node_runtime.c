@@ -158,16 +158,24 @@ static bool js_frame__is_node(const struct lang_frame *frame)
  * event loop, the run of node's own frames at the outer end (the HTTP parser, EventEmitter,
  * timers) is summed up in one line when code of the program is above it (JSON keeps them all).
  */
-static void node_rt__text(FILE *file, pid_t pid, const struct lang_stack *stack, int max_frames)
+static void node_rt__text(FILE *file, pid_t pid, const struct lang_stack *stack, int max_frames,
+			  bool all_frames)
 {
 	const struct lang_frame *frame;
-	int i, end = stack->depth;
+	int i, run, end = stack->depth;
 
 	while (end > 0 && js_frame__is_node(&stack->frames[end - 1]))
 		end--;
 	if (!end)
 		end = stack->depth;
 	for (i = 0; i < end && i < max_frames; i++) {
+		/* Runs of node's and packages' frames inside the program's code: one line. The
+		 * innermost frame, the call that blocked, always shows. */
+		run = all_frames || !i ? i : output__run_end(stack, i, +1, end);
+		if (run > i && output__frame_run(file, stack, i, run)) {
+			i = run;
+			continue;
+		}
 		frame = &stack->frames[i];
 		if (!frame->file)
 			fprintf(file, "    at %s\n", TEXT_SAFE(frame->function));

@@ -122,24 +122,41 @@ struct meta_read {
  * Values are read from the process, not the file: the zero-valued ones are in .bss, which only
  * exists in memory (zeroed at load, never written: V8 only defines them).
  */
+int *v8meta__field(struct v8_meta *meta, const char *name)
+{
+	size_t i;
+
+	if (!strcmp(name, VERSION_MAJOR) || !strcmp(name, VERSION_MINOR))
+		return !strcmp(name, VERSION_MAJOR) ? &meta->major : &meta->minor;
+	if (strncmp(name, V8DBG_PREFIX, strlen(V8DBG_PREFIX)))
+		return NULL;
+	name += strlen(V8DBG_PREFIX);
+	for (i = 0; i < ARRAY_SIZE(fields); i++)
+		if (field__is(fields[i].name, name) || field__is(fields[i].older, name))
+			return (int *)((char *)meta + fields[i].offset);
+	return NULL;
+}
+
+void v8meta__reset(struct v8_meta *meta)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(fields); i++)
+		*(int *)((char *)meta + fields[i].offset) = V8META_MISSING;
+	meta->major = meta->minor = V8META_MISSING;
+	meta->layout = NULL;
+	meta->anchor = 0;
+}
+
 static int meta__symbol(void *ctx, const char *name, __u64 addr)
 {
 	struct meta_read *read = ctx;
 	int value, *field;
-	size_t i;
 
 	read->meta->anchor = addr;
-	if (!strcmp(name, VERSION_MAJOR) || !strcmp(name, VERSION_MINOR)) {
-		field = !strcmp(name, VERSION_MAJOR) ? &read->meta->major : &read->meta->minor;
-	} else {
-		name += strlen(V8DBG_PREFIX);
-		for (i = 0; i < ARRAY_SIZE(fields); i++)
-			if (field__is(fields[i].name, name) || field__is(fields[i].older, name))
-				break;
-		if (i == ARRAY_SIZE(fields))
-			return 0;
-		field = (int *)((char *)read->meta + fields[i].offset);
-	}
+	field = v8meta__field(read->meta, name);
+	if (!field)
+		return 0;
 	if (remote__read(read->pid, addr, &value, sizeof(value))) {
 		read->err = -EFAULT;
 		return 1;
@@ -171,7 +188,7 @@ static const char *layouts__list(void)
 	return list;
 }
 
-static int meta__check(struct v8_meta *meta, char *why, size_t size)
+int v8meta__check(struct v8_meta *meta, char *why, size_t size)
 {
 	const char *missing = meta__missing(meta);
 
@@ -310,14 +327,9 @@ int v8meta__read(struct syms *syms, pid_t pid, struct v8_meta *meta, char *why, 
 {
 	static const char *const version[] = { VERSION_MAJOR, VERSION_MINOR, NULL };
 	struct meta_read read = { .pid = pid, .meta = meta };
-	size_t i;
 	int err;
 
-	for (i = 0; i < ARRAY_SIZE(fields); i++)
-		*(int *)((char *)meta + fields[i].offset) = V8META_MISSING;
-	meta->major = meta->minor = V8META_MISSING;
-	meta->layout = NULL;
-	meta->anchor = 0;
+	v8meta__reset(meta);
 	if (!process__maps_v8dbg(pid))
 		return -ENOENT;
 	err = syms__each_symbol(syms, pid, V8DBG_PREFIX, version, meta__symbol, &read);
@@ -327,5 +339,5 @@ int v8meta__read(struct syms *syms, pid_t pid, struct v8_meta *meta, char *why, 
 		snprintf(why, size, "its V8 metadata is unreadable");
 		return read.err;
 	}
-	return meta__check(meta, why, size);
+	return v8meta__check(meta, why, size);
 }

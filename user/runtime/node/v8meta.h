@@ -58,4 +58,11 @@ void v8meta__free_cache(void);
 
 int v8meta__read(struct syms *syms, pid_t pid, struct v8_meta *meta, char *why, size_t size);
 
+/* The steps of v8meta__read, each symbol's value coming from the target (tests/fuzz): every
+ * field missing; the field a symbol name fills (v8dbg_*, V8's version), NULL for any other name;
+ * whether the fields read make a V8 the walker can read, with the reason in `why` if not. */
+void v8meta__reset(struct v8_meta *meta);
+int *v8meta__field(struct v8_meta *meta, const char *name);
+int v8meta__check(struct v8_meta *meta, char *why, size_t size);
+
 #endif

@@ -110,13 +110,15 @@ static __u32 python_rt__lock_holder(void *rt, pid_t pid, const struct stack_slot
 /*
  * pyleak's and Python's own traceback look: outermost call first, the blocking call last. A
  * person wants the task's code, so the event loop's own frames above the outermost coroutine
- * are summed up in one line (JSON keeps them all).
+ * are summed up in one line, and so is each run of frames outside the application's code
+ * (JSON keeps them all).
  */
-static void python_rt__text(FILE *file, pid_t pid, const struct lang_stack *stack, int max_frames)
+static void python_rt__text(FILE *file, pid_t pid, const struct lang_stack *stack, int max_frames,
+			    bool all_frames)
 {
 	const struct lang_frame *frame;
 	char source[256];
-	int i, start = stack->depth - 1;
+	int i, end, start = stack->depth - 1;
 
 	while (start >= 0 && !(stack->frames[start].flags & LANG_FRAME_COROUTINE))
 		start--;
@@ -127,6 +129,15 @@ static void python_rt__text(FILE *file, pid_t pid, const struct lang_stack *stac
 	if (start < stack->depth - 1)
 		fprintf(file, "    (%d event-loop frames)\n", stack->depth - 1 - start);
 	for (i = start; i >= 0; i--) {
+		/* A run of the server's and libraries' frames between the task and the application's
+		 * code: one line. The innermost frame, the call that blocked, always shows. */
+		end = all_frames ? i : output__run_end(stack, i, -1, stack->depth);
+		if (end < 1)
+			end = 1;
+		if (end < i && output__frame_run(file, stack, end, i)) {
+			i = end;
+			continue;
+		}
 		frame = &stack->frames[i];
 		fprintf(file, "    File \"%s\", line %d, in %s\n", TEXT_SAFE(frame->file), frame->line,
 			TEXT_SAFE(frame->qualname ? frame->qualname : frame->function));
