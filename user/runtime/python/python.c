@@ -34,11 +34,15 @@
 #define THREAD_RESYNC_NS 50000000ULL
 /* Bounds the work of one scan when the BPF side keeps flagging threads. */
 #define MAX_RESYNCS_PER_SCAN 1024
+/* _asyncio, a library, is mapped at the first `import asyncio`: looked for this often while
+ * missing, and only in a process whose modules changed since the last look. */
+#define ASYNCIO_RETRY_NS 1000000000ULL
 
 enum python_kind {
 	PYTHON_NOT = 0, /* no CPython in this process */
 	PYTHON_SUPPORTED,
 	PYTHON_UNSUPPORTED,
+	PYTHON_UNKNOWN, /* its binaries could not all be read yet: looked at again */
 };
 
 struct thread_attempt {
@@ -50,6 +54,7 @@ struct thread_attempt {
 struct python_process {
 	pid_t pid;
 	enum python_kind kind;
+	__u64 unknown_ns; /* PYTHON_UNKNOWN since then: looked at again THREAD_RETRY_NS later */
 	int minor;
 	char stdlib[256]; /* its standard library directory, "" when not known */
 	struct python_offsets offsets;
@@ -59,6 +64,9 @@ struct python_process {
 	bool pidns_nested;
 	/* 3.14+: asyncio's TaskObj fields, from _AsyncioDebug (tasks false without one) */
 	bool tasks;
+	/* No _AsyncioDebug, and no _asyncio module yet either: looked for again. */
+	bool tasks_pending;
+	__u64 tasks_tried_ns, modules_generation;
 	__u32 task_name, task_awaited_by, task_awaited_by_is_set, task_is_task, task_coro;
 	__u64 unicode_type, long_type; /* &PyUnicode_Type, &PyLong_Type: a task name's type */
 	/*
@@ -384,10 +392,17 @@ static void python__asyncio(struct python *python, struct python_process *proc)
 {
 	__u64 words[ASYNCIO_DEBUG_WORDS], addr, size;
 	__u32 running;
+	int err;
 
-	if (proc->offsets.gen_iframe == PY_NONE16 || proc->offsets.long_digit == PY_NONE16 ||
-	    syms__find_section(python->syms, proc->pid, ".AsyncioDebug", &addr, &size) ||
-	    size != sizeof(words) || remote__read(proc->pid, addr, words, sizeof(words)))
+	if (proc->offsets.gen_iframe == PY_NONE16 || proc->offsets.long_digit == PY_NONE16)
+		return;
+	err = syms__find_section(python->syms, proc->pid, ".AsyncioDebug", &addr, &size);
+	/* Until the module itself is mapped (a library loaded at the first `import asyncio`),
+	 * its table may still come; once it is, a version without one never gets one. */
+	proc->tasks_pending = err == -ENOENT && syms__find_symbol(python->syms, proc->pid,
+								  "PyInit__asyncio", &addr,
+								  NULL) == -ENOENT;
+	if (err || size != sizeof(words) || remote__read(proc->pid, addr, words, sizeof(words)))
 		return;
 	if (!asyncio__offset(words, ASYNCIO_TASK_NAME, ASYNCIO_TASK_SIZE, &proc->task_name) ||
 	    !asyncio__offset(words, ASYNCIO_TASK_AWAITED_BY, ASYNCIO_TASK_SIZE,
@@ -407,6 +422,24 @@ static void python__asyncio(struct python *python, struct python_process *proc)
 		return;
 	proc->offsets.tstate_asyncio_task = running;
 	proc->tasks = true;
+}
+
+/*
+ * Look for the table again when the process mapped new modules (_asyncio imported since), then
+ * let the walker record tasks from the next stall on.
+ */
+static void python__asyncio_late(struct python *python, struct python_process *proc)
+{
+	__u64 now = clock__ns();
+
+	if (!proc->tasks_pending || now - proc->tasks_tried_ns < ASYNCIO_RETRY_NS)
+		return;
+	proc->tasks_tried_ns = now;
+	if (syms__refresh(python->syms, proc->pid, &proc->modules_generation) <= 0)
+		return;
+	python__asyncio(python, proc);
+	if (proc->tasks)
+		python__publish(python, proc);
 }
 
 /* A task's name: its str, or "Task-N" for the counter asyncio keeps until someone asks. */
@@ -513,13 +546,22 @@ int python__attach(struct python *python, pid_t pid)
 	char version[32];
 
 	proc = process__find(python, pid);
-	if (proc)
+	if (proc && proc->kind == PYTHON_UNKNOWN && clock__ns() - proc->unknown_ns < THREAD_RETRY_NS)
+		return -ENOENT;
+	if (proc && proc->kind != PYTHON_UNKNOWN)
 		return proc->kind == PYTHON_SUPPORTED ? 0 : proc->kind == PYTHON_NOT ? -ENOENT : -ENOTSUP;
-	proc = process__new(python, pid);
+	if (!proc)
+		proc = process__new(python, pid);
 	if (!proc)
 		return -ENOMEM;
-	if (syms__find_symbol(python->syms, pid, "_PyRuntime", &proc->runtime, &module))
+	/* Not found in what could be read: on a loaded machine, the module holding it may be
+	 * among the files targetfs gave up on for now. A process is not "no CPython" for that. */
+	err = syms__find_symbol(python->syms, pid, "_PyRuntime", &proc->runtime, &module);
+	if (err) {
+		proc->kind = err == -EAGAIN ? PYTHON_UNKNOWN : PYTHON_NOT;
+		proc->unknown_ns = clock__ns();
 		return -ENOENT;
+	}
 	err = python__version(python, pid, module, &minor, &hexversion);
 	offsets = err ? NULL : python_debug__row(minor);
 	if (err)
@@ -691,8 +733,10 @@ void python__sync_threads(struct python *python)
 		if (python__attach(python, thread.pid))
 			continue;
 		proc = process__find(python, thread.pid);
-		if (proc)
-			python__sync_thread(python, proc, tid, &thread, THREAD_RETRY_NS);
+		if (!proc)
+			continue;
+		python__sync_thread(python, proc, tid, &thread, THREAD_RETRY_NS);
+		python__asyncio_late(python, proc);
 	}
 }
 
