@@ -241,7 +241,7 @@ static const char *pid_syms__own_path(const struct pid_syms *ps, const char *nam
  */
 static int pid_syms__opened(struct pid_syms *ps, int fd)
 {
-	if (fd == -ETIMEDOUT || fd == -EBUSY)
+	if (targetfs__missed(fd))
 		ps->files_missed = true;
 	return fd;
 }
@@ -792,7 +792,7 @@ int syms__each_symbol(struct syms *syms, pid_t pid, const char *prefix,
 	if (!ps->dwfl)
 		return -ENOENT;
 	dwfl_getmodules(ps->dwfl, module__each_symbol, &walk, 0);
-	return walk.found ? 0 : -ENOENT;
+	return walk.found ? 0 : ps->files_missed ? -EAGAIN : -ENOENT;
 }
 
 int syms__user(struct syms *syms, pid_t pid, __u64 addr, struct user_sym *out)

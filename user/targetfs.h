@@ -37,13 +37,31 @@
  * a file the target may not read exists). Thread-safe.
  */
 
+#include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <linux/types.h>
+#include "clock.h"
 
 #define TARGETFS_BUDGET_MS 250
 #define TARGETFS_MAX_STUCK 8
+/* A file missed for lack of time (see targetfs__missed) is asked for again this long after. */
+#define TARGETFS_RETRY_NS 1000000000ULL
+
+/* err is targetfs's time budget running out (-ETIMEDOUT, -EBUSY: a slow file system, or a
+ * loaded machine keeping its thread off a CPU), not the file's fate: ask again later. */
+static inline bool targetfs__missed(int err)
+{
+	return err == -ETIMEDOUT || err == -EBUSY;
+}
+
+/* Whether something missed at missed_ns (see targetfs__missed) is due to be asked for again. */
+static inline bool targetfs__retry_due(__u64 missed_ns)
+{
+	return clock__ns() - missed_ns >= TARGETFS_RETRY_NS;
+}
 /* targetfs__read_line() looks at no more than this many bytes of a file. */
 #define TARGETFS_MAX_SCAN (4U << 20)
 

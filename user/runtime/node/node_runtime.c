@@ -82,6 +82,9 @@ static void node_rt__report_begin(void *rt, pid_t pid)
 {
 	struct node_rt *node = rt;
 
+	/* Node has no tick: a process whose files were missed for lack of time (V8_UNKNOWN) is
+	 * looked at again when it stalls, so that its next stalls have JavaScript frames. */
+	v8__attach(node->v8, pid);
 	v8__trim(node->v8, pid);
 	node->jsmap_fresh = false;
 }

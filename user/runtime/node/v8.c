@@ -13,10 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <bpf/bpf.h>
+#include "clock.h"
 #include "compare.h"
 #include "loopstall.h"
 #include "procfs.h"
 #include "remote.h"
+#include "targetfs.h"
 #include "v8_abi.h"
 #include "v8.h"
 #include "v8heap.h"
@@ -31,6 +33,7 @@ enum v8_kind {
 	V8_NOT = 0, /* no V8 metadata in this process */
 	V8_SUPPORTED,
 	V8_UNSUPPORTED,
+	V8_UNKNOWN, /* its binaries could not all be read yet: looked at again */
 };
 
 struct function_entry {
@@ -48,6 +51,7 @@ struct script_entry {
 struct v8_process {
 	pid_t pid;
 	enum v8_kind kind;
+	__u64 unknown_ns; /* V8_UNKNOWN since then: looked at again TARGETFS_RETRY_NS later */
 	struct v8_meta meta;
 	void *functions; /* tsearch tree of struct function_entry by address */
 	void *scripts;   /* tsearch tree of struct script_entry by address */
@@ -100,6 +104,20 @@ static struct v8_process *process__find(struct v8 *v8, pid_t pid)
 
 	node = v8 ? tfind(&key, &v8->processes, pid__cmp) : NULL;
 	return node ? *node : NULL;
+}
+
+static struct v8_process *process__new(struct v8 *v8, pid_t pid)
+{
+	struct v8_process *proc = calloc(1, sizeof(*proc));
+
+	if (!proc)
+		return NULL;
+	proc->pid = pid;
+	if (!tsearch(proc, &v8->processes, pid__cmp)) {
+		free(proc);
+		return NULL;
+	}
+	return proc;
 }
 
 /* One copy per distinct string: frames point at it until the process's caches are cleared. */
@@ -238,19 +256,22 @@ int v8__attach(struct v8 *v8, pid_t pid)
 	char why[128];
 	int err;
 
-	if (proc)
+	if (proc && proc->kind == V8_UNKNOWN && !targetfs__retry_due(proc->unknown_ns))
+		return -ENOENT;
+	if (proc && proc->kind != V8_UNKNOWN)
 		return proc->kind == V8_SUPPORTED ? 0 : proc->kind == V8_NOT ? -ENOENT : -ENOTSUP;
-	proc = calloc(1, sizeof(*proc));
+	if (!proc)
+		proc = process__new(v8, pid);
 	if (!proc)
 		return -ENOMEM;
-	proc->pid = pid;
-	if (!tsearch(proc, &v8->processes, pid__cmp)) {
-		free(proc);
-		return -ENOMEM;
-	}
 	err = v8meta__read(v8->syms, pid, &proc->meta, why, sizeof(why));
-	if (err && err != -ENOTSUP && err != -EFAULT)
-		return -ENOENT; /* no V8 metadata, or the process is gone */
+	if (err && err != -ENOTSUP && err != -EFAULT) {
+		/* No V8 metadata, or the process is gone; or its files missed for lack of time,
+		 * which a loaded machine causes: not "no V8" for the run. */
+		proc->kind = err == -EAGAIN ? V8_UNKNOWN : V8_NOT;
+		proc->unknown_ns = clock__ns();
+		return -ENOENT;
+	}
 	if (!err) {
 		err = v8__publish(v8, proc);
 		if (err)

@@ -279,12 +279,18 @@ static bool elf__exports_v8dbg(int fd)
 	return found;
 }
 
+struct v8dbg_look {
+	pid_t pid;
+	bool missed; /* a file not opened for lack of time: no answer yet */
+};
+
 /* The file of an executable mapping of pid exports v8dbg_ symbols. Decided once per file, by
  * the device and inode maps gives; opened as the process could, the very file mapped (see
  * targetfs__open_mapped), not the path it names. */
 static int mapping__has_v8dbg(void *ctx, const struct proc_mapping *mapping)
 {
-	pid_t pid = *(const pid_t *)ctx;
+	struct v8dbg_look *look = ctx;
+	pid_t pid = look->pid;
 	struct mapped_file key, *file, **node;
 	struct stat st;
 	int fd;
@@ -297,8 +303,10 @@ static int mapping__has_v8dbg(void *ctx, const struct proc_mapping *mapping)
 	if (node)
 		return (*node)->has_v8dbg;
 	fd = targetfs__open_mapped(pid, mapping->start, &st);
-	if (fd < 0)
+	if (fd < 0) {
+		look->missed |= targetfs__missed(fd);
 		return 0; /* not cached: the next look may be allowed */
+	}
 	key.has_v8dbg = elf__exports_v8dbg(fd);
 	close(fd);
 	file = malloc(sizeof(*file));
@@ -310,11 +318,16 @@ static int mapping__has_v8dbg(void *ctx, const struct proc_mapping *mapping)
 	return key.has_v8dbg;
 }
 
-/* Some executable mapping of pid is a file with V8's metadata: cheap, unlike walking every
- * module's symbol table, which --all would do for every process on the host. */
-static bool process__maps_v8dbg(pid_t pid)
+/* 0 when some executable mapping of pid is a file with V8's metadata, -ENOENT when none is,
+ * -EAGAIN when none that could be read is but some could not be read for now. Cheap, unlike
+ * walking every module's symbol table, which --all would do for every process on the host. */
+static int process__maps_v8dbg(pid_t pid)
 {
-	return procfs__each_mapping(pid, mapping__has_v8dbg, &pid) > 0;
+	struct v8dbg_look look = { .pid = pid };
+
+	if (procfs__each_mapping(pid, mapping__has_v8dbg, &look) > 0)
+		return 0;
+	return look.missed ? -EAGAIN : -ENOENT;
 }
 
 void v8meta__free_cache(void)
@@ -330,8 +343,9 @@ int v8meta__read(struct syms *syms, pid_t pid, struct v8_meta *meta, char *why, 
 	int err;
 
 	v8meta__reset(meta);
-	if (!process__maps_v8dbg(pid))
-		return -ENOENT;
+	err = process__maps_v8dbg(pid);
+	if (err)
+		return err;
 	err = syms__each_symbol(syms, pid, V8DBG_PREFIX, version, meta__symbol, &read);
 	if (err)
 		return err;

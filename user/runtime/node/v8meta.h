@@ -49,7 +49,8 @@ struct v8_meta {
 
 /*
  * Read the metadata of the V8 in process pid. 0 when usable; -ENOENT when the process has no V8
- * metadata (not node, or node built without it); another -errno with a one-line reason in
+ * metadata (not node, or node built without it); -EAGAIN when its files could not all be read
+ * for now (targetfs's time budget: ask again after TARGETFS_RETRY_NS); another -errno with a one-line reason in
  * `why` when it has some but loopstall cannot use it (unknown version, pointer compression,
  * a missing field).
  */

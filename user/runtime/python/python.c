@@ -54,7 +54,7 @@ struct thread_attempt {
 struct python_process {
 	pid_t pid;
 	enum python_kind kind;
-	__u64 unknown_ns; /* PYTHON_UNKNOWN since then: looked at again THREAD_RETRY_NS later */
+	__u64 unknown_ns; /* PYTHON_UNKNOWN since then: looked at again TARGETFS_RETRY_NS later */
 	int minor;
 	char stdlib[256]; /* its standard library directory, "" when not known */
 	struct python_offsets offsets;
@@ -546,7 +546,7 @@ int python__attach(struct python *python, pid_t pid)
 	char version[32];
 
 	proc = process__find(python, pid);
-	if (proc && proc->kind == PYTHON_UNKNOWN && clock__ns() - proc->unknown_ns < THREAD_RETRY_NS)
+	if (proc && proc->kind == PYTHON_UNKNOWN && !targetfs__retry_due(proc->unknown_ns))
 		return -ENOENT;
 	if (proc && proc->kind != PYTHON_UNKNOWN)
 		return proc->kind == PYTHON_SUPPORTED ? 0 : proc->kind == PYTHON_NOT ? -ENOENT : -ENOTSUP;
