@@ -37,7 +37,9 @@ struct user_sym {
 int syms__user(struct syms *syms, pid_t pid, __u64 addr, struct user_sym *out);
 
 /* Address of the defined symbol `name` in any module of process pid (and the module's path,
- * valid like user_sym's strings, if module is not NULL). -ENOENT if no module defines it. */
+ * valid like user_sym's strings, if module is not NULL). -ENOENT if no module defines it,
+ * -EAGAIN if none that could be read does but some could not be read for now (targetfs's time
+ * budget ran out): ask again in a second or so. */
 int syms__find_symbol(struct syms *syms, pid_t pid, const char *name, __u64 *addr,
 		      const char **module);
 /*
