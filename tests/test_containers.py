@@ -10,6 +10,8 @@ paths the target sees.
   1  nested frames, sleep and busy, exact functions, files and lines, every python3.1X of
      the root (py_nested.py, as test_python.py's test 1)
   1c on 3.14+: a task named by the program and its awaiter, from _AsyncioDebug
+  1d the same when the target imports asyncio only after loopstall attached (3.14 maps the
+     _asyncio library, which holds the table, at that import)
   1b the same in a chroot (no namespaces, root visible from the host by path)
   2  FastAPI on uvicorn with uvloop on the root's python3: the async route calling
      time.sleep named with its task, the def route and the asyncio.sleep route never
@@ -23,15 +25,17 @@ paths the target sees.
 Run: /usr/bin/python3 -m pytest tests/test_containers.py -v   (as root, after tools/setup)
 """
 
+import json
 import re
 import struct
 
 import pytest
 
 import container
-from harness import ContainerTarget, brief
-from test_python import (check_fastapi_routes, check_gil_starvation, check_nested,
-                         marker_lines, prefix_in, show, single_stall)
+from harness import ContainerTarget, brief, wait_until
+from test_python import (attach, check_fastapi_routes, check_gil_starvation, check_nested,
+                         marker_lines, prefix_in, settle_and_stop, show, show_all, single_stall,
+                         trigger_one_by_one)
 
 ROOT = container.debian_root()
 PYTHONS = container.pythons(ROOT) if ROOT else []
@@ -88,23 +92,62 @@ def test_nested_frames_in_container(lab, python, action):
     run_nested(lab, python, action)
 
 
-@pytest.mark.parametrize("python", [p for p in root_pythons() if p is None or
-                                    has_asyncio_debug(p)])
-def test_task_name_and_awaiter(lab, python):
-    """1c. handler() in a task named by the program, awaited by serve()'s task: the stall's
-    task is that name, its coroutine handler, awaited by serve (_AsyncioDebug, 3.14+)."""
-    script = "py_nested.py"
-    path, lines = "%s/%s" % (ContainerTarget.INSIDE, script), marker_lines(script)
-    target = lab.container_target(script, "--action", "sleep", "--ms", 300, "--count", 2,
-                                  "--in-task", "handler-task", python="/usr/bin/" + python,
-                                  root=ROOT)
-    _, _, ev = single_stall(lab, target)
+def asyncio_debug_pythons():
+    return [p for p in root_pythons() if p is None or has_asyncio_debug(p)]
+
+
+def task_target(lab, python, script, count):
+    return lab.container_target(script, "--action", "sleep", "--ms", 300, "--count", count,
+                                "--in-task", "handler-task", python="/usr/bin/" + python,
+                                root=ROOT)
+
+
+def check_named_task(ev):
+    """py_nested.py --in-task handler-task's sleep: exact frames, the task by its name."""
+    path, lines = "%s/py_nested.py" % ContainerTarget.INSIDE, marker_lines("py_nested.py")
     top = ev["stacks"][0]
     assert top["reason"] == "sleep", show(ev)
     assert prefix_in(top, path) == [("helper", path, lines["sleep"]),
                                     ("handler", path, lines["handler"])], show(ev)
     assert ev["task"] == {"coroutine": "handler", "app_coroutine": "handler",
                           "name": "handler-task", "awaited_by": ["serve"]}, show(ev)
+
+
+@pytest.mark.parametrize("python", asyncio_debug_pythons())
+def test_task_name_and_awaiter(lab, python):
+    """1c. handler() in a task named by the program, awaited by serve()'s task: the stall's
+    task is that name, its coroutine handler, awaited by serve (_AsyncioDebug, 3.14+)."""
+    _, _, ev = single_stall(lab, task_target(lab, python, "py_nested.py", 2))
+    check_named_task(ev)
+
+
+LATE_TRIES = 4  # stalls triggered, one at a time, until one names its task
+
+
+@pytest.mark.parametrize("python", asyncio_debug_pythons())
+def test_task_name_asyncio_imported_after_attach(lab, python):
+    """1d. Attached to an interpreter with no asyncio yet; then it imports asyncio (on 3.14
+    that maps _asyncio, and _AsyncioDebug with it) and stalls in a named task: one of the
+    first stalls names it exactly, as do all after it, and none names another task."""
+    target = task_target(lab, python, "py_late_asyncio.py", LATE_TRIES)
+    run = attach(lab, target)
+    assert target.info["loop"] == "none"
+    ready = target.ctl / "ready"
+    (target.ctl / "go").touch()
+    wait_until(lambda: json.loads(ready.read_text())["loop"] == "asyncio", 30,
+               "the target to import asyncio and run its loop")
+    for n in range(1, LATE_TRIES + 1):
+        trigger_one_by_one(run, target, 1)
+        stalls = run.of_kind("stall", target.pid)
+        assert len(stalls) == n, show_all(stalls)
+        if "name" in (stalls[-1]["task"] or {}):
+            break
+    assert "name" in (stalls[-1]["task"] or {}), "no stall named its task:\n" + show_all(stalls)
+    stalls = settle_and_stop(run, target, lambda s: len(s) >= n)
+    assert len(stalls) == n, show_all(stalls)
+    for ev in stalls[:-1]:
+        assert ev["task"] == {"coroutine": "handler", "app_coroutine": "handler"}, show(ev)
+    check_named_task(stalls[-1])
 
 
 @pytest.mark.skipif(not ROOT, reason="no Debian root: run tools/debian-root")
