@@ -125,7 +125,7 @@ def test_task_name_and_awaiter(lab, python):
     check_named_task(ev)
 
 
-LATE_TRIES = 4  # stalls triggered, one at a time, until one names its task
+LATE_TRIES = 8  # sleeps triggered, one at a time, until one names its task (~1 s each)
 
 
 def sleeps(run, target):
