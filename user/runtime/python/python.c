@@ -397,11 +397,10 @@ static void python__asyncio(struct python *python, struct python_process *proc)
 	if (proc->offsets.gen_iframe == PY_NONE16 || proc->offsets.long_digit == PY_NONE16)
 		return;
 	err = syms__find_section(python->syms, proc->pid, ".AsyncioDebug", &addr, &size);
-	/* Until the module itself is mapped (a library loaded at the first `import asyncio`),
-	 * its table may still come; once it is, a version without one never gets one. */
+	/* Until the module itself is mapped (a library loaded at the first `import asyncio`) and
+	 * read, its table may still come; once it is, a version without one never gets one. */
 	proc->tasks_pending = err == -ENOENT && syms__find_symbol(python->syms, proc->pid,
-								  "PyInit__asyncio", &addr,
-								  NULL) == -ENOENT;
+								  "PyInit__asyncio", &addr, NULL);
 	if (err || size != sizeof(words) || remote__read(proc->pid, addr, words, sizeof(words)))
 		return;
 	if (!asyncio__offset(words, ASYNCIO_TASK_NAME, ASYNCIO_TASK_SIZE, &proc->task_name) ||
