@@ -55,14 +55,15 @@ class Lab:
         return t
 
     def container_target(self, script, *args, python, root, kind="overlay", files=None,
-                         name="container", flags=()):
-        """A target from tests/targets/ run in a container over root; started. `flags` go to
-        the interpreter, before the script."""
+                         name="container", flags=(), start=True):
+        """A target from tests/targets/ run in a container over root; started unless
+        start=False (see ContainerTarget.launch_command). `flags` go to the interpreter,
+        before the script."""
         t = harness.ContainerTarget(self.tmp_path / ("%s%d" % (name, len(self.targets))),
                                     python, script, list(args), root, kind=kind, files=files,
                                     flags=flags)
         self.targets.append(t)
-        return t.start()
+        return t.start() if start else t
 
     def loopstall(self, *args, output=None, prefix=()):
         run = harness.Loopstall(list(args), output=output, prefix=prefix)

@@ -144,15 +144,33 @@ class Container:
             self._start_chroot(out)
             self.pid = self.proc.pid
             return self
+        self.proc = subprocess.Popen(self._command(), stdin=subprocess.DEVNULL, stdout=out,
+                                     stderr=subprocess.STDOUT)
+        self.pid = self._child(self.proc.pid, timeout, lambda: self.proc.poll() is None)
+        return self
+
+    def _command(self):
         spec = {"root": str(self.root), "scratch": str(self._scratch), "files": self.files,
                 "binds": self.binds, "argv": self.argv, "env": self.env, "cwd": self.cwd,
                 "hostname": self.hostname}
         # --kill-child: the namespace dies with unshare, whatever kills it.
-        self.proc = subprocess.Popen(
-            ["unshare", "--pid", "--mount", "--uts", "--ipc", "--fork", "--kill-child",
-             "--propagation", "private", sys.executable, __file__, json.dumps(spec)],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-        self.pid = self._child(timeout)
+        return ["unshare", "--pid", "--mount", "--uts", "--ipc", "--fork", "--kill-child",
+                "--propagation", "private", sys.executable, __file__, json.dumps(spec)]
+
+    def launch_command(self):
+        """The command that runs this (overlay) container, for another program to start
+        (loopstall's launch mode); then launched_by() that program's pid."""
+        if self.kind != "overlay":
+            raise ValueError("only an overlay container is launched by another program")
+        self._scratch = Path(tempfile.mkdtemp(prefix="loopstall-container-"))
+        return self._command()
+
+    def launched_by(self, launcher_pid, timeout=30.0):
+        """Find PID 1 of the container the launcher started with launch_command()."""
+        def alive(pid):
+            return lambda: os.path.exists("/proc/%d" % pid)
+        unshare = self._child(launcher_pid, timeout, alive(launcher_pid))
+        self.pid = self._child(unshare, timeout, alive(unshare))
         return self
 
     def _start_chroot(self, out):
@@ -169,9 +187,10 @@ class Container:
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out,
                                      stderr=subprocess.STDOUT, env=self.env, preexec_fn=enter)
 
-    def _child(self, timeout):
-        """unshare --fork's child: PID 1 of the namespace, which becomes the command."""
-        path = "/proc/%d/task/%d/children" % (self.proc.pid, self.proc.pid)
+    def _child(self, parent, timeout, alive):
+        """The first child of parent: unshare --fork's is PID 1 of the namespace, which becomes
+        the command."""
+        path = "/proc/%d/task/%d/children" % (parent, parent)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -180,11 +199,11 @@ class Container:
                 children = []
             if children:
                 return int(children[0])
-            if self.proc.poll() is not None:
+            if not alive():
                 break
             time.sleep(0.01)
-        raise RuntimeError("container %s did not start (unshare exit %s)"
-                           % (self.argv, self.proc.poll()))
+        raise RuntimeError("container %s did not start (no child of pid %d)"
+                           % (self.argv, parent))
 
     def wait_exec(self, timeout=30.0):
         """Wait until PID 1 runs the command (not the setup step any more)."""
@@ -229,6 +248,11 @@ class Container:
         return self.proc.poll() if self.proc else None
 
     def kill(self):
+        if self.proc is None and self.pid is not None:  # launched by another program
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         if self.proc is not None and self.proc.poll() is None:
             if self.kind == "chroot":
                 self.proc.kill()

@@ -239,6 +239,15 @@ class ContainerTarget(Target):
         self.proc = self.container.proc
         return self
 
+    def launch_command(self):
+        """What loopstall's launch mode runs (`loopstall -- COMMAND`) to start this target;
+        then launched_by(loopstall's pid)."""
+        return self.container.launch_command()
+
+    def launched_by(self, pid):
+        self.container.launched_by(pid)
+        return self
+
     @property
     def pid(self):
         return self.container.pid

@@ -116,6 +116,12 @@ static struct hint_case cases[] = {
 	  { "python", OFF(REASON_GIL, "futex"), .holder = "tid 4243 (spinner)" },
 	  { ROUTE("handler", 5) },
 	  {}, "py-gil-starvation", { "tid 4243 (spinner)", "handler", "ProcessPoolExecutor" } },
+	{ "GIL starvation by a thread whose frame is known",
+	  { "python", OFF(REASON_GIL, "futex"), .holder = "thread 1234 (spin_worker)",
+	    .holder_frame = &(struct hint_frame){ "spin_forever", "/srv/worker.py", 42, true, false } },
+	  { ROUTE("handler", 5) },
+	  {}, "py-gil-starvation", { "while thread 1234 (spin_worker) held it, running spin_forever "
+				     "(/srv/worker.py:42): ", "handler" } },
 	{ "hashlib on a large buffer: C code on the CPU",
 	  { "python", .kind = HINT_ON_CPU, .source = "hashlib.sha256(blob).hexdigest()" },
 	  { ROUTE("checksum", 40) },

@@ -10,6 +10,10 @@ paths the target sees.
   1  nested frames, sleep and busy, exact functions, files and lines, every python3.1X of
      the root (py_nested.py, as test_python.py's test 1)
   1c on 3.14+: a task named by the program and its awaiter, from _AsyncioDebug
+  1d the same when the target imports asyncio only after loopstall attached (3.14 maps the
+     _asyncio library, which holds the table, at that import)
+  1e the same in launch mode (`loopstall -- CONTAINER`), the interpreter found at a loop it
+     runs before it imports asyncio
   1b the same in a chroot (no namespaces, root visible from the host by path)
   2  FastAPI on uvicorn with uvloop on the root's python3: the async route calling
      time.sleep named with its task, the def route and the asyncio.sleep route never
@@ -23,15 +27,18 @@ paths the target sees.
 Run: /usr/bin/python3 -m pytest tests/test_containers.py -v   (as root, after tools/setup)
 """
 
+import json
 import re
 import struct
+import time
 
 import pytest
 
 import container
-from harness import ContainerTarget, brief
-from test_python import (check_fastapi_routes, check_gil_starvation, check_nested,
-                         marker_lines, prefix_in, show, single_stall)
+from harness import ContainerTarget, brief, wait_until
+from test_python import (SETTLE_S, WARMUP_S, attach, check_fastapi_routes, check_gil_starvation,
+                         check_nested, marker_lines, prefix_in, settle_and_stop, show, show_all,
+                         single_stall)
 
 ROOT = container.debian_root()
 PYTHONS = container.pythons(ROOT) if ROOT else []
@@ -88,23 +95,101 @@ def test_nested_frames_in_container(lab, python, action):
     run_nested(lab, python, action)
 
 
-@pytest.mark.parametrize("python", [p for p in root_pythons() if p is None or
-                                    has_asyncio_debug(p)])
-def test_task_name_and_awaiter(lab, python):
-    """1c. handler() in a task named by the program, awaited by serve()'s task: the stall's
-    task is that name, its coroutine handler, awaited by serve (_AsyncioDebug, 3.14+)."""
-    script = "py_nested.py"
-    path, lines = "%s/%s" % (ContainerTarget.INSIDE, script), marker_lines(script)
-    target = lab.container_target(script, "--action", "sleep", "--ms", 300, "--count", 2,
-                                  "--in-task", "handler-task", python="/usr/bin/" + python,
-                                  root=ROOT)
-    _, _, ev = single_stall(lab, target)
+def asyncio_debug_pythons():
+    return [p for p in root_pythons() if p is None or has_asyncio_debug(p)]
+
+
+def task_target(lab, python, script, start=True):
+    """py_nested.py's sleep in a task named handler-task, LATE_TRIES times at most."""
+    return lab.container_target(script, "--action", "sleep", "--ms", 300,
+                                "--count", LATE_TRIES, "--in-task", "handler-task",
+                                python="/usr/bin/" + python, root=ROOT, start=start)
+
+
+def check_named_task(ev):
+    """py_nested.py --in-task handler-task's sleep: exact frames, the task by its name."""
+    path, lines = "%s/py_nested.py" % ContainerTarget.INSIDE, marker_lines("py_nested.py")
     top = ev["stacks"][0]
     assert top["reason"] == "sleep", show(ev)
     assert prefix_in(top, path) == [("helper", path, lines["sleep"]),
                                     ("handler", path, lines["handler"])], show(ev)
     assert ev["task"] == {"coroutine": "handler", "app_coroutine": "handler",
                           "name": "handler-task", "awaited_by": ["serve"]}, show(ev)
+
+
+@pytest.mark.parametrize("python", asyncio_debug_pythons())
+def test_task_name_and_awaiter(lab, python):
+    """1c. handler() in a task named by the program, awaited by serve()'s task: the stall's
+    task is that name, its coroutine handler, awaited by serve (_AsyncioDebug, 3.14+)."""
+    _, _, ev = single_stall(lab, task_target(lab, python, "py_nested.py"))
+    check_named_task(ev)
+
+
+LATE_TRIES = 8  # sleeps triggered, one at a time, until one names its task (~1 s each)
+
+
+def sleeps(run, target):
+    """The stalls of task_target()'s sleeps (its import of asyncio may be one too, on-CPU)."""
+    return [ev for ev in run.of_kind("stall", target.pid) if ev["stacks"] and
+            ev["stacks"][0]["reason"] == "sleep"]
+
+
+def stalls_until_named(run, target):
+    """Trigger task_target()'s sleeps one at a time until one's stall names its task, and
+    check that name and chain are exact: the sleeps' stalls, that one last."""
+    for n in range(1, LATE_TRIES + 1):
+        target.trigger()
+        stalls = wait_until(lambda: sleeps(run, target)[n - 1:], SETTLE_S,
+                            "the stall of sleep %d" % n)
+        if "name" in (stalls[-1]["task"] or {}):
+            break
+    stalls = sleeps(run, target)
+    assert len(stalls) == n, show_all(stalls)
+    assert "name" in (stalls[-1]["task"] or {}), "no stall named its task:\n" + show_all(stalls)
+    check_named_task(stalls[-1])
+    return stalls
+
+
+def import_asyncio(target):
+    """Let py_late_asyncio.py, ready and polling, import asyncio and run py_nested.py."""
+    ready = target.ctl / "ready"
+    assert json.loads(ready.read_text())["loop"] == "none"
+    (target.ctl / "go").touch()
+    wait_until(lambda: json.loads(ready.read_text())["loop"] == "asyncio", 30,
+               "the target to import asyncio and run its loop")
+
+
+@pytest.mark.parametrize("python", asyncio_debug_pythons())
+def test_task_name_asyncio_imported_after_attach(lab, python):
+    """1d. Attached to an interpreter with no asyncio yet; then it imports asyncio (on 3.14
+    that maps _asyncio, and _AsyncioDebug with it) and stalls in a named task: one of the
+    first stalls names it exactly, and none before it names another task."""
+    target = task_target(lab, python, "py_late_asyncio.py")
+    run = attach(lab, target)
+    import_asyncio(target)
+    named = stalls_until_named(run, target)
+    settle_and_stop(run, target, lambda s: True)
+    stalls = sleeps(run, target)
+    assert [ev["task"] for ev in stalls] == [ev["task"] for ev in named], show_all(stalls)
+
+
+@pytest.mark.parametrize("python", asyncio_debug_pythons())
+def test_task_name_launch_mode(lab, python):
+    """1e. loopstall -- (the container), whose program polls in a loop of its own before it
+    imports asyncio: loopstall finds its interpreter at that first loop, before _asyncio is
+    mapped; one of the first stalls in asyncio names its task exactly all the same."""
+    out = lab.tmp_path / "out.jsonl"
+    target = task_target(lab, python, "py_late_asyncio.py", start=False)
+    run = lab.loopstall("--json", "-o", out, "--", *target.launch_command(), output=out)
+    run.wait_tracing()
+    target.launched_by(run.proc.pid).wait_ready()
+    time.sleep(WARMUP_S)  # loopstall finds the interpreter at its loop's first polls
+    import_asyncio(target)
+    named = stalls_until_named(run, target)
+    target.kill()  # the container's PID 1: the launched command exits, and loopstall with it
+    assert run.wait_exit(30) == 0, run.describe()
+    stalls = sleeps(run, target)
+    assert [ev["task"] for ev in stalls] == [ev["task"] for ev in named], show_all(stalls)
 
 
 @pytest.mark.skipif(not ROOT, reason="no Debian root: run tools/debian-root")

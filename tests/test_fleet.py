@@ -18,6 +18,7 @@ import pytest
 
 from harness import (TARGETS, TIMEOUT_S, brief, caused_stalls, check_stall_shape, missing,
                      starved, wait_until)
+from test_export import free_port, http, wait_serving
 
 SETTLE_S = 10.0  # how long an event may take to arrive after the loop polls again
 SCRIPT = TARGETS / "fleet_mix.py"
@@ -46,6 +47,19 @@ def trigger_all(*targets, timeout=TIMEOUT_S):
             return len(t.reports()) >= n
         wait_until(done, timeout, "target %s to report action %d" % (t.ctl.name, n))
     return [t.reports()[n - 1] for t, n in zip(targets, want)]
+
+
+def wait_traced(run, url, *targets):
+    """Wait until --all decided to trace each target: --all traces a loop that started after
+    loopstall from the moment userspace applied the filters to it, and its pid's series in
+    /metrics is the sign of that (they come with its first traced iteration)."""
+    def traced():
+        if run.proc.poll() is not None:
+            raise AssertionError("loopstall exited\n" + run.describe())
+        body = http(url, timeout=2)[2].decode()
+        return all('pid="%d"' % t.pid in body for t in targets)
+    wait_until(traced, TIMEOUT_S, "--all to trace %s" % [t.ctl.name for t in targets],
+               interval=0.1)
 
 
 def wait_stalls(run, pid, n, timeout=SETTLE_S):
@@ -261,9 +275,11 @@ def test_all_traces_every_loop_and_filters_by_comm(lab):
     prefix = early_name[:9]
     early = fleet(lab, early_name, "--count", 2)
     early.wait_ready()
+    port = free_port()
     run = lab.loopstall("--all", "--json", "--comm", "^" + prefix,
-                        "--exclude-comm", "^" + skip_name)
+                        "--exclude-comm", "^" + skip_name, "--prometheus", "127.0.0.1:%d" % port)
     run.wait_tracing()
+    url = wait_serving(run, port)
     late = fleet(lab, late_name, "--count", 2)
     other = fleet(lab, other_name, "--count", 3)
     skipped = fleet(lab, skip_name, "--count", 3)
@@ -271,6 +287,8 @@ def test_all_traces_every_loop_and_filters_by_comm(lab):
     # Long enough to still be running when checked for readiness on a loaded machine.
     one = fleet(lab, one_name, "--mode", "onepoll", "--long-ms", 6000)
     ready(late, other, skipped, idle, one)
+    # Else late's first stall may come before --all decided on it (seen under load).
+    wait_traced(run, url, early, late)
     for _ in range(2):
         trigger_all(early, late, other, skipped, idle)
     for t in (other, skipped):

@@ -121,6 +121,10 @@ def check_event(ev):
             holder = s.get("gil_holder")
             assert holder is None or (isinstance(holder["tid"], int) and
                                       isinstance(holder["comm"], str)), brief(ev)
+            frame = (holder or {}).get("frame")
+            assert frame is None or (isinstance(frame["function"], str) and
+                                     isinstance(frame["file"], str) and
+                                     isinstance(frame["in_app"], bool)), brief(ev)
         else:
             assert "gil_holder" not in s, "gil_holder on a %s stack: %s" % (s["reason"], brief(ev))
     check_task(ev)
@@ -518,6 +522,23 @@ def check_gil_starvation(lab, target):
         len(named), len(gil), spinner, show_all(gil[:10]))
 
     begin, end = report["wall_start"], report["wall_start"] + report["ms"] / 1000.0
+    # The holder's frame, read when the stall is reported: while the spinner spins, spin's
+    # loop in py_gil.py (its while or its arithmetic line); at its start or end possibly
+    # threading's frames, never garbage.
+    source = (TARGETS / "py_gil.py").read_text().splitlines()
+    spin_lines = {i + 1 for i, text in enumerate(source)
+                  if text.strip() in ("while time.monotonic() < deadline:",
+                                      "x = (x * 31 + 7) % 1000003")}
+    assert len(spin_lines) == 3, spin_lines  # spin's two, and client's arithmetic line
+    holder_frames = [s["gil_holder"]["frame"] for ev in gil for s in ev["stacks"]
+                     if (s.get("gil_holder") or {}).get("tid") == spinner
+                     and "frame" in s["gil_holder"]]
+    in_spin = [f for f in holder_frames if f["function"] == "spin"
+               and f["file"].endswith("/py_gil.py") and f["line"] in spin_lines]
+    assert len(in_spin) >= 5, "only %d of %d holder frames are spin's loop:\n%s" % (
+        len(in_spin), len(holder_frames), holder_frames[:20])
+    for f in holder_frames:
+        assert f in in_spin or f["file"].endswith("threading.py"), holder_frames
     walks_loop = 0
     for ev in gil:
         assert ev["tid"] == loop_tid, show(ev)

@@ -6,8 +6,8 @@ to fix first (the summary's sites).
      threading.Lock, subprocess.run) gets its rule's hint, naming the function and the call;
      the correct routes (a def route, await asyncio.sleep, asyncio.to_thread) stall nothing and
      get no hint                                                    targets/py_fastapi_app.py
-  2  a thread spinning pure Python starves the loop of the GIL: the hint names the holder
-                                                                    targets/py_gil.py
+  2  a thread spinning pure Python starves the loop of the GIL: the hint (JSON and text) names
+     the holder thread and the function it runs                    targets/py_gil.py
   3  Node (/usr/bin/node): pbkdf2Sync, execSync, readFileSync of a large file, a catastrophic
      regex, JSON.parse of a large body                              targets/node_http.js
   4  sites: 10 stalls of 150 ms at one route, 2 of 1 s at another: the second site first, and
@@ -24,7 +24,7 @@ import time
 
 import pytest
 
-from harness import DEBIAN_PYTHON, brief, caused_stalls
+from harness import DEBIAN_PYTHON, TARGETS, brief, caused_stalls
 from test_export import free_port, parse_exposition, wait_serving
 from test_export import http as http_request
 from test_node import HTTP_TARGET, NODE, node_target
@@ -148,15 +148,25 @@ def test_python_hints(lab):
 
 def test_gil_starvation_hint(lab):
     """2. A thread spinning pure Python while the loop sleeps 1 ms at a time (-t 5): the loop's
-    GIL waits get the py-gil-starvation hint, naming the spinner thread that held the GIL."""
+    GIL waits get the py-gil-starvation hint, naming the spinner thread that held the GIL and
+    the function it runs, spin, at its file and line; so does the text output."""
     target = lab.target("py_gil.py", "--ms", 1500, "--count", 1)
     run = attach(lab, target, "-t", 5)
-    holder = "thread %d (" % target.trigger()["spinner_tid"]
+    text = lab.loopstall("-p", target.pid, "-t", 5)
+    text.wait_tracing()
+    spinner, path = target.trigger()["spinner_tid"], re.escape(str(TARGETS / "py_gil.py"))
+    holder = re.compile(r"thread %d \([^)]*\) held it, running spin \(%s:\d+\)" % (
+        spinner, path))
     ev = wait_for(run, target.pid, lambda ev: hint_of(ev).get("id") == "py-gil-starvation"
-                  and holder in hint_of(ev)["text"])
-    assert run.stop() == 0, run.describe()
-    assert ev, "no stall with a py-gil-starvation hint naming %s...): %s" % (holder, [
+                  and holder.search(hint_of(ev)["text"]))
+    assert run.stop() == 0 and text.stop() == 0, run.describe()
+    assert ev, "no stall with a py-gil-starvation hint naming %s: %s" % (holder.pattern, [
         hint_of(e) for e in run.of_kind("stall", target.pid)][:5])
+    # The text output's GIL line and fix line name them too.
+    out = text.stdout.text()
+    assert re.search(r"\n    GIL held by tid %d \([^)]*\), running spin \(%s:\d+\)\n" % (
+        spinner, path), out), out[:4000]
+    assert re.search(r"\n  fix: .*%s" % holder.pattern, out), out[:4000]
 
 
 NODE_ROUTES = [  # (request, rule id, what the text must name)

@@ -86,7 +86,8 @@ const struct hint_rule hint_rules[] = {
 		  "`await asyncio.to_thread(...)` it (or use aiofiles)" },
 	{ .id = "py-gil-starvation", .runtime = PYTHON, .kind = HINT_OFF_CPU,
 	  .reasons = REASON(REASON_GIL),
-	  .text = "the loop waited for the GIL in {function} ({where}) while {holder} held it: "
+	  .text = "the loop waited for the GIL in {function} ({where}) while {holder} held it"
+		  "{holder_frame}: "
 		  "CPU-bound Python in a thread starves the loop; run that work in a process "
 		  "(ProcessPoolExecutor), not a thread" },
 	{ .id = "py-cpu-extension", .runtime = PYTHON, .kind = HINT_ON_CPU,
@@ -293,6 +294,15 @@ static void hint__call(const struct hint_stack *stack, int app, char *buf, size_
 		snprintf(buf, size, "the call");
 }
 
+static void hint__running(const struct hint_frame *frame, char *buf, size_t size)
+{
+	if (frame->line > 0)
+		snprintf(buf, size, ", running %s (%s:%d)", frame->function, frame->file ?: "?",
+			 frame->line);
+	else
+		snprintf(buf, size, ", running %s (%s)", frame->function, frame->file ?: "?");
+}
+
 void hint__format(const struct hint_rule *rule, const struct hint_stack *stack, char *buf,
 		  size_t size)
 {
@@ -334,6 +344,8 @@ void hint__format(const struct hint_rule *rule, const struct hint_stack *stack, 
 				 stack__innermost_module(stack) ?: "a native library");
 		else if (!strncmp(text, "{holder}", end - text))
 			snprintf(value, sizeof(value), "%s", stack->holder ? stack->holder : "another thread");
+		else if (!strncmp(text, "{holder_frame}", end - text) && stack->holder_frame)
+			hint__running(stack->holder_frame, value, sizeof(value));
 		len += snprintf(buf + len, size - len, "%s", value);
 		if (len >= size)
 			len = size - 1;

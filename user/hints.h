@@ -45,6 +45,7 @@ struct hint_stack {
 	int nr_natives;
 	const struct hint_native *natives; /* the native frames, innermost first */
 	const char *holder;         /* reason GIL: the holding thread ("tid 42 (worker)"), or NULL */
+	const struct hint_frame *holder_frame; /* the frame the holder runs, or NULL */
 	const char *source;         /* the innermost application frame's source line, or NULL */
 };
 
@@ -71,7 +72,8 @@ struct hint_rule {
 	/*
 	 * {function} the innermost application function, {where} its file:line, {call} the
 	 * concrete call (the source line, else the library function it called, else the syscall),
-	 * {library} the innermost native module's file name, {holder} the GIL holder.
+	 * {library} the innermost native module's file name, {holder} the GIL holder,
+	 * {holder_frame} ", running F (file:line)" when the holder's frame is known, else "".
 	 */
 	const char *text;
 };

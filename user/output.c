@@ -226,35 +226,42 @@ int output__run_end(const struct lang_stack *stack, int i, int step, int limit)
 	return i;
 }
 
+/* One frame's object: the fields of the runtime's JSON array (docs/json.md). */
+static void json__frame(FILE *file, const struct lang_frame *frame)
+{
+	unsigned int fields = frame->runtime->json;
+
+	fputs("{\"function\":", file);
+	json__string(file, frame->function);
+	if (fields & RUNTIME_JSON_QUALNAME) {
+		fputs(",\"qualname\":", file);
+		json__string(file, frame->qualname);
+	}
+	fputs(",\"file\":", file);
+	json__string(file, frame->file);
+	if (frame->line >= 0)
+		fprintf(file, ",\"line\":%d", frame->line);
+	else
+		fputs(",\"line\":null", file);
+	if (fields & RUNTIME_JSON_COLUMN && frame->column >= 0)
+		fprintf(file, ",\"column\":%d", frame->column);
+	else if (fields & RUNTIME_JSON_COLUMN)
+		fputs(",\"column\":null", file);
+	fprintf(file, ",\"in_app\":%s}", frame->flags & LANG_FRAME_IN_APP ? "true" : "false");
+}
+
 static void json__lang(FILE *file, const struct lang_stack *lang)
 {
-	unsigned int fields = lang->runtime->json;
-	const struct lang_frame *frame;
 	int i;
 
 	fprintf(file, ",\"%s\":[", lang->runtime->name);
 	for (i = 0; i < lang->depth; i++) {
-		frame = &lang->frames[i];
-		fputs(i ? ",{\"function\":" : "{\"function\":", file);
-		json__string(file, frame->function);
-		if (fields & RUNTIME_JSON_QUALNAME) {
-			fputs(",\"qualname\":", file);
-			json__string(file, frame->qualname);
-		}
-		fputs(",\"file\":", file);
-		json__string(file, frame->file);
-		if (frame->line >= 0)
-			fprintf(file, ",\"line\":%d", frame->line);
-		else
-			fputs(",\"line\":null", file);
-		if (fields & RUNTIME_JSON_COLUMN && frame->column >= 0)
-			fprintf(file, ",\"column\":%d", frame->column);
-		else if (fields & RUNTIME_JSON_COLUMN)
-			fputs(",\"column\":null", file);
-		fprintf(file, ",\"in_app\":%s}", frame->flags & LANG_FRAME_IN_APP ? "true" : "false");
+		if (i)
+			fputc(',', file);
+		json__frame(file, &lang->frames[i]);
 	}
 	fputc(']', file);
-	if (fields & RUNTIME_JSON_TRUNCATED)
+	if (lang->runtime->json & RUNTIME_JSON_TRUNCATED)
 		fprintf(file, ",\"truncated\":%s", lang->truncated ? "true" : "false");
 }
 
@@ -270,6 +277,10 @@ static void json__stack(FILE *file, const struct stack_report *stack)
 	if (stack->reason == REASON_GIL && stack->gil_holder_tid) {
 		fprintf(file, ",\"gil_holder\":{\"tid\":%u,\"comm\":", stack->gil_holder_tid);
 		json__string(file, stack->gil_holder_comm);
+		if (stack->gil_holder_frame.runtime) {
+			fputs(",\"frame\":", file);
+			json__frame(file, &stack->gil_holder_frame);
+		}
 		fputc('}', file);
 	}
 	if (stack->lang.runtime)
@@ -366,6 +377,7 @@ static void json__stall(const struct output *output, const struct stall_report *
 
 static void text__stack(FILE *file, __u32 pid, const struct stack_report *stack, bool all_frames)
 {
+	const struct lang_frame *holder = &stack->gil_holder_frame;
 	const char *syscall = syscall__name(stack->syscall);
 	int i;
 
@@ -374,9 +386,15 @@ static void text__stack(FILE *file, __u32 pid, const struct stack_report *stack,
 	else
 		fprintf(file, "  off-CPU %.1f ms: %s%s%s\n", ms(stack->ns), reason__name(stack->reason),
 			syscall ? " in " : "", syscall ? syscall : "");
-	if (stack->reason == REASON_GIL && stack->gil_holder_tid)
-		fprintf(file, "    GIL held by tid %u (%s)\n", stack->gil_holder_tid,
+	if (stack->reason == REASON_GIL && stack->gil_holder_tid) {
+		fprintf(file, "    GIL held by tid %u (%s)", stack->gil_holder_tid,
 			TEXT_SAFE(stack->gil_holder_comm));
+		if (holder->runtime)
+			fprintf(file, ", running %s (%s:%d)",
+				TEXT_SAFE(holder->qualname ? holder->qualname : holder->function),
+				TEXT_SAFE(holder->file ? holder->file : "?"), holder->line);
+		fputc('\n', file);
+	}
 	if (stack->lang.runtime)
 		stack->lang.runtime->text(file, pid, &stack->lang, TEXT_MAX_FRAMES, all_frames);
 	for (i = 0; i < stack->nr_user && i < TEXT_MAX_FRAMES; i++) {

@@ -49,14 +49,17 @@ static struct process_sites *sites__process(struct sites *sites, pid_t pid, bool
 	if (node || !create)
 		return node ? *node : NULL;
 	proc = calloc(1, sizeof(*proc));
-	if (proc)
-		proc->top = calloc(SITES_TOP, sizeof(*proc->top));
-	if (!proc || !proc->top || !tsearch(proc, &sites->processes, pid__cmp)) {
+	if (!proc)
+		return NULL;
+	/* The key before the insert: a pid set afterwards sits where pid 0 goes, where no later
+	 * tfind looks, so every stall made a new table and sites__forget freed none. */
+	proc->pid = pid;
+	proc->other.other = true;
+	proc->top = calloc(SITES_TOP, sizeof(*proc->top));
+	if (!proc->top || !tsearch(proc, &sites->processes, pid__cmp)) {
 		process_sites__free(proc);
 		return NULL;
 	}
-	proc->pid = pid;
-	proc->other.other = true;
 	return proc;
 }
 

@@ -185,12 +185,21 @@ static void stacks__merge_on_cpu(struct stall_report *report)
 	report->nr_stacks = nr;
 }
 
+static struct hint_frame frame__hint_view(const struct lang_frame *frame)
+{
+	return (struct hint_frame){
+		.function = frame->qualname ? frame->qualname : frame->function,
+		.file = frame->file, .line = frame->line,
+		.in_app = frame->flags & LANG_FRAME_IN_APP,
+		.coroutine = frame->flags & LANG_FRAME_COROUTINE,
+	};
+}
+
 /* The stack as the hint rules see it (hints.h), in the caller's arrays; false when it has no
  * language frames (no rule is about native-only stacks). */
 static bool stack__hint_view(const struct stack_report *stack, struct hint_stack *view,
 			     struct hint_frame *frames, struct hint_native *natives)
 {
-	const struct lang_frame *frame;
 	int i;
 
 	if (!stack->lang.runtime || !stack->lang.depth)
@@ -202,15 +211,8 @@ static bool stack__hint_view(const struct stack_report *stack, struct hint_stack
 		.nr_frames = stack->lang.depth, .frames = frames,
 		.nr_natives = stack->nr_user, .natives = natives,
 	};
-	for (i = 0; i < stack->lang.depth; i++) {
-		frame = &stack->lang.frames[i];
-		frames[i] = (struct hint_frame){
-			.function = frame->qualname ? frame->qualname : frame->function,
-			.file = frame->file, .line = frame->line,
-			.in_app = frame->flags & LANG_FRAME_IN_APP,
-			.coroutine = frame->flags & LANG_FRAME_COROUTINE,
-		};
-	}
+	for (i = 0; i < stack->lang.depth; i++)
+		frames[i] = frame__hint_view(&stack->lang.frames[i]);
 	for (i = 0; i < stack->nr_user; i++)
 		natives[i] = (struct hint_native){ .module = stack->user[i].module,
 						   .symbol = stack->user[i].symbol };
@@ -227,6 +229,7 @@ static void stall__advise(const struct stall_resolver *resolver, struct stall_re
 	struct hint_native natives[MAX_STACK_DEPTH];
 	const struct stack_report *stack, *site_stack = NULL;
 	char holder[64], source[256];
+	struct hint_frame holder_frame;
 	struct hint_stack view;
 	int i, app = -1;
 
@@ -253,6 +256,10 @@ static void stall__advise(const struct stall_resolver *resolver, struct stall_re
 			snprintf(holder, sizeof(holder), "thread %u (%s)", stack->gil_holder_tid,
 				 stack->gil_holder_comm);
 			view.holder = holder;
+		}
+		if (stack->gil_holder_frame.runtime) {
+			holder_frame = frame__hint_view(&stack->gil_holder_frame);
+			view.holder_frame = &holder_frame;
 		}
 		/* The line the application's frame runs is the concrete call (runtimes whose
 		 * frames carry where the function starts have no such text). */
@@ -298,9 +305,13 @@ static void stacks__resolve(const struct stall_resolver *resolver, __u32 pid,
 		/* The GIL's own record of its holder is exact; the waker may be a timer. It names
 		 * the waiting thread itself while the GIL is changing hands (the waiter dropped it
 		 * for a syscall and another thread is just taking it): no holder to report then. */
-		stack->gil_holder_tid = runtimes__lock_holder(&resolver->runtimes, pid, &slots[i]);
+		stack->gil_holder_tid = runtimes__lock_holder(&resolver->runtimes, pid, &slots[i],
+							      &stack->gil_holder_frame);
 		if (stack->gil_holder_tid == report->tid)
 			stack->gil_holder_tid = 0;
+		/* The waker's frame is not known. */
+		if (!stack->gil_holder_tid)
+			stack->gil_holder_frame.runtime = NULL;
 		if (!stack->gil_holder_tid)
 			stack->gil_holder_tid = slots[i].waker_tid;
 		stack->gil_holder_comm[0] = '\0';

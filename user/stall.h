@@ -32,6 +32,8 @@ struct stack_report {
 	__u64 ns;
 	__u32 gil_holder_tid; /* reason GIL: the holder, from the GIL or the waker; 0 if unknown */
 	char gil_holder_comm[TASK_COMM_LEN];
+	/* the frame the holder runs when the stall is reported; runtime NULL when not known */
+	struct lang_frame gil_holder_frame;
 	struct lang_stack lang; /* the language runtime's frames, if any */
 	int nr_kernel;
 	int nr_user;

@@ -71,6 +71,12 @@ struct pid_syms {
 	struct module_range *ranges; /* sorted by low */
 	size_t nr_ranges, ranges_cap;
 	__u64 reported_ns;
+	/* A file was not opened for a passing reason: libdwfl remembers a module's failure for
+	 * good, so the next lookup after REPORT_INTERVAL_NS starts it afresh (see
+	 * pid_syms__opened). */
+	bool files_missed;
+	/* Changes when a report finds another set of modules than the one before (a dlopen). */
+	__u64 generation, modules_hash;
 	/* Every string handed out, copied: a re-report frees the Dwfl_Module of a dlclose'd
 	 * library and its strings with it, while callers hold names until syms__forget_pid. */
 	void *names;
@@ -255,6 +261,18 @@ static const char *pid_syms__own_path(const struct pid_syms *ps, const char *nam
 }
 
 /*
+ * fd from targetfs, for libdwfl. -ETIMEDOUT and -EBUSY are targetfs's time budget running out
+ * (a slow file system, or a loaded machine where its thread waited for a CPU): not the file's
+ * fate, unlike the other errors. Such a miss is asked again (see syms__pid()).
+ */
+static int pid_syms__opened(struct pid_syms *ps, int fd)
+{
+	if (fd == -ETIMEDOUT || fd == -EBUSY)
+		ps->files_missed = true;
+	return fd;
+}
+
+/*
  * libdwfl 0.188's dwfl_linux_proc_find_elf opens the maps path in our own mount namespace: for a
  * process in a container that is another file, or the host's copy of the same path, silently
  * giving wrong symbols. Open exactly the mapped file instead (map_files: whatever namespace,
@@ -265,7 +283,7 @@ static const char *pid_syms__own_path(const struct pid_syms *ps, const char *nam
 static int module__find_elf(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_Addr base,
 			    char **file_name, Elf **elfp)
 {
-	const struct pid_syms *ps = *userdata;
+	struct pid_syms *ps = *userdata;
 	const char *own = pid_syms__own_path(ps, name);
 	struct stat st;
 	int fd;
@@ -273,9 +291,9 @@ static int module__find_elf(Dwfl_Module *mod, void **userdata, const char *name,
 	/* "[vdso: PID]": libdwfl reads the image from /proc/PID/mem. */
 	if (name[0] != '/')
 		return dwfl_linux_proc_find_elf(mod, userdata, name, base, file_name, elfp);
-	fd = targetfs__open_mapped(ps->pid, base, &st);
+	fd = pid_syms__opened(ps, targetfs__open_mapped(ps->pid, base, &st));
 	if (fd < 0 && !str__has_suffix(name, DELETED_SUFFIX))
-		fd = targetfs__open(ps->pid, own, &st);
+		fd = pid_syms__opened(ps, targetfs__open(ps->pid, own, &st));
 	if ((fd == -ESRCH || fd == -ENOENT) && str__has_suffix(name, DELETED_SUFFIX))
 		return pid_syms__open_deleted(ps, base, file_name);
 	/* Gone: its root, held open, still has its files, but a FIFO there would block an open and
@@ -301,7 +319,7 @@ static int module__find_elf(Dwfl_Module *mod, void **userdata, const char *name,
 
 /* GDB's places for a debuglink name: next to the binary, in .debug/ there, under
  * /usr/lib/debug; all inside the process's root, opened as it could. */
-static int pid_syms__open_debuglink(const struct pid_syms *ps, const char *own,
+static int pid_syms__open_debuglink(struct pid_syms *ps, const char *own,
 				    const char *debuglink, char **debuginfo_file_name)
 {
 	static const char *const places[] = { "%.*s/%s", "%.*s/.debug/%s", "/usr/lib/debug%.*s/%s" };
@@ -315,7 +333,7 @@ static int pid_syms__open_debuglink(const struct pid_syms *ps, const char *own,
 		if (snprintf(path, sizeof(path), places[i], dir_len, own, debuglink) >=
 		    (int)sizeof(path))
 			continue;
-		fd = targetfs__open(ps->pid, path, &st);
+		fd = pid_syms__opened(ps, targetfs__open(ps->pid, path, &st));
 	}
 	if (fd >= 0 && asprintf(debuginfo_file_name, "/proc/%d/root%s", ps->pid, path) < 0)
 		*debuginfo_file_name = NULL;
@@ -334,7 +352,7 @@ static int module__find_debuginfo(Dwfl_Module *mod, void **userdata, const char 
 				  const char *debuglink_file, GElf_Word debuglink_crc,
 				  char **debuginfo_file_name)
 {
-	const struct pid_syms *ps = *userdata;
+	struct pid_syms *ps = *userdata;
 	const unsigned char *id;
 	char path[128 + 2 * 64];
 	GElf_Addr vaddr;
@@ -347,7 +365,7 @@ static int module__find_debuginfo(Dwfl_Module *mod, void **userdata, const char 
 		for (i = 1; i < len; i++)
 			at += snprintf(path + at, sizeof(path) - at, "%02x", id[i]);
 		snprintf(path + at, sizeof(path) - at, ".debug");
-		fd = targetfs__open(ps->pid, path, &st);
+		fd = pid_syms__opened(ps, targetfs__open(ps->pid, path, &st));
 		if (fd >= 0) {
 			if (asprintf(debuginfo_file_name, "/proc/%d/root%s", ps->pid, path) < 0)
 				*debuginfo_file_name = NULL;
@@ -421,6 +439,20 @@ static bool pid__has_mappings(pid_t pid)
 	return procfs__each_mapping(pid, mapping__found, NULL) > 0;
 }
 
+/* FNV-1a over the sorted module ranges: a module mapped or unmapped changes it. */
+static void pid_syms__count_change(struct pid_syms *ps)
+{
+	__u64 hash = 0xcbf29ce484222325ULL;
+	size_t i;
+
+	for (i = 0; i < ps->nr_ranges; i++)
+		hash = ((hash ^ ps->ranges[i].low) * 0x100000001b3ULL ^ ps->ranges[i].high) *
+		       0x100000001b3ULL;
+	if (!ps->generation || hash != ps->modules_hash)
+		ps->generation++;
+	ps->modules_hash = hash;
+}
+
 static int pid_syms__report(struct pid_syms *ps)
 {
 	int err;
@@ -451,6 +483,7 @@ static int pid_syms__report(struct pid_syms *ps)
 		return -ENOMEM;
 	}
 	qsort(ps->ranges, ps->nr_ranges, sizeof(*ps->ranges), module_range__cmp);
+	pid_syms__count_change(ps);
 	if (err == ENOENT)
 		return -ESRCH;
 	return err > 0 ? -err : err < 0 ? -EIO : 0;
@@ -861,8 +894,21 @@ static struct pid_syms *syms__pid(struct syms *syms, pid_t pid, int *err)
 	struct pid_syms key = { .pid = pid }, *ps, **node;
 
 	node = tfind(&key, &syms->pids, pid_syms__cmp);
-	if (node)
-		return *node;
+	ps = node ? *node : NULL;
+	/* Files missed for a passing reason: a new Dwfl, as libdwfl would not open them again.
+	 * Only while the process lives: a new report of a gone one would know nothing. */
+	if (ps && ps->files_missed && clock__ns() - ps->reported_ns >= REPORT_INTERVAL_NS &&
+	    pid__has_mappings(pid)) {
+		dwfl_end(ps->dwfl);
+		ps->dwfl = NULL;
+		ps->nr_ranges = 0;
+		ps->files_missed = false;
+		pid_syms__report(ps);
+		/* The same modules, but more of them read: a change to syms__refresh()'s callers. */
+		ps->generation++;
+	}
+	if (ps)
+		return ps;
 	ps = pid_syms__new(syms, pid, err);
 	if (!ps)
 		return NULL;
@@ -914,7 +960,7 @@ int syms__find_symbol(struct syms *syms, pid_t pid, const char *name, __u64 *add
 		return -ENOENT;
 	dwfl_getmodules(ps->dwfl, module__find_symbol, &search, 0);
 	if (!search.module)
-		return -ENOENT;
+		return ps->files_missed ? -EAGAIN : -ENOENT;
 	*addr = search.addr;
 	if (module)
 		*module = pid_syms__intern(ps, pid_syms__own_path(ps, search.module));
@@ -973,6 +1019,22 @@ int syms__find_section(struct syms *syms, pid_t pid, const char *name, __u64 *ad
 	*addr = search.addr;
 	*size = search.size;
 	return 0;
+}
+
+int syms__refresh(struct syms *syms, pid_t pid, __u64 *generation)
+{
+	struct pid_syms *ps;
+	int err = 0;
+
+	ps = syms__pid(syms, pid, &err);
+	if (!ps)
+		return err;
+	if (clock__ns() - ps->reported_ns >= REPORT_INTERVAL_NS)
+		pid_syms__report(ps);
+	if (!ps->dwfl || ps->generation == *generation)
+		return 0;
+	*generation = ps->generation;
+	return 1;
 }
 
 #define MAX_EXTRA_SYMBOLS 8

@@ -37,7 +37,9 @@ struct user_sym {
 int syms__user(struct syms *syms, pid_t pid, __u64 addr, struct user_sym *out);
 
 /* Address of the defined symbol `name` in any module of process pid (and the module's path,
- * valid like user_sym's strings, if module is not NULL). -ENOENT if no module defines it. */
+ * valid like user_sym's strings, if module is not NULL). -ENOENT if no module defines it,
+ * -EAGAIN if none that could be read does but some could not be read for now (targetfs's time
+ * budget ran out): ask again in a second or so. */
 int syms__find_symbol(struct syms *syms, pid_t pid, const char *name, __u64 *addr,
 		      const char **module);
 /*
@@ -47,6 +49,12 @@ int syms__find_symbol(struct syms *syms, pid_t pid, const char *name, __u64 *add
  */
 int syms__find_section(struct syms *syms, pid_t pid, const char *name, __u64 *addr,
 		       __u64 *size);
+/*
+ * Whether process pid's modules changed (a dlopen) since the caller saw them at *generation
+ * (0 at first): re-reads its maps, but not more than once a second. 1 and *generation updated
+ * when they did; then syms__find_* see the new modules.
+ */
+int syms__refresh(struct syms *syms, pid_t pid, __u64 *generation);
 /* Called for each defined symbol whose name starts with the prefix given to syms__each_symbol,
  * with its address in the process; a non-zero return stops the iteration. */
 typedef int (*syms_symbol_fn)(void *ctx, const char *name, __u64 addr);

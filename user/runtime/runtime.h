@@ -113,8 +113,10 @@ struct runtime_ops {
 	 */
 	bool (*name_code)(void *rt, pid_t pid, __u64 addr, struct user_sym *sym,
 			  struct lang_frame *frame);
-	/* The tid holding the runtime's global lock while the slot waited for it, 0 if none. */
-	__u32 (*lock_holder)(void *rt, pid_t pid, const struct stack_slot *slot);
+	/* The tid holding the runtime's global lock while the slot waited for it, 0 if none, and
+	 * the innermost frame it runs in frame (left alone when not read). Same lifetime. */
+	__u32 (*lock_holder)(void *rt, pid_t pid, const struct stack_slot *slot,
+			     struct lang_frame *frame);
 	/* The source text of the line a frame runs (stripped), for a person: 0, or -errno when
 	 * it cannot be read. */
 	int (*source_line)(void *rt, pid_t pid, const struct lang_frame *frame, char *buf,
@@ -150,8 +152,9 @@ void runtimes__resolve(const struct runtimes *runtimes, pid_t pid, const struct 
 		       struct lang_stack *out);
 bool runtimes__name_code(const struct runtimes *runtimes, pid_t pid, __u64 addr,
 			 struct user_sym *sym, struct lang_frame *frame);
+/* frame->runtime is NULL when the holder's frame is not known. */
 __u32 runtimes__lock_holder(const struct runtimes *runtimes, pid_t pid,
-			    const struct stack_slot *slot);
+			    const struct stack_slot *slot, struct lang_frame *frame);
 int runtimes__source_line(const struct runtimes *runtimes, pid_t pid,
 			  const struct lang_frame *frame, char *buf, size_t size);
 void runtimes__forget(const struct runtimes *runtimes, pid_t pid);

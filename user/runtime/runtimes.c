@@ -130,15 +130,16 @@ int runtimes__source_line(const struct runtimes *runtimes, pid_t pid,
 }
 
 __u32 runtimes__lock_holder(const struct runtimes *runtimes, pid_t pid,
-			    const struct stack_slot *slot)
+			    const struct stack_slot *slot, struct lang_frame *frame)
 {
 	__u32 tid;
 	int i;
 
+	frame->runtime = NULL;
 	for (i = 0; i < runtimes->nr; i++) {
 		if (!runtimes->ops[i]->lock_holder)
 			continue;
-		tid = runtimes->ops[i]->lock_holder(runtimes->rt[i], pid, slot);
+		tid = runtimes->ops[i]->lock_holder(runtimes->rt[i], pid, slot, frame);
 		if (tid)
 			return tid;
 	}

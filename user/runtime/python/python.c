@@ -34,11 +34,15 @@
 #define THREAD_RESYNC_NS 50000000ULL
 /* Bounds the work of one scan when the BPF side keeps flagging threads. */
 #define MAX_RESYNCS_PER_SCAN 1024
+/* _asyncio, a library, is mapped at the first `import asyncio`: looked for this often while
+ * missing, and only in a process whose modules changed since the last look. */
+#define ASYNCIO_RETRY_NS 1000000000ULL
 
 enum python_kind {
 	PYTHON_NOT = 0, /* no CPython in this process */
 	PYTHON_SUPPORTED,
 	PYTHON_UNSUPPORTED,
+	PYTHON_UNKNOWN, /* its binaries could not all be read yet: looked at again */
 };
 
 struct thread_attempt {
@@ -50,6 +54,7 @@ struct thread_attempt {
 struct python_process {
 	pid_t pid;
 	enum python_kind kind;
+	__u64 unknown_ns; /* PYTHON_UNKNOWN since then: looked at again THREAD_RETRY_NS later */
 	int minor;
 	char stdlib[256]; /* its standard library directory, "" when not known */
 	struct python_offsets offsets;
@@ -59,6 +64,9 @@ struct python_process {
 	bool pidns_nested;
 	/* 3.14+: asyncio's TaskObj fields, from _AsyncioDebug (tasks false without one) */
 	bool tasks;
+	/* No _AsyncioDebug, and no _asyncio module yet either: looked for again. */
+	bool tasks_pending;
+	__u64 tasks_tried_ns, modules_generation;
 	__u32 task_name, task_awaited_by, task_awaited_by_is_set, task_is_task, task_coro;
 	__u64 unicode_type, long_type; /* &PyUnicode_Type, &PyLong_Type: a task name's type */
 	/*
@@ -384,10 +392,16 @@ static void python__asyncio(struct python *python, struct python_process *proc)
 {
 	__u64 words[ASYNCIO_DEBUG_WORDS], addr, size;
 	__u32 running;
+	int err;
 
-	if (proc->offsets.gen_iframe == PY_NONE16 || proc->offsets.long_digit == PY_NONE16 ||
-	    syms__find_section(python->syms, proc->pid, ".AsyncioDebug", &addr, &size) ||
-	    size != sizeof(words) || remote__read(proc->pid, addr, words, sizeof(words)))
+	if (proc->offsets.gen_iframe == PY_NONE16 || proc->offsets.long_digit == PY_NONE16)
+		return;
+	err = syms__find_section(python->syms, proc->pid, ".AsyncioDebug", &addr, &size);
+	/* Until the module itself is mapped (a library loaded at the first `import asyncio`) and
+	 * read, its table may still come; once it is, a version without one never gets one. */
+	proc->tasks_pending = err == -ENOENT && syms__find_symbol(python->syms, proc->pid,
+								  "PyInit__asyncio", &addr, NULL);
+	if (err || size != sizeof(words) || remote__read(proc->pid, addr, words, sizeof(words)))
 		return;
 	if (!asyncio__offset(words, ASYNCIO_TASK_NAME, ASYNCIO_TASK_SIZE, &proc->task_name) ||
 	    !asyncio__offset(words, ASYNCIO_TASK_AWAITED_BY, ASYNCIO_TASK_SIZE,
@@ -407,6 +421,24 @@ static void python__asyncio(struct python *python, struct python_process *proc)
 		return;
 	proc->offsets.tstate_asyncio_task = running;
 	proc->tasks = true;
+}
+
+/*
+ * Look for the table again when the process mapped new modules (_asyncio imported since), then
+ * let the walker record tasks from the next stall on.
+ */
+static void python__asyncio_late(struct python *python, struct python_process *proc)
+{
+	__u64 now = clock__ns();
+
+	if (!proc->tasks_pending || now - proc->tasks_tried_ns < ASYNCIO_RETRY_NS)
+		return;
+	proc->tasks_tried_ns = now;
+	if (syms__refresh(python->syms, proc->pid, &proc->modules_generation) <= 0)
+		return;
+	python__asyncio(python, proc);
+	if (proc->tasks)
+		python__publish(python, proc);
 }
 
 /* A task's name: its str, or "Task-N" for the counter asyncio keeps until someone asks. */
@@ -513,13 +545,22 @@ int python__attach(struct python *python, pid_t pid)
 	char version[32];
 
 	proc = process__find(python, pid);
-	if (proc)
+	if (proc && proc->kind == PYTHON_UNKNOWN && clock__ns() - proc->unknown_ns < THREAD_RETRY_NS)
+		return -ENOENT;
+	if (proc && proc->kind != PYTHON_UNKNOWN)
 		return proc->kind == PYTHON_SUPPORTED ? 0 : proc->kind == PYTHON_NOT ? -ENOENT : -ENOTSUP;
-	proc = process__new(python, pid);
+	if (!proc)
+		proc = process__new(python, pid);
 	if (!proc)
 		return -ENOMEM;
-	if (syms__find_symbol(python->syms, pid, "_PyRuntime", &proc->runtime, &module))
+	/* Not found in what could be read: on a loaded machine, the module holding it may be
+	 * among the files targetfs gave up on for now. A process is not "no CPython" for that. */
+	err = syms__find_symbol(python->syms, pid, "_PyRuntime", &proc->runtime, &module);
+	if (err) {
+		proc->kind = err == -EAGAIN ? PYTHON_UNKNOWN : PYTHON_NOT;
+		proc->unknown_ns = clock__ns();
 		return -ENOENT;
+	}
 	err = python__version(python, pid, module, &minor, &hexversion);
 	offsets = err ? NULL : python_debug__row(minor);
 	if (err)
@@ -691,8 +732,10 @@ void python__sync_threads(struct python *python)
 		if (python__attach(python, thread.pid))
 			continue;
 		proc = process__find(python, thread.pid);
-		if (proc)
-			python__sync_thread(python, proc, tid, &thread, THREAD_RETRY_NS);
+		if (!proc)
+			continue;
+		python__sync_thread(python, proc, tid, &thread, THREAD_RETRY_NS);
+		python__asyncio_late(python, proc);
 	}
 }
 
@@ -719,15 +762,53 @@ static long frame__offset(const struct python_process *proc, const struct py_fra
 	}
 }
 
+enum frame_resolution {
+	FRAME_RESOLVED,
+	FRAME_SKIPPED, /* a shim, or a frame not yet executing: no frame of the stack */
+	FRAME_FREED,   /* its code object is gone or now another function's */
+	FRAME_UNREADABLE, /* not a code object: the stack is cut there */
+};
+
+/* A walked (code object, position) pair as function, file and line. */
+static enum frame_resolution frame__resolve(struct python *python, struct python_process *proc,
+					    const struct py_frame *frame, struct python_frame *out)
+{
+	const struct code_info *code;
+	long offset;
+
+	if (frame__is_shim(&proc->offsets, frame->owner))
+		return FRAME_SKIPPED;
+	code = code__get(python, proc, frame->code, frame->name_fingerprint);
+	/* Freed since the walk, or now another function: say so rather than give another
+	 * function's name, file or line. Its callers are still right. */
+	if (code && (code->freed || code->valid) && !pycode__walked(code, frame->name_fingerprint)) {
+		*out = (struct python_frame){ .function = PY_FREED_FUNCTION, .file = PY_FREED_FILE,
+					      .line = -1 };
+		return FRAME_FREED;
+	}
+	if (!code || !code->valid)
+		return FRAME_UNREADABLE;
+	offset = frame__offset(proc, frame, code);
+	if (offset < 0)
+		return FRAME_SKIPPED;
+	*out = (struct python_frame){
+		.function = code->function,
+		.qualname = code->qualname,
+		.file = code->file,
+		.coroutine = code->flags & CO_COROUTINE,
+		.in_app = in_app__python(code->file, proc->stdlib),
+		.line = linetable__line(proc->minor, code->firstlineno, code->linetable,
+					code->linetable_len, (unsigned int)offset),
+	};
+	return FRAME_RESOLVED;
+}
+
 bool python__resolve(struct python *python, pid_t pid, __u64 py_stack_id,
 		     struct python_stack *out)
 {
-	const struct python_offsets *off;
 	struct python_process *proc = process__find(python, pid);
-	const struct code_info *code;
 	struct py_stack raw;
 	__u32 i;
-	long offset;
 
 	out->depth = 0;
 	out->truncated = false;
@@ -735,7 +816,6 @@ bool python__resolve(struct python *python, pid_t pid, __u64 py_stack_id,
 	if (!proc || proc->kind != PYTHON_SUPPORTED || !py_stack_id ||
 	    bpf_map_lookup_elem(python->maps.stacks_fd, &py_stack_id, &raw))
 		return false;
-	off = &proc->offsets;
 	out->truncated = raw.truncated;
 	for (i = 0; proc->tasks && i < TASKS_READ_AHEAD; i++)
 		if (proc->tasks_read[i].stack_id == py_stack_id)
@@ -743,38 +823,82 @@ bool python__resolve(struct python *python, pid_t pid, __u64 py_stack_id,
 	if (!out->task.known)
 		python__task(proc, raw.task, &out->task);
 	for (i = 0; i < raw.depth && i < MAX_PY_DEPTH; i++) {
-		const struct py_frame *frame = &raw.frames[i];
-		struct python_frame *resolved = &out->frames[out->depth];
-
-		if (frame__is_shim(off, frame->owner))
-			continue;
-		code = code__get(python, proc, frame->code, frame->name_fingerprint);
-		/* Freed since the walk, or now another function: say so rather than give another
-		 * function's name, file or line. Its callers are still right. */
-		if (code && (code->freed || code->valid) &&
-		    !pycode__walked(code, frame->name_fingerprint)) {
-			*resolved = (struct python_frame){ .function = PY_FREED_FUNCTION,
-							   .file = PY_FREED_FILE, .line = -1 };
+		switch (frame__resolve(python, proc, &raw.frames[i], &out->frames[out->depth])) {
+		case FRAME_RESOLVED:
+		case FRAME_FREED:
 			out->depth++;
-			continue;
-		}
-		if (!code || !code->valid) {
-			out->truncated = true;
 			break;
+		case FRAME_SKIPPED:
+			break;
+		case FRAME_UNREADABLE:
+			out->truncated = true;
+			return true;
 		}
-		offset = frame__offset(proc, frame, code);
-		if (offset < 0)
-			continue;
-		resolved->function = code->function;
-		resolved->qualname = code->qualname;
-		resolved->file = code->file;
-		resolved->coroutine = code->flags & CO_COROUTINE;
-		resolved->in_app = in_app__python(code->file, proc->stdlib);
-		resolved->line = linetable__line(proc->minor, code->firstlineno, code->linetable,
-						 code->linetable_len, (unsigned int)offset);
-		out->depth++;
 	}
 	return true;
+}
+
+/*
+ * The frame a thread runs now, read as the BPF walker reads one (python__walk): code object,
+ * position, owner and the name's fingerprint, which frame__resolve checks against the code
+ * object it reads next. The thread runs on meanwhile: a frame it left may be garbage by the
+ * time it is read, and then fails that check or reads as no code object.
+ */
+static bool frame__read(const struct python_process *proc, __u64 addr, struct py_frame *out)
+{
+	const struct python_offsets *off = &proc->offsets;
+	__s64 name_hash = -1;
+	__s32 lasti32 = 0;
+	__u8 owner = 0;
+	__u64 name;
+
+	*out = (struct py_frame){ .code = remote__u64(proc->pid, addr + off->frame_code) &
+					  ~(__u64)off->code_tag_mask };
+	if (!out->code)
+		return false;
+	if (off->lasti_mode == PY_LASTI_POINTER) {
+		out->lasti = remote__u64(proc->pid, addr + off->frame_lasti);
+	} else {
+		remote__read(proc->pid, addr + off->frame_lasti, &lasti32, sizeof(lasti32));
+		out->lasti = (__u64)(__s64)lasti32;
+	}
+	if (off->frame_owner != PY_NONE16)
+		remote__read(proc->pid, addr + off->frame_owner, &owner, sizeof(owner));
+	out->owner = owner;
+	if (frame__is_shim(off, out->owner))
+		return true;
+	name = remote__u64(proc->pid, out->code + off->code_name);
+	if (name)
+		remote__read(proc->pid, name + off->unicode_hash, &name_hash, sizeof(name_hash));
+	out->name_fingerprint = (__u32)(name_hash != -1 ? (__u64)name_hash : name);
+	return true;
+}
+
+bool python__thread_frame(struct python *python, pid_t pid, __u64 tstate, struct python_frame *out)
+{
+	struct python_process *proc = process__find(python, pid);
+	struct py_frame frame;
+	__u64 addr;
+	int depth;
+
+	if (!proc || proc->kind != PYTHON_SUPPORTED || !tstate)
+		return false;
+	addr = tstate__frame(proc, tstate);
+	for (depth = 0; addr && depth < MAX_PY_DEPTH; depth++) {
+		if (!frame__read(proc, addr, &frame))
+			return false;
+		switch (frame__resolve(python, proc, &frame, out)) {
+		case FRAME_RESOLVED:
+			return true;
+		case FRAME_SKIPPED:
+			break;
+		case FRAME_FREED:
+		case FRAME_UNREADABLE:
+			return false;
+		}
+		addr = remote__u64(pid, addr + proc->offsets.frame_previous);
+	}
+	return false;
 }
 
 void python__read_ahead(struct python *python, pid_t pid, __u64 py_stack_id)

@@ -61,6 +61,12 @@ void python__release_codes(struct python *python);
 /* The kernel tid of the thread owning a PyThreadState of process pid, 0 if unknown. */
 __u32 python__thread_tid(struct python *python, pid_t pid, __u64 tstate);
 /*
+ * The innermost frame a thread of process pid runs now, read from its PyThreadState (the
+ * thread runs on: a frame it just left reads as none); false if none could be read. Strings
+ * live as python__resolve's.
+ */
+bool python__thread_frame(struct python *python, pid_t pid, __u64 tstate, struct python_frame *out);
+/*
  * Read the code objects of a stack the walker just stored, before the iteration ends: a code
  * object freed by then still resolves (see python__resolve). Each stack is read once.
  */

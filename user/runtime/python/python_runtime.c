@@ -75,6 +75,20 @@ static void python_rt__report_begin(void *rt, pid_t pid)
 	python__release_codes(rt);
 }
 
+static struct lang_frame python_rt__frame(const struct python_frame *frame)
+{
+	return (struct lang_frame){
+		.function = frame->function,
+		.qualname = frame->qualname,
+		.file = frame->file,
+		.line = frame->line,
+		.column = -1,
+		.flags = (frame->coroutine ? LANG_FRAME_COROUTINE : 0) |
+			 (frame->in_app ? LANG_FRAME_IN_APP : 0),
+		.runtime = &python_runtime,
+	};
+}
+
 static bool python_rt__resolve(void *rt, pid_t pid, const struct stack_slot *slot,
 			       struct lang_stack *out)
 {
@@ -88,23 +102,24 @@ static bool python_rt__resolve(void *rt, pid_t pid, const struct stack_slot *slo
 	out->task = python.task;
 	out->depth = python.depth < MAX_LANG_DEPTH ? python.depth : MAX_LANG_DEPTH;
 	for (i = 0; i < out->depth; i++)
-		out->frames[i] = (struct lang_frame){
-			.function = python.frames[i].function,
-			.qualname = python.frames[i].qualname,
-			.file = python.frames[i].file,
-			.line = python.frames[i].line,
-			.column = -1,
-			.flags = (python.frames[i].coroutine ? LANG_FRAME_COROUTINE : 0) |
-				 (python.frames[i].in_app ? LANG_FRAME_IN_APP : 0),
-			.runtime = &python_runtime,
-		};
+		out->frames[i] = python_rt__frame(&python.frames[i]);
 	return true;
 }
 
-/* The GIL's own record of its holder (a PyThreadState) made a kernel tid. */
-static __u32 python_rt__lock_holder(void *rt, pid_t pid, const struct stack_slot *slot)
+/*
+ * The GIL's own record of its holder (a PyThreadState) made a kernel tid, and the frame it runs
+ * now: read when the stall is reported, not when it waited, so right for a thread that still
+ * runs the same code (the CPU-bound loop that starves the others).
+ */
+static __u32 python_rt__lock_holder(void *rt, pid_t pid, const struct stack_slot *slot,
+				    struct lang_frame *frame)
 {
-	return slot->gil_holder ? python__thread_tid(rt, pid, slot->gil_holder) : 0;
+	struct python_frame python;
+	__u32 tid = slot->gil_holder ? python__thread_tid(rt, pid, slot->gil_holder) : 0;
+
+	if (tid && python__thread_frame(rt, pid, slot->gil_holder, &python))
+		*frame = python_rt__frame(&python);
+	return tid;
 }
 
 /*
