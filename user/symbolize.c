@@ -37,6 +37,29 @@ struct ksym {
 struct module_range {
 	__u64 low, high;
 	Dwfl_Module *mod;
+	struct symtab *symtab; /* NULL until the first lookup in the module, or if it has none */
+};
+
+/* dwfl_module_addrinfo scans the whole symbol table per address: 80-160 ms per stall on a node
+ * binary's ~150k symbols. A symtab is that table's sized symbols sorted by address, built once
+ * per binary (its build-id and symbol count: processes of one binary share it) and binary
+ * searched. It answers only where libdwfl's choice is plain (one symbol, or aliases of one
+ * range, hold the address, no label sits on it); elsewhere the caller asks libdwfl. */
+struct symtab_entry {
+	__u64 start, end; /* in the ELF file's own addresses */
+	__u64 cover;      /* highest end among this entry and every one before it */
+	__u32 index;      /* what dwfl_module_getsym_info takes */
+	bool ambiguous;   /* nested in or overlapping another symbol: libdwfl decides */
+};
+
+struct symtab {
+	unsigned char *build_id;
+	int build_id_len, nr_syms;
+	size_t refs; /* processes holding it */
+	struct symtab_entry *entries;
+	size_t nr_entries;
+	__u64 *labels; /* sorted starts of sizeless symbols */
+	size_t nr_labels;
 };
 
 struct pid_syms {
@@ -57,6 +80,8 @@ struct pid_syms {
 	/* Every string handed out, copied: a re-report frees the Dwfl_Module of a dlclose'd
 	 * library and its strings with it, while callers hold names until syms__forget_pid. */
 	void *names;
+	struct syms *syms;
+	void *symtabs; /* tsearch tree of the struct symtab this process holds a reference to */
 };
 
 struct syms {
@@ -65,6 +90,7 @@ struct syms {
 	char *kstrs;
 	bool ksyms_loaded;
 	void *pids; /* tsearch tree of struct pid_syms */
+	void *symtabs; /* tsearch tree of struct symtab, by build-id and symbol count */
 };
 
 static bool str__has_suffix(const char *str, const char *suffix)
@@ -463,6 +489,260 @@ static int pid_syms__report(struct pid_syms *ps)
 	return err > 0 ? -err : err < 0 ? -EIO : 0;
 }
 
+/* libdwfl's preference among symbols holding an address: global, then weak, then other
+ * non-local bindings (found in the same pass as globals), then local. */
+static int symbol__rank(const GElf_Sym *sym)
+{
+	switch (GELF_ST_BIND(sym->st_info)) {
+	case STB_LOCAL:
+		return 0;
+	case STB_GLOBAL:
+		return 3;
+	case STB_WEAK:
+		return 2;
+	default:
+		return 1;
+	}
+}
+
+struct symtab_candidate {
+	struct symtab_entry entry;
+	int rank;
+};
+
+/* By start, aliases of one range together with libdwfl's pick among them first. */
+static int symtab_candidate__cmp(const void *a, const void *b)
+{
+	const struct symtab_candidate *left = a, *right = b;
+
+	if (left->entry.start != right->entry.start)
+		return left->entry.start < right->entry.start ? -1 : 1;
+	if (left->entry.end != right->entry.end)
+		return left->entry.end < right->entry.end ? -1 : 1;
+	if (left->rank != right->rank)
+		return left->rank > right->rank ? -1 : 1;
+	return left->entry.index < right->entry.index ? -1 : left->entry.index > right->entry.index;
+}
+
+static int symtab__cmp(const void *a, const void *b)
+{
+	const struct symtab *left = a, *right = b;
+
+	if (left->nr_syms != right->nr_syms)
+		return left->nr_syms < right->nr_syms ? -1 : 1;
+	if (left->build_id_len != right->build_id_len)
+		return left->build_id_len < right->build_id_len ? -1 : 1;
+	return memcmp(left->build_id, right->build_id, left->build_id_len);
+}
+
+static int symtab__ptr_cmp(const void *a, const void *b)
+{
+	return a < b ? -1 : a > b;
+}
+
+static void symtab__free(struct symtab *tab)
+{
+	free(tab->build_id);
+	free(tab->entries);
+	free(tab->labels);
+	free(tab);
+}
+
+/* Keeps libdwfl's filter (named, defined, not a section, file or TLS symbol): sized symbols
+ * become candidates, sizeless ones labels. */
+static int symtab__collect(struct symtab *tab, Dwfl_Module *mod, Dwarf_Addr bias,
+			   struct symtab_candidate **candidates, size_t *nr)
+{
+	struct symtab_candidate *c;
+	const char *name;
+	GElf_Addr addr;
+	GElf_Sym sym;
+	int i, type;
+
+	*candidates = calloc(tab->nr_syms, sizeof(**candidates));
+	tab->labels = calloc(tab->nr_syms, sizeof(*tab->labels));
+	if (!*candidates || !tab->labels)
+		return -ENOMEM;
+	for (i = 1; i < tab->nr_syms; i++) {
+		name = dwfl_module_getsym_info(mod, i, &sym, &addr, NULL, NULL, NULL);
+		type = GELF_ST_TYPE(sym.st_info);
+		if (!name || !name[0] || sym.st_shndx == SHN_UNDEF || type == STT_SECTION ||
+		    type == STT_FILE || type == STT_TLS)
+			continue;
+		if (!sym.st_size) {
+			tab->labels[tab->nr_labels++] = addr - bias;
+			continue;
+		}
+		c = &(*candidates)[(*nr)++];
+		c->entry = (struct symtab_entry){ .start = addr - bias,
+						  .end = addr - bias + sym.st_size, .index = i };
+		c->rank = symbol__rank(&sym);
+	}
+	return 0;
+}
+
+/* One entry per start: libdwfl's pick among aliases, ambiguous where ranges differ or nest. */
+static void symtab__index(struct symtab *tab, const struct symtab_candidate *candidates,
+			  size_t nr)
+{
+	struct symtab_entry *last = NULL;
+	__u64 cover = 0;
+	size_t i;
+
+	for (i = 0; i < nr; i++) {
+		if (last && last->start == candidates[i].entry.start) {
+			last->ambiguous |= last->end != candidates[i].entry.end;
+			if (candidates[i].entry.end > last->cover)
+				last->cover = cover = candidates[i].entry.end;
+			continue;
+		}
+		last = &tab->entries[tab->nr_entries++];
+		*last = candidates[i].entry;
+		last->ambiguous = cover > last->start;
+		if (last->end > cover)
+			cover = last->end;
+		last->cover = cover;
+	}
+}
+
+static struct symtab *symtab__build(Dwfl_Module *mod, const unsigned char *build_id,
+				    int build_id_len, int nr_syms)
+{
+	struct symtab_candidate *candidates = NULL;
+	struct symtab *tab;
+	Dwarf_Addr bias;
+	size_t nr = 0;
+
+	tab = calloc(1, sizeof(*tab));
+	if (!tab)
+		return NULL;
+	tab->build_id_len = build_id_len;
+	tab->nr_syms = nr_syms;
+	tab->build_id = malloc(build_id_len);
+	if (!tab->build_id || !dwfl_module_getelf(mod, &bias) ||
+	    symtab__collect(tab, mod, bias, &candidates, &nr))
+		goto err_out;
+	qsort(candidates, nr, sizeof(*candidates), symtab_candidate__cmp);
+	qsort(tab->labels, tab->nr_labels, sizeof(*tab->labels), u64__cmp);
+	tab->entries = calloc(nr ? nr : 1, sizeof(*tab->entries));
+	if (!tab->entries)
+		goto err_out;
+	symtab__index(tab, candidates, nr);
+	memcpy(tab->build_id, build_id, build_id_len);
+	free(candidates);
+	return tab;
+
+err_out:
+	free(candidates);
+	symtab__free(tab);
+	return NULL;
+}
+
+/* The shared table of mod's binary, built at its first use; the process holds a reference
+ * until syms__forget_pid. NULL without a build-id to share it by, or without memory. */
+static struct symtab *pid_syms__symtab(struct pid_syms *ps, Dwfl_Module *mod)
+{
+	struct symtab key = {}, *tab, **node;
+	const unsigned char *id;
+	GElf_Addr vaddr;
+
+	key.build_id_len = dwfl_module_build_id(mod, &id, &vaddr);
+	key.nr_syms = dwfl_module_getsymtab(mod);
+	if (key.build_id_len <= 0 || key.nr_syms <= 1)
+		return NULL;
+	key.build_id = (unsigned char *)id;
+	node = tfind(&key, &ps->syms->symtabs, symtab__cmp);
+	if (node) {
+		tab = *node;
+	} else {
+		tab = symtab__build(mod, id, key.build_id_len, key.nr_syms);
+		if (!tab)
+			return NULL;
+		if (!tsearch(tab, &ps->syms->symtabs, symtab__cmp)) {
+			symtab__free(tab);
+			return NULL;
+		}
+	}
+	if (tfind(tab, &ps->symtabs, symtab__ptr_cmp))
+		return tab;
+	if (!tsearch(tab, &ps->symtabs, symtab__ptr_cmp)) {
+		if (!tab->refs) {
+			tdelete(tab, &ps->syms->symtabs, symtab__cmp);
+			symtab__free(tab);
+		}
+		return NULL;
+	}
+	tab->refs++;
+	return tab;
+}
+
+static void pid_syms__release_symtabs(struct pid_syms *ps)
+{
+	struct symtab *tab;
+
+	while (ps->symtabs) {
+		tab = *(struct symtab **)ps->symtabs;
+		tdelete(tab, &ps->symtabs, symtab__ptr_cmp);
+		if (--tab->refs)
+			continue;
+		tdelete(tab, &ps->syms->symtabs, symtab__cmp);
+		symtab__free(tab);
+	}
+}
+
+/* How many entries start at or below addr. */
+static size_t symtab__entries_upto(const struct symtab *tab, __u64 addr)
+{
+	size_t lo = 0, hi = tab->nr_entries, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (tab->entries[mid].start <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* How many labels are at or below addr. */
+static size_t symtab__labels_upto(const struct symtab *tab, __u64 addr)
+{
+	size_t lo = 0, hi = tab->nr_labels, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (tab->labels[mid] <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* 1 with *index the symbol libdwfl would pick for addr (in the ELF file's addresses), 0 if it
+ * would find none, -1 if only libdwfl can tell. */
+static int symtab__lookup(const struct symtab *tab, __u64 addr, __u32 *index)
+{
+	size_t entries = symtab__entries_upto(tab, addr), labels = symtab__labels_upto(tab, addr);
+	const struct symtab_entry *entry = entries ? &tab->entries[entries - 1] : NULL;
+	__u64 label = labels ? tab->labels[labels - 1] : 0;
+
+	if (entry && addr < entry->end) {
+		/* A global label right on addr hides local symbols from libdwfl. */
+		if (entry->ambiguous || (labels && label == addr))
+			return -1;
+		*index = entry->index;
+		return 1;
+	}
+	if (entry && addr < entry->cover)
+		return -1;
+	/* libdwfl falls back to the closest label not inside a sized symbol. */
+	if (labels && (!entry || label >= entry->cover))
+		return -1;
+	return 0;
+}
+
 static int pid_syms__cmp(const void *a, const void *b)
 {
 	const struct pid_syms *left = a, *right = b;
@@ -474,6 +754,7 @@ static void pid_syms__free(void *ptr)
 {
 	struct pid_syms *ps = ptr;
 
+	pid_syms__release_symtabs(ps);
 	dwfl_end(ps->dwfl);
 	free(ps->ranges);
 	if (ps->root_fd >= 0)
@@ -483,7 +764,7 @@ static void pid_syms__free(void *ptr)
 	free(ps);
 }
 
-static struct pid_syms *pid_syms__new(pid_t pid, int *err)
+static struct pid_syms *pid_syms__new(struct syms *syms, pid_t pid, int *err)
 {
 	char path[64], root[PATH_MAX];
 	struct pid_syms *ps;
@@ -495,6 +776,7 @@ static struct pid_syms *pid_syms__new(pid_t pid, int *err)
 		return NULL;
 	}
 	ps->pid = pid;
+	ps->syms = syms;
 	/* Held open so a process that exits after its first report still has its files read
 	 * from its own root (libdwfl opens them lazily, at the first lookup in each). */
 	snprintf(path, sizeof(path), "/proc/%d/root", pid);
@@ -550,7 +832,7 @@ static const char *pid_syms__intern_unversioned(struct pid_syms *ps, const char 
 	return pid_syms__intern(ps, name);
 }
 
-static Dwfl_Module *pid_syms__find_module(const struct pid_syms *ps, __u64 addr)
+static struct module_range *pid_syms__find_range(const struct pid_syms *ps, __u64 addr)
 {
 	size_t lo = 0, hi = ps->nr_ranges, mid;
 
@@ -562,19 +844,49 @@ static Dwfl_Module *pid_syms__find_module(const struct pid_syms *ps, __u64 addr)
 		else
 			hi = mid;
 	}
-	return lo && addr < ps->ranges[lo - 1].high ? ps->ranges[lo - 1].mod : NULL;
+	return lo && addr < ps->ranges[lo - 1].high ? &ps->ranges[lo - 1] : NULL;
 }
 
-static Dwfl_Module *pid_syms__module(struct pid_syms *ps, __u64 addr)
+/* Valid until the next report. */
+static struct module_range *pid_syms__range(struct pid_syms *ps, __u64 addr)
 {
-	Dwfl_Module *mod = pid_syms__find_module(ps, addr);
+	struct module_range *range = pid_syms__find_range(ps, addr);
 
 	/* A dlopen since the last report maps code we don't know about yet. */
-	if (!mod && clock__ns() - ps->reported_ns >= REPORT_INTERVAL_NS) {
+	if (!range && clock__ns() - ps->reported_ns >= REPORT_INTERVAL_NS) {
 		pid_syms__report(ps);
-		mod = pid_syms__find_module(ps, addr);
+		range = pid_syms__find_range(ps, addr);
 	}
-	return mod;
+	return range;
+}
+
+/* dwfl_module_addrinfo's answer (the symbol's name, *offset from it to addr), through the
+ * binary's symtab where it can tell. */
+static const char *pid_syms__addrinfo(struct pid_syms *ps, struct module_range *range,
+				      __u64 addr, GElf_Off *offset)
+{
+	Dwarf_Addr bias;
+	GElf_Addr start;
+	const char *name;
+	GElf_Sym sym;
+	__u32 index;
+
+	if (!range->symtab)
+		range->symtab = pid_syms__symtab(ps, range->mod);
+	if (range->symtab && dwfl_module_getelf(range->mod, &bias)) {
+		switch (symtab__lookup(range->symtab, addr - bias, &index)) {
+		case 0:
+			return NULL;
+		case 1:
+			name = dwfl_module_getsym_info(range->mod, index, &sym, &start, NULL, NULL,
+						       NULL);
+			if (name && start <= addr && addr - start < sym.st_size) {
+				*offset = addr - start;
+				return name;
+			}
+		}
+	}
+	return dwfl_module_addrinfo(range->mod, addr, offset, &sym, NULL, NULL, NULL);
 }
 
 static struct pid_syms *syms__pid(struct syms *syms, pid_t pid, int *err)
@@ -597,7 +909,7 @@ static struct pid_syms *syms__pid(struct syms *syms, pid_t pid, int *err)
 	}
 	if (ps)
 		return ps;
-	ps = pid_syms__new(pid, err);
+	ps = pid_syms__new(syms, pid, err);
 	if (!ps)
 		return NULL;
 	if (!tsearch(ps, &syms->pids, pid_syms__cmp)) {
@@ -799,10 +1111,10 @@ int syms__user(struct syms *syms, pid_t pid, __u64 addr, struct user_sym *out)
 {
 	const char *module, *symbol;
 	Dwarf_Addr start, bias;
+	struct module_range *range;
 	struct pid_syms *ps;
 	Dwfl_Module *mod;
 	GElf_Off offset;
-	GElf_Sym sym;
 	int err = 0;
 
 	memset(out, 0, sizeof(*out));
@@ -810,16 +1122,17 @@ int syms__user(struct syms *syms, pid_t pid, __u64 addr, struct user_sym *out)
 	if (!ps)
 		return err;
 
-	mod = pid_syms__module(ps, addr);
-	if (!mod)
+	range = pid_syms__range(ps, addr);
+	if (!range)
 		return -ENOENT;
+	mod = range->mod;
 	module = dwfl_module_info(mod, NULL, &start, NULL, NULL, NULL, NULL, NULL);
 	/* libdwfl names it "[vdso: PID]"; maps says "[vdso]". */
 	module = module[0] == '[' ? "[vdso]" : pid_syms__intern(ps, pid_syms__own_path(ps, module));
 	if (!module)
 		return -ENOMEM;
 
-	symbol = dwfl_module_addrinfo(mod, addr, &offset, &sym, NULL, NULL, NULL);
+	symbol = pid_syms__addrinfo(ps, range, addr, &offset);
 	if (symbol && symbol[0]) {
 		symbol = pid_syms__intern_unversioned(ps, symbol);
 		if (!symbol)
