@@ -946,6 +946,24 @@ static int module__find_symbol(Dwfl_Module *mod, void **userdata, const char *mo
 	return DWARF_CB_OK;
 }
 
+/* Visit every module of pid's Dwfl with fn. Returns the pid's symbols, or NULL with *err set
+ * (-ENOENT when it has no Dwfl). */
+static struct pid_syms *syms__visit_modules(struct syms *syms, pid_t pid,
+					    int (*fn)(Dwfl_Module *, void **, const char *,
+						      Dwarf_Addr, void *),
+					    void *arg, int *err)
+{
+	struct pid_syms *ps = syms__pid(syms, pid, err);
+
+	if (ps && !ps->dwfl) {
+		*err = -ENOENT;
+		return NULL;
+	}
+	if (ps)
+		dwfl_getmodules(ps->dwfl, fn, arg, 0);
+	return ps;
+}
+
 int syms__find_symbol(struct syms *syms, pid_t pid, const char *name, __u64 *addr,
 		      const char **module)
 {
@@ -953,12 +971,9 @@ int syms__find_symbol(struct syms *syms, pid_t pid, const char *name, __u64 *add
 	struct pid_syms *ps;
 	int err = 0;
 
-	ps = syms__pid(syms, pid, &err);
+	ps = syms__visit_modules(syms, pid, module__find_symbol, &search, &err);
 	if (!ps)
 		return err;
-	if (!ps->dwfl)
-		return -ENOENT;
-	dwfl_getmodules(ps->dwfl, module__find_symbol, &search, 0);
 	if (!search.module)
 		return ps->files_missed ? -EAGAIN : -ENOENT;
 	*addr = search.addr;
@@ -1008,12 +1023,9 @@ int syms__find_section(struct syms *syms, pid_t pid, const char *name, __u64 *ad
 	struct pid_syms *ps;
 	int err = 0;
 
-	ps = syms__pid(syms, pid, &err);
+	ps = syms__visit_modules(syms, pid, module__find_section, &search, &err);
 	if (!ps)
 		return err;
-	if (!ps->dwfl)
-		return -ENOENT;
-	dwfl_getmodules(ps->dwfl, module__find_section, &search, 0);
 	if (!search.found)
 		return -ENOENT;
 	*addr = search.addr;
@@ -1098,12 +1110,9 @@ int syms__each_symbol(struct syms *syms, pid_t pid, const char *prefix,
 	struct pid_syms *ps;
 	int err = 0;
 
-	ps = syms__pid(syms, pid, &err);
+	ps = syms__visit_modules(syms, pid, module__each_symbol, &walk, &err);
 	if (!ps)
 		return err;
-	if (!ps->dwfl)
-		return -ENOENT;
-	dwfl_getmodules(ps->dwfl, module__each_symbol, &walk, 0);
 	return walk.found ? 0 : ps->files_missed ? -EAGAIN : -ENOENT;
 }
 
