@@ -27,6 +27,7 @@ struct handoff {
 
 struct reader {
 	struct handoff *work; /* NULL while idle */
+	bool retire;          /* exit when idle: see remote__reset */
 	pthread_cond_t wake, done;
 };
 
@@ -88,8 +89,12 @@ static void *reader__run(void *arg)
 
 	pthread_mutex_lock(&lock);
 	for (;;) {
-		while (!r->work)
+		while (!r->work && !r->retire)
 			pthread_cond_wait(&r->wake, &lock);
+		if (!r->work) {
+			pthread_mutex_unlock(&lock);
+			break;
+		}
 		work = r->work;
 		pthread_mutex_unlock(&lock);
 		result = work->job->run(work->job);
@@ -112,6 +117,19 @@ static void *reader__run(void *arg)
 	pthread_cond_destroy(&r->done);
 	free(r);
 	return NULL;
+}
+
+void remote__reset(void)
+{
+	pthread_mutex_lock(&submit_lock);
+	pthread_mutex_lock(&lock);
+	if (reader) {
+		reader->retire = true;
+		pthread_cond_signal(&reader->wake);
+		reader = NULL;
+	}
+	pthread_mutex_unlock(&lock);
+	pthread_mutex_unlock(&submit_lock);
 }
 
 /* The reader, started if there is none; under lock. NULL if no thread can be started. */

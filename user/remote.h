@@ -52,6 +52,10 @@ struct remote_job {
  */
 int remote__run(struct remote_job *job);
 
+/* Capabilities are per thread: after loopstall dropped its own, the reader (started with the
+ * old ones) is replaced by one started with the new. */
+void remote__reset(void);
+
 /* All len bytes at addr in pid, or -EFAULT (a short read is as bad as none), -EBUSY, ... */
 int remote__read(pid_t pid, __u64 addr, void *buf, size_t len);
 
