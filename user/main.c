@@ -691,11 +691,11 @@ static int targets__start(struct session *session)
 	return 0;
 }
 
-static int exporter__start(struct session *session)
+static int exporter__open(struct session *session)
 {
 	if (!session->config.prometheus)
 		return 0;
-	session->exporter = export__start(session->config.prometheus, &(struct export_source){
+	session->exporter = export__open(session->config.prometheus, &(struct export_source){
 		.fleet = &session->fleet,
 		.lost_events = &session->skel->bss->lost_events,
 		.counters = session->counters + 1,
@@ -713,6 +713,9 @@ static int session__stream(struct session *session)
 {
 	int err;
 
+	err = exporter__open(session);
+	if (err)
+		return err;
 	err = targets__start(session);
 	if (err)
 		return err;
@@ -726,7 +729,7 @@ static int session__stream(struct session *session)
 	 * targetfs' worker and remote's reader are started anew, the exporter's thread only now. */
 	targetfs__reset();
 	remote__reset();
-	err = exporter__start(session);
+	err = session->exporter ? export__start(session->exporter) : 0;
 	if (err)
 		return err;
 	/* As many stall records as the ring holds: bounded work after Ctrl-C. */
