@@ -2,6 +2,7 @@
 /* Reads of a traced process, bounded in time: see remote.h. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -9,7 +10,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
+#include <unistd.h>
 #include "clock.h"
 #include "remote.h"
 
@@ -17,17 +20,21 @@
 #define READER_STACK (64U << 10)
 /* Pids already warned about, most recent first out: a pid stuck again is not said twice. */
 #define MAX_WARNED 64
+/* A reader still runnable at the deadline is looked at again this much later. */
+#define RUNNABLE_RECHECK_NS (20 * NS_PER_MS)
 
 /* What the caller and the reader thread share about one job, under lock. */
 struct handoff {
 	struct remote_job *job;
 	int result;
+	__u64 spent_ns; /* the job's time on a CPU or blocked: not its waits for a CPU */
 	bool done, abandoned;
 };
 
 struct reader {
 	struct handoff *work; /* NULL while idle */
 	bool retire;          /* exit when idle: see remote__reset */
+	pid_t tid;            /* 0 until it runs */
 	pthread_cond_t wake, done;
 };
 
@@ -38,8 +45,45 @@ static struct reader *reader; /* the one jobs go to; NULL: start one */
 static pid_t stuck[REMOTE_MAX_STUCK]; /* pids whose reader was left behind (0: a free slot) */
 static pid_t warned[MAX_WARNED];
 static unsigned int warned_next;
-/* Time spent this second waiting on slow reads (see REMOTE_SLOW_MS). */
-static __u64 window_start_ns, window_waited_ns;
+/* Spent this second by slow reads (see REMOTE_SLOW_MS and struct handoff's spent_ns). */
+static __u64 window_start_ns, window_spent_ns;
+
+/* This thread's wall clock minus its waits for a CPU (schedstat's run_delay; 0 without
+ * CONFIG_SCHED_INFO): what a target can make long, unlike a loaded host. */
+static __u64 self__busy_ns(int schedstat_fd)
+{
+	char text[96], *end;
+	ssize_t n = schedstat_fd >= 0 ? pread(schedstat_fd, text, sizeof(text) - 1, 0) : -1;
+	__u64 delay = 0;
+
+	if (n > 0) {
+		text[n] = '\0';
+		strtoull(text, &end, 10); /* on-CPU time */
+		delay = strtoull(end, NULL, 10);
+	}
+	return clock__ns() - delay;
+}
+
+/* Whether the reader is runnable (waiting for a CPU, or not started yet), not blocked. */
+static bool reader__runnable(const struct reader *r)
+{
+	char path[64], text[256], *state;
+	ssize_t n;
+	int fd;
+
+	if (!r->tid)
+		return true;
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", r->tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	n = fd >= 0 ? read(fd, text, sizeof(text) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return false;
+	text[n] = '\0';
+	state = strrchr(text, ')');
+	return state && state[1] == ' ' && state[2] == 'R';
+}
 
 /* Under lock: whether pid has a stuck reader; *free_slot a free slot or -1. */
 static bool stuck__has(pid_t pid, int *free_slot)
@@ -84,10 +128,13 @@ static void stuck__warn(pid_t pid)
 static void *reader__run(void *arg)
 {
 	struct reader *r = arg;
+	int schedstat_fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
 	struct handoff *work;
+	__u64 began;
 	int result;
 
 	pthread_mutex_lock(&lock);
+	r->tid = (pid_t)syscall(SYS_gettid);
 	for (;;) {
 		while (!r->work && !r->retire)
 			pthread_cond_wait(&r->wake, &lock);
@@ -97,10 +144,13 @@ static void *reader__run(void *arg)
 		}
 		work = r->work;
 		pthread_mutex_unlock(&lock);
+		began = self__busy_ns(schedstat_fd);
 		result = work->job->run(work->job);
+		began = self__busy_ns(schedstat_fd) - began;
 		pthread_mutex_lock(&lock);
 		r->work = NULL;
 		work->result = result;
+		work->spent_ns = began;
 		work->done = true;
 		if (!work->abandoned) {
 			pthread_cond_signal(&r->done);
@@ -113,6 +163,8 @@ static void *reader__run(void *arg)
 		free(work);
 		break;
 	}
+	if (schedstat_fd >= 0)
+		close(schedstat_fd);
 	pthread_cond_destroy(&r->wake);
 	pthread_cond_destroy(&r->done);
 	free(r);
@@ -176,37 +228,49 @@ static __u64 window__left(__u64 now)
 {
 	if (now - window_start_ns >= NS_PER_SEC) {
 		window_start_ns = now;
-		window_waited_ns = 0;
+		window_spent_ns = 0;
 	}
-	return window_waited_ns < REMOTE_BUDGET_MS * NS_PER_MS ?
-	       REMOTE_BUDGET_MS * NS_PER_MS - window_waited_ns : 0;
+	return window_spent_ns < REMOTE_BUDGET_MS * NS_PER_MS ?
+	       REMOTE_BUDGET_MS * NS_PER_MS - window_spent_ns : 0;
+}
+
+static struct timespec timespec__at(__u64 ns)
+{
+	return (struct timespec){ .tv_sec = (time_t)(ns / NS_PER_SEC),
+				  .tv_nsec = (long)(ns % NS_PER_SEC) };
 }
 
 static int handoff__wait(struct handoff *work, struct reader *r)
 {
-	__u64 now = clock__ns(), left = window__left(now), waited, deadline_ns;
+	__u64 now = clock__ns(), left = window__left(now), deadline_ns;
 	struct timespec deadline;
 	int slot, err = 0;
 
 	if (left > REMOTE_TIMEOUT_MS * NS_PER_MS)
 		left = REMOTE_TIMEOUT_MS * NS_PER_MS;
 	deadline_ns = now + left;
-	deadline.tv_sec = (time_t)(deadline_ns / NS_PER_SEC);
-	deadline.tv_nsec = (long)(deadline_ns % NS_PER_SEC);
-
+	deadline = timespec__at(deadline_ns);
 	r->work = work;
 	pthread_cond_signal(&r->wake);
-	while (!work->done && !err)
-		err = pthread_cond_timedwait(&r->done, &lock, &deadline);
-	waited = clock__ns() - now;
+	for (;;) {
+		while (!work->done && !err)
+			err = pthread_cond_timedwait(&r->done, &lock, &deadline);
+		/* A reader only waiting for a CPU (a loaded host) is not the target's doing. */
+		if (work->done || clock__ns() - now >= REMOTE_WAIT_MAX_MS * NS_PER_MS ||
+		    !reader__runnable(r))
+			break;
+		deadline_ns += RUNNABLE_RECHECK_NS;
+		deadline = timespec__at(deadline_ns);
+		err = 0;
+	}
 	if (work->done) {
-		if (waited >= REMOTE_SLOW_MS * NS_PER_MS)
-			window_waited_ns += waited;
+		if (work->spent_ns >= REMOTE_SLOW_MS * NS_PER_MS)
+			window_spent_ns += work->spent_ns;
 		return work->result;
 	}
-	/* Not charged to the window: that would fail other processes' reads for the rest of the
-	 * second. A pid times out once while its read is pending, REMOTE_MAX_STUCK at most. */
-	/* Left to the reader, which exits after it; the next job starts another. */
+	/* Left to the reader, which exits after it; the next job starts another. Not charged to
+	 * the window: that would fail other processes' reads for the rest of the second. A pid
+	 * times out once while its read is pending, REMOTE_MAX_STUCK at most. */
 	work->abandoned = true;
 	reader = NULL;
 	if (!stuck__has(work->job->pid, &slot) && slot >= 0)

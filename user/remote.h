@@ -9,17 +9,20 @@
  * A read can sleep as long as the target wants: process_vm_readv faults the target's pages in,
  * and a page of a file on a FUSE server the target runs (or a userfaultfd range it registered)
  * waits for that server's answer; /proc/PID/maps waits for the target's mmap lock, which a
- * target can keep contended. Those waits are killable only: no signal short of SIGKILL ends
- * them. So every read runs in a reader thread while the caller waits at most
- * REMOTE_TIMEOUT_MS (and, in all, REMOTE_BUDGET_MS a second on reads that answered but took
- * over REMOTE_SLOW_MS: a target that answers slowly). Legitimate reads take microseconds
- * (milliseconds from swap). A read that outlives the wait is left to its thread, which owns the read's
- * buffer (a late answer never writes into the caller's memory) and exits once the read returns
- * (the target answers, or dies: a dead FUSE server's requests fail); a fresh reader takes the
- * next read. Until then every read of that pid fails at once with -EBUSY, and loopstall says so
- * once, naming the pid. At most REMOTE_MAX_STUCK threads are ever left behind (so hung reads
- * cost the stream REMOTE_MAX_STUCK * REMOTE_TIMEOUT_MS at most while they hang); with all of
- * them stuck, reads fail with -EBUSY until one returns. Thread-safe.
+ * target can keep contended. No signal short of SIGKILL ends those waits (a FUSE read that
+ * reached its server not even that). So every read runs in a reader thread, and the caller
+ * waits at most REMOTE_TIMEOUT_MS (longer, up to REMOTE_WAIT_MAX_MS, while the reader is only
+ * waiting for a CPU: a loaded host is not the target's doing); and, in all, REMOTE_BUDGET_MS a
+ * second on reads that took over REMOTE_SLOW_MS on a CPU or blocked (a target that answers
+ * slowly). Legitimate reads take microseconds, milliseconds from swap.
+ *
+ * A read that outlives the wait is left to its thread, which owns the read's buffer (a late
+ * answer never writes into the caller's memory) and exits once the read returns (the target
+ * answers, or dies: a dead FUSE server's requests fail); a fresh reader takes the next read.
+ * Until then every read of that pid fails at once with -EBUSY, and loopstall says so once,
+ * naming the pid. At most REMOTE_MAX_STUCK threads are ever left behind, so hung reads cost the
+ * stream REMOTE_MAX_STUCK * REMOTE_TIMEOUT_MS at most while they hang; with all of them stuck,
+ * reads fail with -EBUSY until one returns. Thread-safe.
  */
 
 #include <errno.h>
@@ -30,6 +33,8 @@
 /* A read's wait; slow reads' waits in all, a second. */
 #define REMOTE_TIMEOUT_MS 100
 #define REMOTE_BUDGET_MS 250
+/* A reader that is only waiting for a CPU (a loaded host) is waited for, up to this in all. */
+#define REMOTE_WAIT_MAX_MS 500
 #define REMOTE_SLOW_MS 5
 #define REMOTE_MAX_STUCK 8
 
