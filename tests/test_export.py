@@ -542,6 +542,35 @@ def test_idle_loop_busy_time_near_zero(lab):
     assert rc == 0, run.describe()
 
 
+def free_privileged_port():
+    """A port below 1024 nothing listens on (the tests run as root)."""
+    for port in range(1023, 899, -1):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    pytest.skip("no free port below 1024")
+
+
+def test_privileged_port(lab):
+    """A port below 1024 is bound while loopstall still has its privileges: the exporter's
+    thread starts after they are dropped, and serves on it."""
+    port = free_privileged_port()
+    target = lab.target("stall_target.py", "--action", "sleep", "--ms", 300, "--count", 1)
+    pid = target.wait_ready()["pid"]
+    run = lab.loopstall("--json", "-p", pid, "--prometheus", port)
+    run.wait_tracing()
+    url = wait_serving(run, port)
+    assert "loopstall_build_info" in http(url)[2].decode(), run.describe()
+    with open("/proc/%d/status" % run.proc.pid) as f:
+        effective = int(next(l for l in f if l.startswith("CapEff:")).split()[1], 16)
+    assert not effective & (1 << 10), "CAP_NET_BIND_SERVICE kept after attach"
+    rc = run.stop()
+    assert rc == 0, run.describe()
+
+
 def listen_addresses(port):
     """{(address, port)} of the TCP sockets listening on port, from /proc/net/tcp{,6}."""
     found = set()

@@ -690,11 +690,11 @@ static int targets__start(struct session *session)
 	return 0;
 }
 
-static int exporter__start(struct session *session)
+static int exporter__open(struct session *session)
 {
 	if (!session->config.prometheus)
 		return 0;
-	session->exporter = export__start(session->config.prometheus, &(struct export_source){
+	session->exporter = export__open(session->config.prometheus, &(struct export_source){
 		.fleet = &session->fleet,
 		.lost_events = &session->skel->bss->lost_events,
 		.counters = session->counters + 1,
@@ -712,6 +712,9 @@ static int session__stream(struct session *session)
 {
 	int err;
 
+	err = exporter__open(session);
+	if (err)
+		return err;
 	err = targets__start(session);
 	if (err)
 		return err;
@@ -724,7 +727,7 @@ static int session__stream(struct session *session)
 	/* Capabilities are per thread: threads started before the drop would keep them all. So
 	 * targetfs' worker is started anew, and the exporter's thread only now. */
 	targetfs__reset();
-	err = exporter__start(session);
+	err = session->exporter ? export__start(session->exporter) : 0;
 	if (err)
 		return err;
 	/* As many stall records as the ring holds: bounded work after Ctrl-C. */
