@@ -27,7 +27,7 @@
 struct handoff {
 	struct remote_job *job;
 	int result;
-	__u64 spent_ns; /* the job's time on a CPU or blocked: not its waits for a CPU */
+	__u64 spent_ns; /* the job's time blocked (see self__sched_ns) */
 	bool done, abandoned;
 };
 
@@ -48,20 +48,21 @@ static unsigned int warned_next;
 /* Spent this second by slow reads (see REMOTE_SLOW_MS and struct handoff's spent_ns). */
 static __u64 window_start_ns, window_spent_ns;
 
-/* This thread's wall clock minus its waits for a CPU (schedstat's run_delay; 0 without
- * CONFIG_SCHED_INFO): what a target can make long, unlike a loaded host. */
-static __u64 self__busy_ns(int schedstat_fd)
+/* This thread's time on a CPU plus its waits for one (schedstat; 0 without CONFIG_SCHED_INFO):
+ * the wall time around a job minus that is its time blocked, what a target can make long. Its CPU
+ * time a target bounds no more than the reads' sizes do (a large maps file, libdwfl's report),
+ * and a loaded host's run queue is not the target's doing. */
+static __u64 self__sched_ns(int schedstat_fd)
 {
 	char text[96], *end;
 	ssize_t n = schedstat_fd >= 0 ? pread(schedstat_fd, text, sizeof(text) - 1, 0) : -1;
-	__u64 delay = 0;
+	__u64 cpu = 0;
 
-	if (n > 0) {
-		text[n] = '\0';
-		strtoull(text, &end, 10); /* on-CPU time */
-		delay = strtoull(end, NULL, 10);
-	}
-	return clock__ns() - delay;
+	if (n <= 0)
+		return 0;
+	text[n] = '\0';
+	cpu = strtoull(text, &end, 10);
+	return cpu + strtoull(end, NULL, 10);
 }
 
 /* Whether the reader is runnable (waiting for a CPU, or not started yet), not blocked. */
@@ -130,7 +131,7 @@ static void *reader__run(void *arg)
 	struct reader *r = arg;
 	int schedstat_fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
 	struct handoff *work;
-	__u64 began;
+	__u64 began, sched;
 	int result;
 
 	pthread_mutex_lock(&lock);
@@ -144,9 +145,13 @@ static void *reader__run(void *arg)
 		}
 		work = r->work;
 		pthread_mutex_unlock(&lock);
-		began = self__busy_ns(schedstat_fd);
+		began = clock__ns();
+		sched = self__sched_ns(schedstat_fd);
 		result = work->job->run(work->job);
-		began = self__busy_ns(schedstat_fd) - began;
+		began = clock__ns() - began;
+		sched = self__sched_ns(schedstat_fd) - sched;
+		/* Two clocks: the scheduler's may run a little ahead of ours. */
+		began = began > sched ? began - sched : 0;
 		pthread_mutex_lock(&lock);
 		r->work = NULL;
 		work->result = result;

@@ -13,8 +13,7 @@
  * reached its server not even that). So every read runs in a reader thread, and the caller
  * waits at most REMOTE_TIMEOUT_MS (longer, up to REMOTE_WAIT_MAX_MS, while the reader is only
  * waiting for a CPU: a loaded host is not the target's doing); and, in all, REMOTE_BUDGET_MS a
- * second on reads that took over REMOTE_SLOW_MS on a CPU or blocked (a target that answers
- * slowly). Legitimate reads take microseconds, milliseconds from swap.
+ * second on reads that were blocked over REMOTE_SLOW_MS (a target that answers slowly). Legitimate reads take microseconds, milliseconds from swap.
  *
  * A read that outlives the wait is left to its thread, which owns the read's buffer (a late
  * answer never writes into the caller's memory) and exits once the read returns (the target
