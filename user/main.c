@@ -22,6 +22,7 @@
 #include "loopstall.skel.h"
 #include "output.h"
 #include "privileges.h"
+#include "remote.h"
 #include "targetfs.h"
 #include "progress.h"
 #include "runtime.h"
@@ -725,8 +726,9 @@ static int session__stream(struct session *session)
 	if (err)
 		fprintf(stderr, "loopstall: cannot drop privileges after loading: %s\n", strerror(-err));
 	/* Capabilities are per thread: threads started before the drop would keep them all. So
-	 * targetfs' worker is started anew, and the exporter's thread only now. */
+	 * targetfs' worker and remote's reader are started anew, the exporter's thread only now. */
 	targetfs__reset();
+	remote__reset();
 	err = session->exporter ? export__start(session->exporter) : 0;
 	if (err)
 		return err;
