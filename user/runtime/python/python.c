@@ -276,6 +276,15 @@ static struct python_process *process__new(struct python *python, pid_t pid)
 
 static void python__map_all_threads(struct python *python, struct python_process *proc);
 
+/* proc is not CPython (PYTHON_NOT), or not known yet (PYTHON_UNKNOWN: looked at again
+ * TARGETFS_RETRY_NS later). */
+static int process__undecided(struct python_process *proc, enum python_kind kind)
+{
+	proc->kind = kind;
+	proc->unknown_ns = clock__ns();
+	return -ENOENT;
+}
+
 /*
  * 3.13+ publishes its own struct offsets in _Py_DebugOffsets at the start of _PyRuntime: read
  * them from the running interpreter, so a new patch release needs no new table. A table that
@@ -560,11 +569,8 @@ int python__attach(struct python *python, pid_t pid)
 	/* Not found in what could be read: on a loaded machine, the module holding it may be
 	 * among the files targetfs gave up on for now. A process is not "no CPython" for that. */
 	err = syms__find_symbol(python->syms, pid, "_PyRuntime", &proc->runtime, &module);
-	if (err) {
-		proc->kind = err == -EAGAIN ? PYTHON_UNKNOWN : PYTHON_NOT;
-		proc->unknown_ns = clock__ns();
-		return -ENOENT;
-	}
+	if (err)
+		return process__undecided(proc, err == -EAGAIN ? PYTHON_UNKNOWN : PYTHON_NOT);
 	err = python__version(python, pid, module, &minor, &hexversion);
 	offsets = err ? NULL : python_debug__row(minor);
 	if (err)
@@ -582,6 +588,10 @@ int python__attach(struct python *python, pid_t pid)
 	syms__find_symbol(python->syms, pid, "PyCode_Type", &proc->code_type, NULL);
 	if (python_debug__size(minor)) {
 		err = python__debug_offsets(proc, &why);
+		/* Not read for lack of time (remote's budget on a loaded host, or a read of this
+		 * pid still pending): not a table that fails its checks; looked at again. */
+		if (targetfs__missed(err))
+			return process__undecided(proc, PYTHON_UNKNOWN);
 		/* A newer minor than our tables: its offsets must also lead somewhere real. */
 		if (!err && offsets->minor != minor)
 			err = python__check_live(proc, &why);
