@@ -64,6 +64,10 @@ enum thread_run_state {
 	RUN_ACTIVE = 0, /* running or runnable, not blocked since the last event */
 	RUN_BLOCKED,    /* switched out in a sleep/wait, not woken yet */
 	RUN_WOKEN,      /* woken: being enqueued, then runnable or running */
+	/* Boundary at the poll entry alone (see poll__enter()): */
+	RUN_IDLE,       /* blocked in its loop's poll: between iterations, busy_start_ns 0 */
+	RUN_WOKEN_IDLE, /* woken out of it: an iteration began at the wakeup, but its wait for a
+			 * CPU until the next event is still the idle loop's */
 };
 
 struct stack_slot {
@@ -92,6 +96,7 @@ struct loop_thread {
 	__u32 in_loop_poll;    /* inside the poll call that bounds this thread's iterations */
 	__u32 run_state;       /* enum thread_run_state */
 	__u64 busy_start_ns;   /* 0 while the thread waits in its loop's poll */
+	__u64 woken_ns;        /* a wakeup that came before the switch-out it ends was seen */
 	__u64 last_change_ns;  /* last event seen: iteration start, switch-out or wakeup */
 	/* The task's own scheduler accounts at last_change_ns: run delay (as in
 	 * /proc/PID/task/TID/schedstat), CPU time, context switches (voluntary + involuntary). */

@@ -563,7 +563,7 @@ def test_python_frames_when_attached_while_threads_start(lab):
 # --- 6. ring-buffer overflow ---------------------------------------------------------------------
 
 COUNTERS = ["lost_events", "stack_errors", "stacks_evicted", "thread_table_full", "process_table_full",
-            "py_walks_skipped", "py_thread_mismatch", "js_walks_skipped"]
+            "wakeups_missed", "py_walks_skipped", "py_thread_mismatch", "js_walks_skipped"]
 
 
 def lost_line(run):
