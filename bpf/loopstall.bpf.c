@@ -365,20 +365,11 @@ static void stall__emit(struct loop_thread *thread, __u32 tid, __u64 start_ns, _
 	bpf_ringbuf_submit(record, 0);
 }
 
-static void stats__count(struct process_stats *stats, const struct loop_thread *thread,
-			 __u64 duration_ns)
+/* Stall-only counters: atomic, since they run only when a stall ends. */
+static void stats__count_stall(struct process_stats *stats, const struct loop_thread *thread,
+			       __u64 duration_ns)
 {
-	__u32 bucket = hist_bucket(duration_ns);
-
 	if (!stats)
-		return;
-	__sync_fetch_and_add(&stats->iterations, 1);
-	__sync_fetch_and_add(&stats->busy_ns, duration_ns);
-	if (bucket < HIST_BUCKETS)
-		__sync_fetch_and_add(&stats->busy_hist[bucket], 1);
-	if (duration_ns > stats->max_busy_ns)
-		stats->max_busy_ns = duration_ns;
-	if (duration_ns < threshold_ns)
 		return;
 	__sync_fetch_and_add(&stats->stalls, 1);
 	__sync_fetch_and_add(&stats->stall_ns, duration_ns);
@@ -391,18 +382,28 @@ static void iteration__end(struct loop_thread *thread, __u32 tid, __u64 now)
 {
 	__u64 start_ns, duration_ns;
 	struct process_stats *stats;
+	__u32 bucket;
 
 	/* First: accounting may move the start past a wait for a CPU after a wakeup. */
 	thread__account(thread, bpf_get_current_task_btf(), now, 0);
 	start_ns = thread->busy_start_ns;
 	duration_ns = span_ns(start_ns, now);
 	thread->busy_start_ns = 0;
+	/* The thread's own counters: plain adds, only this thread writes them. */
+	bucket = hist_bucket(duration_ns);
+	thread->iterations++;
+	thread->busy_ns += duration_ns;
+	if (bucket < HIST_BUCKETS)
+		thread->busy_hist[bucket]++;
+	if (duration_ns > thread->max_busy_ns)
+		thread->max_busy_ns = duration_ns;
+	if (duration_ns < threshold_ns)
+		return;
 	stats = stats__get(thread->pid, 0);
-	stats__count(stats, thread, duration_ns);
+	stats__count_stall(stats, thread, duration_ns);
 	if (per_thread_stats)
-		stats__count(stats__get(thread->pid, tid), thread, duration_ns);
-	if (duration_ns >= threshold_ns)
-		stall__emit(thread, tid, start_ns, duration_ns, stats);
+		stats__count_stall(stats__get(thread->pid, tid), thread, duration_ns);
+	stall__emit(thread, tid, start_ns, duration_ns, stats);
 }
 
 /*
@@ -1101,8 +1102,42 @@ int on_cpu_sample(struct bpf_perf_event_data *ctx)
 
 /* A thread that exits or execs is no longer the loop thread it was. Its tstate mapping goes
  * too: tids are reused (pid_max is often 32768), and a new thread must not inherit it. */
+static __always_inline void counter__fold(__u64 *from, __u64 *to, bool clear)
+{
+	__u64 value = *from;
+
+	if (clear)
+		*from = 0;
+	if (value)
+		__sync_fetch_and_add(to, value);
+}
+
+/* Add an exiting thread's counters to stats; with `clear`, each is zeroed before it is added:
+ * userspace reads process_stats before loop_threads, so it may miss a count for a moment (and
+ * never shows a counter going back) but does not count it twice. */
+static void stats__fold(struct process_stats *stats, struct loop_thread *thread, bool clear)
+{
+	__u32 i;
+
+	if (!stats)
+		return;
+	if (thread->max_busy_ns > stats->max_busy_ns)
+		stats->max_busy_ns = thread->max_busy_ns;
+	counter__fold(&thread->iterations, &stats->iterations, clear);
+	counter__fold(&thread->busy_ns, &stats->busy_ns, clear);
+	for (i = 0; i < HIST_BUCKETS; i++)
+		counter__fold(&thread->busy_hist[i], &stats->busy_hist[i], clear);
+}
+
 static __always_inline void thread__forget(__u32 tid)
 {
+	struct loop_thread *thread = bpf_map_lookup_elem(&loop_threads, &tid);
+
+	if (thread && thread->iterations) {
+		if (per_thread_stats)
+			stats__fold(stats__get(thread->pid, tid), thread, false);
+		stats__fold(stats__get(thread->pid, 0), thread, true);
+	}
 	bpf_map_delete_elem(&loop_threads, &tid);
 	bpf_map_delete_elem(&python_threads, &tid);
 }

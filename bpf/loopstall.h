@@ -113,6 +113,13 @@ struct loop_thread {
 	__u32 py_walks;           /* Python stack walks at switch-out in this iteration ... */
 	__u32 py_wait_walks;      /* ... and those at lock and GIL waits, a budget of their own */
 	struct stack_slot slots[MAX_STACK_SLOTS];
+	/* The thread's share of its process_stats (iterations, busy_ns, max_busy_ns, busy_hist),
+	 * written only by the thread itself: no shared atomic per iteration. Folded into
+	 * process_stats when the thread exits or execs; userspace adds the live threads'. */
+	__u64 iterations;
+	__u64 busy_ns;
+	__u64 max_busy_ns;
+	__u64 busy_hist[HIST_BUCKETS];
 };
 
 /* A kernel or user stack, innermost first; zero after the last frame. */
@@ -154,7 +161,9 @@ struct stats_key {
 	__u32 tid;
 };
 
-/* Aggregated in the kernel, so healthy loops doing 100k iterations/s cost no events. */
+/* Aggregated in the kernel, so healthy loops doing 100k iterations/s cost no events. The
+ * iteration fields hold exited threads' counts only: a live thread keeps its own in its
+ * loop_thread, which userspace adds (stats__read()). */
 struct process_stats {
 	__u64 iterations;
 	__u64 stalls;

@@ -316,12 +316,11 @@ struct session {
  * met in passing (a forked helper that never polled) are not worth a line. */
 static void summary__print(struct session *session, const struct process_info *info)
 {
-	struct stats_key key = { .pid = info->pid };
 	const struct site *sites[SITES_TOP + 1];
 	int nr_sites = sites__sorted(session->sites, info->pid, sites);
 	struct process_stats stats;
 
-	if (bpf_map_lookup_elem(bpf_map__fd(session->skel->maps.process_stats), &key, &stats))
+	if (!fleet__stats(&session->fleet, info->pid, &stats))
 		memset(&stats, 0, sizeof(stats));
 	if (!info->explicit_target && !stats.iterations)
 		return;
@@ -622,7 +621,8 @@ static int session__attach(struct session *session)
 	int err;
 
 	err = fleet__init(&session->fleet, config, bpf_map__fd(session->skel->maps.traced_pids),
-			  bpf_map__fd(session->skel->maps.process_stats));
+			  bpf_map__fd(session->skel->maps.process_stats),
+			  bpf_map__fd(session->skel->maps.loop_threads));
 	session->fleet_ready = true;
 	if (!err)
 		err = targets__trace(session);
