@@ -445,7 +445,6 @@ static int poll__enter(__u32 fd)
 			iteration__end(thread, tid, now);
 		return 0;
 	}
-	thread->woken_ns = 0;
 	if (thread->busy_start_ns) {
 		iteration__end(thread, tid, now);
 		iteration__reset(thread, now);
@@ -986,19 +985,6 @@ static __always_inline bool thread__blocks_in_poll(struct loop_thread *thread,
 		syscall == SYS_EPOLL_PWAIT2) && (__u32)SYSCALL_ARG0(regs) == thread->loop_fd;
 }
 
-/* The loop thread goes to sleep in its poll: idle, no clock read. A wakeup already seen (it
- * came while this switch-out was on its way) begins the next iteration. */
-static __always_inline void thread__idle(struct loop_thread *thread, struct task_struct *prev)
-{
-	if (thread->woken_ns) {
-		iteration__begin(thread, prev, thread->woken_ns);
-		thread->run_state = RUN_WOKEN_IDLE;
-		return;
-	}
-	thread->busy_start_ns = 0;
-	thread->run_state = RUN_IDLE;
-}
-
 /* Only a loop thread's switch-out matters: its switch-in shows in its run delay (see
  * thread__account()). Other tasks' switches cost one map miss and no clock read. */
 SEC("tp_btf/sched_switch")
@@ -1010,9 +996,14 @@ int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_s
 	thread = bpf_map_lookup_elem(&loop_threads, &prev_tid);
 	if (!thread || !thread->busy_start_ns)
 		return 0;
-	if (entry_boundary && thread__blocks_in_poll(thread, prev, preempt))
-		thread__idle(thread, prev);
-	else
+	/* Asleep in its poll: idle, no clock read. A wakeup that raced this switch-out (seen
+	 * before it) is then missed: poll__enter() drops that iteration. Keeping it for this
+	 * switch-out was tried: a wakeup that cancels the sleep before the task leaves the CPU
+	 * looks the same, and the poll's next sleep then counted as busy (a false stall). */
+	if (entry_boundary && thread__blocks_in_poll(thread, prev, preempt)) {
+		thread->busy_start_ns = 0;
+		thread->run_state = RUN_IDLE;
+	} else
 		thread__switch_out(ctx, thread, prev, preempt, bpf_ktime_get_ns());
 	return 0;
 }
@@ -1038,12 +1029,6 @@ int BPF_PROG(sched_waking, struct task_struct *task)
 	}
 	if (!thread->busy_start_ns)
 		return 0;
-	/* Not marked blocked yet: a wakeup racing with the switch-out it ends (only a task on its
-	 * way to sleep is woken). If that switch-out is into the loop's poll, it begins here. */
-	if (thread->run_state == RUN_ACTIVE && entry_boundary) {
-		thread->woken_ns = bpf_ktime_get_ns();
-		return 0;
-	}
 	if (thread->run_state != RUN_BLOCKED)
 		return 0;
 	thread__account(thread, task, bpf_ktime_get_ns(), 0);

@@ -96,7 +96,6 @@ struct loop_thread {
 	__u32 in_loop_poll;    /* inside the poll call that bounds this thread's iterations */
 	__u32 run_state;       /* enum thread_run_state */
 	__u64 busy_start_ns;   /* 0 while the thread waits in its loop's poll */
-	__u64 woken_ns;        /* a wakeup that came before the switch-out it ends was seen */
 	__u64 last_change_ns;  /* last event seen: iteration start, switch-out or wakeup */
 	/* The task's own scheduler accounts at last_change_ns: run delay (as in
 	 * /proc/PID/task/TID/schedstat), CPU time, context switches (voluntary + involuntary). */

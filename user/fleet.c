@@ -461,8 +461,8 @@ static void fleet__clamp(struct fleet *fleet, struct stats_shown *entry)
 	__u64 *now = (__u64 *)&entry->stats, *before;
 	size_t i, at;
 
-	shown = bsearch(&entry->key, fleet->shown, fleet->nr_shown, sizeof(*shown),
-			stats_key__cmp);
+	shown = fleet->nr_shown ? bsearch(&entry->key, fleet->shown, fleet->nr_shown,
+					  sizeof(*shown), stats_key__cmp) : NULL;
 	if (!shown) {
 		if (fleet->nr_shown == fleet->cap_shown) {
 			fleet->cap_shown = fleet->cap_shown ? 2 * fleet->cap_shown : 16;
