@@ -5,6 +5,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <elfutils/libdwfl.h>
 #include <gelf.h>
 #include <glob.h>
 #include <signal.h>
@@ -236,6 +237,87 @@ static void test__self(struct syms *syms)
 	CHECK(err == -ENOENT && !sym.symbol && !sym.module,
 	      "self 0x%llx: err %d, got %s in %s, want -ENOENT", UNMAPPED_ADDR, err,
 	      str__or_null(sym.symbol), str__or_null(sym.module));
+}
+
+/*
+ * Symbols of every shape symbolize.c's sorted table must answer for exactly as libdwfl would, or
+ * leave to it: nested, aliased (global, weak, local), overlapping, sizeless labels inside and
+ * outside sized symbols, and a gap with no symbol. test__symtab checks every byte of the region.
+ */
+__asm__(".text\n"
+	".p2align 6\n"
+	".globl symtab_shapes_start\n"
+	"symtab_shapes_start:\n" /* a global label, outside any sized symbol */
+	".globl st_outer\n .type st_outer,@function\n"
+	"st_outer:\n .fill 16,1,0x90\n"
+	".type st_inner,@function\n"
+	"st_inner:\n .fill 16,1,0x90\n .size st_inner,16\n"
+	".fill 8,1,0x90\n"
+	".globl st_label_in\n"
+	"st_label_in:\n .fill 24,1,0x90\n .size st_outer,64\n"
+	".globl st_alias_global\n .type st_alias_global,@function\n"
+	".weak st_alias_weak\n .type st_alias_weak,@function\n"
+	".type st_alias_local,@function\n"
+	"st_alias_global:\nst_alias_weak:\nst_alias_local:\n .fill 32,1,0x90\n"
+	".size st_alias_global,32\n .size st_alias_weak,32\n .size st_alias_local,32\n"
+	".type st_overlap_a,@function\n"
+	"st_overlap_a:\n .fill 16,1,0x90\n"
+	".type st_overlap_b,@function\n"
+	"st_overlap_b:\n .fill 16,1,0x90\n .size st_overlap_a,32\n"
+	".fill 16,1,0x90\n .size st_overlap_b,32\n"
+	".type st_local_label,@notype\n"
+	"st_local_label:\n .fill 16,1,0x90\n" /* a gap: only a local label */
+	".type st_alias_short,@function\n .type st_alias_long,@function\n"
+	"st_alias_short:\nst_alias_long:\n .fill 16,1,0x90\n .size st_alias_short,16\n"
+	".fill 16,1,0x90\n .size st_alias_long,32\n"
+	".fill 16,1,0x90\n" /* a gap with no symbol at all */
+	".globl st_last\n .type st_last,@function\n"
+	"st_last:\n .fill 16,1,0x90\n .size st_last,16\n"
+	".globl symtab_shapes_end\n"
+	"symtab_shapes_end:\n .fill 16,1,0x90\n");
+extern const char symtab_shapes_start[], symtab_shapes_end[];
+
+/* libdwfl's own answer for addr in this process: the reference the sorted table must match. */
+static const char *dwfl__addrinfo(Dwfl *dwfl, __u64 addr, GElf_Off *offset)
+{
+	Dwfl_Module *mod = dwfl_addrmodule(dwfl, addr);
+	GElf_Sym sym;
+
+	return mod ? dwfl_module_addrinfo(mod, addr, offset, &sym, NULL, NULL, NULL) : NULL;
+}
+
+static void test__symtab(struct syms *syms)
+{
+	static const Dwfl_Callbacks callbacks = { .find_elf = dwfl_linux_proc_find_elf,
+						  .find_debuginfo = dwfl_standard_find_debuginfo };
+	__u64 start = (unsigned long)symtab_shapes_start, end = (unsigned long)symtab_shapes_end;
+	const char *want;
+	struct user_sym sym;
+	GElf_Off want_offset;
+	int err, mismatches = 0;
+	Dwfl *dwfl;
+	__u64 addr;
+
+	dwfl = dwfl_begin(&callbacks);
+	CHECK(dwfl && !dwfl_linux_proc_report(dwfl, getpid()) && !dwfl_report_end(dwfl, NULL, NULL),
+	      "libdwfl cannot report this process");
+	if (!dwfl)
+		return;
+	for (addr = start; addr <= end + 8; addr++) {
+		want_offset = 0;
+		want = dwfl__addrinfo(dwfl, addr, &want_offset);
+		err = syms__user(syms, getpid(), addr, &sym);
+		if (!err && !want ? !sym.symbol :
+		    !err && sym.symbol && !strcmp(sym.symbol, want) && sym.offset == want_offset)
+			continue;
+		if (mismatches++ < 8)
+			CHECK(false, "symtab_shapes+%llu: got %s+%llu (err %d), libdwfl says %s+%llu",
+			      (unsigned long long)(addr - start), str__or_null(sym.symbol),
+			      (unsigned long long)sym.offset, err, str__or_null(want),
+			      (unsigned long long)want_offset);
+	}
+	CHECK(!mismatches, "%d addresses of the symbol shapes differ from libdwfl", mismatches);
+	dwfl_end(dwfl);
 }
 
 /* Anonymous memory (JIT code) right after two adjacent file mappings: libdwfl 0.188's
@@ -591,6 +673,7 @@ int main(void)
 	}
 	test__kernel(syms);
 	test__self(syms);
+	test__symtab(syms);
 	test__anonymous(syms);
 	test__vdso(syms);
 	test__dlopen(syms);

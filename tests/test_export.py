@@ -37,6 +37,7 @@ PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/ope
 FAMILIES = {  # family name (OpenMetrics spelling) -> type
     "loopstall_build_info": "gauge",
     "loopstall_tracked_processes": "gauge",
+    "loopstall_cache_entries": "gauge",
     "loopstall_lost_events": "counter",
     "loopstall_stack_errors": "counter",
     "loopstall_stacks_evicted": "counter",
@@ -539,6 +540,61 @@ def test_idle_loop_busy_time_near_zero(lab):
         "idle loop: %.3f s busy over %d iterations (20 ms poll waits)" % (entry["sum"],
                                                                           entry["count"]))
     assert not caused_stalls(run, pid), run.describe()
+    rc = run.stop()
+    assert rc == 0, run.describe()
+
+
+def test_cache_entries(lab):
+    """loopstall_cache_entries counts what loopstall holds for a traced Python process after
+    one of its stalls was reported: the process in the Python runtime, its native symbolizer,
+    its sites table, the code objects of its stack; and run_summary's "caches" has the same
+    names at exit."""
+    port = free_port()
+    target = lab.target("stall_target.py", "--action", "sleep", "--ms", 300, "--count", 2)
+    pid = target.wait_ready()["pid"]
+    run = lab.loopstall("--json", "-p", pid, "--prometheus", port)
+    run.wait_tracing()
+    url = wait_serving(run, port)
+    trigger_stalls(run, target, 1)
+    assert len(caused_stalls(run, pid)) == 1, run.describe()
+    samples = family(parse_exposition(http(url)[2], False), "loopstall_cache_entries", False)
+    caches = {dict(labels)["cache"]: value for _, labels, value in samples}
+    assert caches["python_processes"] == 1, caches
+    assert caches["process_symbols"] == 1, caches
+    assert caches["site_tables"] == 1, caches
+    assert caches["python_code_objects"] >= 2, caches  # the stall's stack: helper, its caller
+    assert caches["js_functions"] == caches["js_scripts"] == 0, caches
+    rc = run.stop()
+    assert rc == 0, run.describe()
+    (summary,) = run.of_kind("run_summary")
+    assert set(summary["caches"]) == set(caches), (summary, caches)
+
+
+def free_privileged_port():
+    """A port below 1024 nothing listens on (the tests run as root)."""
+    for port in range(1023, 899, -1):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    pytest.skip("no free port below 1024")
+
+
+def test_privileged_port(lab):
+    """A port below 1024 is bound while loopstall still has its privileges: the exporter's
+    thread starts after they are dropped, and serves on it."""
+    port = free_privileged_port()
+    target = lab.target("stall_target.py", "--action", "sleep", "--ms", 300, "--count", 1)
+    pid = target.wait_ready()["pid"]
+    run = lab.loopstall("--json", "-p", pid, "--prometheus", port)
+    run.wait_tracing()
+    url = wait_serving(run, port)
+    assert "loopstall_build_info" in http(url)[2].decode(), run.describe()
+    with open("/proc/%d/status" % run.proc.pid) as f:
+        effective = int(next(l for l in f if l.startswith("CapEff:")).split()[1], 16)
+    assert not effective & (1 << 10), "CAP_NET_BIND_SERVICE kept after attach"
     rc = run.stop()
     assert rc == 0, run.describe()
 

@@ -1152,6 +1152,83 @@ def test_perf_map_symlink_not_followed(lab):
     assert "OWN_PERF_SYMBOL" in symbols, "the target's own perf map was not read: %s" % symbols
 
 
+MEMORY_WARNING = "its memory did not answer a read"
+
+
+def test_hostile_memory_fuse(lab):
+    """8c. A target (nobody, serving its own FUSE mount) whose code object's co_filename points
+    into a mapped FUSE file it never answers reads of: loopstall's read of that name waits for
+    ever. Two runs at once, with another Python loop traced too: each says once, naming the
+    pid, that its memory did not answer; the other loop's stalls keep their Python frames; the
+    target's later stalls are still reported (without frames: its reads fail fast while the
+    first is pending); the -d run's summary comes within 1 s of its deadline and the SIGINT
+    run's within 1 s of the signal; RSS stays small; both exit 0 once the target is gone
+    (which ends the read: its FUSE connection aborts)."""
+    base = hostile_dir(lab, ("hostile_memory.py", "ctl.py"))
+    ctl = base / "ctl"
+    ctl.mkdir()
+    os.chown(ctl, NOBODY, NOBODY)
+    target = harness.Target(ctl, DEBIAN_PYTHON, "hostile_memory.py", [])
+    target.argv = [DEBIAN_PYTHON, str(base / "hostile_memory.py"), "--ctl", str(ctl),
+                   "--uid", str(NOBODY), "--actions", "poisoned,plain,plain,plain", "--ms",
+                   str(HOSTILE_MS)]
+    lab.targets.append(target)
+    target.start()
+    pid = target.wait_ready()["pid"]
+    # One action more than triggered: both stay up until the test ends them.
+    other = lab.target("fault_loop.py", "--actions", "sleep,sleep,sleep", "--ms", HOSTILE_MS)
+    other_pid = other.wait_ready()["pid"]
+    duration = 6
+    timed = lab.loopstall("--json", "-d", duration, "-p", pid, "-p", other_pid)
+    stopped = lab.loopstall("--json", "-p", pid, "-p", other_pid)
+    for run in (timed, stopped):
+        run.wait_tracing()
+    tracing_at = [a for a, t in timed.stderr.lines if t.startswith("loopstall: tracing")][0]
+    time.sleep(WARMUP_S)
+
+    def stalls(run, of):
+        return [e for e in run.events() if e["event"] == "stall" and e["pid"] == of]
+
+    target.trigger()
+    for run in (timed, stopped):
+        wait_until(lambda: MEMORY_WARNING in run.stderr.text(), TIMEOUT_S, "the warning")
+    for n in (1, 2):
+        other.trigger()
+        target.trigger()
+        for run in (timed, stopped):
+            wait_events(run, lambda e: e["event"] == "stall" and e["pid"] == other_pid, n)
+            wait_events(run, lambda e: e["event"] == "stall" and e["pid"] == pid, n + 1)
+    hwm = vm_hwm_kib(stopped.proc.pid)
+    sigint_at = time.monotonic()
+    stopped.proc.send_signal(signal.SIGINT)
+    for run in (timed, stopped):
+        wait_until(lambda: any(e["event"] == "run_summary" for e in run.events()),
+                   duration + TIMEOUT_S, "the run summary")
+    target.kill()
+    for run in (timed, stopped):
+        assert run.wait_exit(STOP_TIMEOUT_S) == 0, run.describe()
+
+    summary_at = [e["_arrival"] for e in timed.events() if e["event"] == "run_summary"][0]
+    assert summary_at - tracing_at <= duration + 1.0, (
+        "-d %d: the summary came %.2f s after tracing began" % (duration, summary_at - tracing_at))
+    sigint_summary = [e["_arrival"] for e in stopped.events() if e["event"] == "run_summary"][0]
+    assert sigint_summary - sigint_at <= 1.0, "the summary came %.2f s after SIGINT" % (
+        sigint_summary - sigint_at)
+    assert hwm < 200 * 1024, "loopstall's peak RSS %.1f MiB" % (hwm / 1024.0)
+    for run in (timed, stopped):
+        warnings = [t for _, t in run.stderr.lines if MEMORY_WARNING in t]
+        assert len(warnings) == 1 and warnings[0].startswith("loopstall: pid %d: " % pid), (
+            run.describe())
+        own = stalls(run, pid)
+        assert len(own) == 3, [brief(e) for e in own]
+        assert not any("poisoned_stall" in json.dumps(e) for e in own), [brief(e) for e in own]
+        others = stalls(run, other_pid)
+        assert len(others) == 2, [brief(e) for e in others]
+        for ev in others:
+            check_event(dict(ev, _arrival=None))
+            assert any(s.get("python") for s in ev["stacks"]), brief(ev)
+
+
 # --- 9. a reader that does not keep up ----------------------------------------------------------
 
 F_SETPIPE_SZ = 1031

@@ -33,6 +33,8 @@
 struct exporter {
 	struct MHD_Daemon *daemon;
 	struct export_source source;
+	char *listen_arg;
+	int listen_fd; /* until MHD owns it */
 };
 
 /* Markers in MHD's per-request pointer. */
@@ -356,46 +358,55 @@ cleanup:
 	return fd >= 0 ? fd : err;
 }
 
-struct exporter *export__start(const char *listen_arg, const struct export_source *source)
+struct exporter *export__open(const char *listen_arg, const struct export_source *source)
 {
 	struct exporter *exporter;
-	sigset_t all, old;
 	char why[512];
-	int fd;
 
 	exporter = calloc(1, sizeof(*exporter));
-	if (!exporter) {
+	if (exporter)
+		exporter->listen_arg = strdup(listen_arg);
+	if (!exporter || !exporter->listen_arg) {
 		fprintf(stderr, "loopstall: --prometheus %s: out of memory\n", listen_arg);
-		return NULL;
-	}
-	exporter->source = *source;
-	fd = listen__open(listen_arg, why, sizeof(why));
-	if (fd < 0) {
-		fprintf(stderr, "loopstall: --prometheus %s: %s\n", listen_arg, why);
 		free(exporter);
 		return NULL;
 	}
+	exporter->source = *source;
+	exporter->listen_fd = listen__open(listen_arg, why, sizeof(why));
+	if (exporter->listen_fd < 0) {
+		fprintf(stderr, "loopstall: --prometheus %s: %s\n", listen_arg, why);
+		free(exporter->listen_arg);
+		free(exporter);
+		return NULL;
+	}
+	return exporter;
+}
+
+int export__start(struct exporter *exporter)
+{
+	sigset_t all, old;
+
 	/* MHD's thread inherits the signal mask: keep SIGINT/SIGTERM for the main thread, whose
 	 * blocking poll they must interrupt. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	exporter->daemon = MHD_start_daemon(
 		MHD_USE_AUTO_INTERNAL_THREAD, 0, NULL, NULL, export__handle, exporter,
-		MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+		MHD_OPTION_LISTEN_SOCKET, (MHD_socket)exporter->listen_fd,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)MAX_CONNECTIONS,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)CONNECTION_TIMEOUT_S,
 		MHD_OPTION_NOTIFY_COMPLETED, export__completed, exporter,
 		MHD_OPTION_END);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	/* Whether MHD closed the socket on failure differs between its versions, and a double
+	 * close could hit another thread's new fd: from here on the fd is MHD's either way. */
+	exporter->listen_fd = -1;
 	if (!exporter->daemon) {
 		fprintf(stderr, "loopstall: --prometheus %s: cannot start the HTTP server "
-				"(libmicrohttpd)\n", listen_arg);
-		/* fd not closed: whether MHD already closed it on this path differs between its
-		 * versions, and a double close could hit another thread's new fd. */
-		free(exporter);
-		return NULL;
+				"(libmicrohttpd)\n", exporter->listen_arg);
+		return -EIO;
 	}
-	return exporter;
+	return 0;
 }
 
 void export__stop(struct exporter *exporter)
@@ -403,6 +414,10 @@ void export__stop(struct exporter *exporter)
 	if (!exporter)
 		return;
 	/* Joins MHD's thread (a scrape in progress finishes first) and closes the socket. */
-	MHD_stop_daemon(exporter->daemon);
+	if (exporter->daemon)
+		MHD_stop_daemon(exporter->daemon);
+	else if (exporter->listen_fd >= 0)
+		close(exporter->listen_fd);
+	free(exporter->listen_arg);
 	free(exporter);
 }

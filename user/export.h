@@ -25,14 +25,21 @@ struct export_source {
 };
 
 /*
- * Serve GET /metrics (Prometheus text 0.0.4, or OpenMetrics 1.0 when the Accept header asks for
- * application/openmetrics-text) from libmicrohttpd's own thread until export__stop().
+ * Listen, without serving yet: while privileges allow a port below 1024, and before attaching,
+ * so a bad address is reported before anything else happens.
  * listen: "[ADDR:]PORT"; ADDR defaults to 127.0.0.1 (all interfaces only when asked:
  * "0.0.0.0:9464" or "[::]:9464"). Prints one line "loopstall: --prometheus X: <why>" and returns
  * NULL on a bad address or bind failure.
  */
-struct exporter *export__start(const char *listen, const struct export_source *source);
-/* Stop serving (waits for a scrape in progress) and free; NULL is fine. */
+struct exporter *export__open(const char *listen, const struct export_source *source);
+/*
+ * Serve GET /metrics (Prometheus text 0.0.4, or OpenMetrics 1.0 when the Accept header asks for
+ * application/openmetrics-text) from libmicrohttpd's own thread until export__stop(). Started
+ * after the privilege drop: capabilities are per thread. Prints one line and returns < 0 when
+ * the server cannot start.
+ */
+int export__start(struct exporter *exporter);
+/* Stop serving (waits for a scrape in progress), close and free; NULL is fine. */
 void export__stop(struct exporter *exporter);
 
 #endif

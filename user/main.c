@@ -22,6 +22,7 @@
 #include "loopstall.skel.h"
 #include "output.h"
 #include "privileges.h"
+#include "remote.h"
 #include "targetfs.h"
 #include "progress.h"
 #include "runtime.h"
@@ -700,11 +701,11 @@ static int targets__start(struct session *session)
 	return 0;
 }
 
-static int exporter__start(struct session *session)
+static int exporter__open(struct session *session)
 {
 	if (!session->config.prometheus)
 		return 0;
-	session->exporter = export__start(session->config.prometheus, &(struct export_source){
+	session->exporter = export__open(session->config.prometheus, &(struct export_source){
 		.fleet = &session->fleet,
 		.lost_events = &session->skel->bss->lost_events,
 		.counters = session->counters + 1,
@@ -722,6 +723,9 @@ static int session__stream(struct session *session)
 {
 	int err;
 
+	err = exporter__open(session);
+	if (err)
+		return err;
 	err = targets__start(session);
 	if (err)
 		return err;
@@ -732,9 +736,10 @@ static int session__stream(struct session *session)
 	if (err)
 		fprintf(stderr, "loopstall: cannot drop privileges after loading: %s\n", strerror(-err));
 	/* Capabilities are per thread: threads started before the drop would keep them all. So
-	 * targetfs' worker is started anew, and the exporter's thread only now. */
+	 * targetfs' worker and remote's reader are started anew, the exporter's thread only now. */
 	targetfs__reset();
-	err = exporter__start(session);
+	remote__reset();
+	err = session->exporter ? export__start(session->exporter) : 0;
 	if (err)
 		return err;
 	/* As many stall records as the ring holds: bounded work after Ctrl-C. */

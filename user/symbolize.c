@@ -16,9 +16,11 @@
 #include "clock.h"
 #include "compare.h"
 #include "procfs.h"
+#include "remote.h"
 #include "symbolize.h"
 #include "targetfs.h"
 #include "util.h"
+#include "caches.h"
 
 /* Bounds how often a process running code outside any module (JIT, anonymous executable memory)
  * makes us re-read its /proc/PID/maps; it is also how long code dlopen'ed right after a report
@@ -453,6 +455,49 @@ static void pid_syms__count_change(struct pid_syms *ps)
 	ps->modules_hash = hash;
 }
 
+/*
+ * dwfl_linux_proc_report reads /proc/PID/maps, which waits for the target's mmap lock: run by
+ * remote.h's reader thread within its budget. Left behind, the job keeps the Dwfl (reported
+ * into, never used again here) and ends it once the report returns.
+ */
+struct report_job {
+	struct remote_job base;
+	Dwfl *dwfl;
+};
+
+static int report_job__run(struct remote_job *job)
+{
+	/* An errno, or -1 for a libdwfl error (an unparsable maps line, no memory). */
+	return dwfl_linux_proc_report(((struct report_job *)job)->dwfl, job->pid);
+}
+
+static void report_job__release(struct remote_job *job)
+{
+	Dwfl *dwfl = ((struct report_job *)job)->dwfl;
+
+	dwfl_report_end(dwfl, NULL, NULL);
+	dwfl_end(dwfl);
+	free(job);
+}
+
+/* report_job__run's result, -EBUSY (not run: ps->dwfl is still ours) or -ETIMEDOUT (ps->dwfl
+ * is the reader thread's now). */
+static int report_job__run_bounded(struct pid_syms *ps)
+{
+	struct report_job *job = calloc(1, sizeof(*job));
+	int err;
+
+	if (!job)
+		return -ENOMEM;
+	*job = (struct report_job){ .base = { .pid = ps->pid, .run = report_job__run,
+					      .release = report_job__release },
+				    .dwfl = ps->dwfl };
+	err = remote__run(&job->base);
+	if (err != -ETIMEDOUT)
+		free(job);
+	return err;
+}
+
 static int pid_syms__report(struct pid_syms *ps)
 {
 	int err;
@@ -464,8 +509,13 @@ static int pid_syms__report(struct pid_syms *ps)
 			return -ENOMEM;
 	}
 	dwfl_report_begin(ps->dwfl);
-	/* Returns an errno, or -1 for a libdwfl error (an unparsable maps line, no memory). */
-	err = dwfl_linux_proc_report(ps->dwfl, ps->pid);
+	err = report_job__run_bounded(ps);
+	if (err == -ETIMEDOUT) {
+		/* The Dwfl is the reader thread's now: reported again later, into a new one. */
+		ps->dwfl = NULL;
+		ps->nr_ranges = 0;
+		return err;
+	}
 	if (!err && !pid__has_mappings(ps->pid))
 		err = ESRCH;
 	/* Stacks are often symbolized after the process exited: a failed re-report keeps what
@@ -486,7 +536,7 @@ static int pid_syms__report(struct pid_syms *ps)
 	pid_syms__count_change(ps);
 	if (err == ENOENT)
 		return -ESRCH;
-	return err > 0 ? -err : err < 0 ? -EIO : 0;
+	return err > 0 ? -err : err == -1 ? -EIO : err;
 }
 
 /* libdwfl's preference among symbols holding an address: global, then weak, then other
@@ -540,8 +590,12 @@ static int symtab__ptr_cmp(const void *a, const void *b)
 	return a < b ? -1 : a > b;
 }
 
+CACHE_COUNT(symtab_count, "symbol_tables")
+CACHE_COUNT(pid_syms_count, "process_symbols")
+
 static void symtab__free(struct symtab *tab)
 {
+	cache_count__add(&symtab_count, -1);
 	free(tab->build_id);
 	free(tab->entries);
 	free(tab->labels);
@@ -616,6 +670,7 @@ static struct symtab *symtab__build(Dwfl_Module *mod, const unsigned char *build
 	tab = calloc(1, sizeof(*tab));
 	if (!tab)
 		return NULL;
+	cache_count__add(&symtab_count, 1);
 	tab->build_id_len = build_id_len;
 	tab->nr_syms = nr_syms;
 	tab->build_id = malloc(build_id_len);
@@ -754,6 +809,7 @@ static void pid_syms__free(void *ptr)
 {
 	struct pid_syms *ps = ptr;
 
+	cache_count__add(&pid_syms_count, -1);
 	pid_syms__release_symtabs(ps);
 	dwfl_end(ps->dwfl);
 	free(ps->ranges);
@@ -775,6 +831,7 @@ static struct pid_syms *pid_syms__new(struct syms *syms, pid_t pid, int *err)
 		*err = -ENOMEM;
 		return NULL;
 	}
+	cache_count__add(&pid_syms_count, 1);
 	ps->pid = pid;
 	ps->syms = syms;
 	/* Held open so a process that exits after its first report still has its files read

@@ -31,6 +31,9 @@
 #define READ_CHUNK (64U << 10)
 /* The worker only opens and reads: its stack holds two paths. */
 #define WORKER_STACK (256U << 10)
+/* A request whose worker is still runnable when its budget looks spent is looked at again
+ * this much later: its last wait for a CPU is not in run_delay until it runs. */
+#define RUNNABLE_RECHECK_NS (20 * NS_PER_MS)
 
 struct creds {
 	uid_t fsuid;
@@ -41,6 +44,16 @@ struct creds {
 
 enum request_kind { REQUEST_OPEN, REQUEST_LINE, REQUEST_MAPPED };
 
+/*
+ * The worker thread's scheduler accounts (/proc/thread-self/schedstat, opened by the worker):
+ * run_delay is its time runnable but waiting for a CPU. What a request costs the stream is its
+ * wall time minus that: on-CPU time plus time blocked in a file system, which is what a target
+ * can make long; waiting for a CPU on a loaded host it cannot, and it must not make files miss.
+ */
+struct sched_time {
+	__u64 wall_ns, run_delay_ns;
+};
+
 /* Owned by the caller until it gives up waiting, then by the worker thread. */
 struct request {
 	enum request_kind kind;
@@ -49,7 +62,11 @@ struct request {
 	char *path;   /* REQUEST_OPEN, REQUEST_LINE */
 	__u64 start;  /* REQUEST_MAPPED */
 	int line;     /* REQUEST_LINE */
-	__u64 deadline_ns;
+	__u64 budget_ns;
+	int schedstat_fd;	/* the worker's, set when it starts the request */
+	bool started;
+	struct sched_time began; /* when the worker started it */
+	__u64 spent_ns;		 /* its cost, when done */
 	struct creds creds;
 	int result;   /* a descriptor (REQUEST_OPEN, REQUEST_MAPPED), 0 or -errno */
 	struct stat st;
@@ -63,9 +80,43 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t submit_lock = PTHREAD_MUTEX_INITIALIZER;
 /* Pids whose worker is still blocked after the caller gave up (0: a free slot). */
 static pid_t stuck[TARGETFS_MAX_STUCK];
-/* Waiting in one second: a target whose files answer slowly delays the stream this much. */
-static __u64 window_start_ns, window_waited_ns;
+/* Spent in one second (see struct sched_time): a target whose files answer slowly delays the
+ * stream this much. */
+static __u64 window_start_ns, window_spent_ns;
 static int openat2_missing;
+
+/* The calling thread's (or, with its worker's descriptor, the worker's) clock and run_delay. A
+ * kernel without schedstat (CONFIG_SCHED_INFO off) reads 0: all wall time is charged. */
+static struct sched_time sched_time__now(int schedstat_fd)
+{
+	struct sched_time t = { .wall_ns = clock__ns() };
+	char text[96], *end;
+	ssize_t n;
+
+	n = schedstat_fd >= 0 ? pread(schedstat_fd, text, sizeof(text) - 1, 0) : -1;
+	if (n > 0) {
+		text[n] = '\0';
+		strtoull(text, &end, 10); /* on-CPU time */
+		t.run_delay_ns = strtoull(end, NULL, 10);
+	}
+	return t;
+}
+
+/* Time spent from `from` to `to` other than waiting for a CPU. */
+static __u64 sched_time__spent(const struct sched_time *from, const struct sched_time *to)
+{
+	__u64 wall = to->wall_ns - from->wall_ns, delay = to->run_delay_ns - from->run_delay_ns;
+
+	return wall > delay ? wall - delay : 0;
+}
+
+/* What the worker running req has spent on it so far. */
+static __u64 request__spent(const struct request *req)
+{
+	struct sched_time now = sched_time__now(req->schedstat_fd);
+
+	return sched_time__spent(&req->began, &now);
+}
 
 static bool stuck__has(pid_t pid, int *free_slot)
 {
@@ -342,7 +393,7 @@ static int file__line(int fd, struct request *req)
 	if (!chunk)
 		return -ENOMEM;
 	while (off < (off_t)TARGETFS_MAX_SCAN) {
-		if (clock__ns() > req->deadline_ns) {
+		if (request__spent(req) > req->budget_ns) {
 			err = -ETIMEDOUT;
 			break;
 		}
@@ -452,6 +503,9 @@ struct worker {
 	struct request *req; /* the request to run, NULL while idle */
 	bool retire;	     /* exit when idle: see targetfs__reset */
 	pthread_cond_t wake;
+	/* Its /proc/thread-self/schedstat and stat (whether it is runnable), -1 if none: opened by
+	 * the worker, closed when it exits. */
+	int schedstat_fd, stat_fd;
 };
 
 static struct worker *worker; /* the one requests go to; NULL: start one */
@@ -469,6 +523,8 @@ static void *worker__run(void *arg)
 	self.nr_groups = (int)syscall(SYS_getgroups, MAX_GROUPS, self.groups);
 	if (self.nr_groups < 0)
 		self.nr_groups = 0;
+	w->schedstat_fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
+	w->stat_fd = open("/proc/thread-self/stat", O_RDONLY | O_CLOEXEC);
 	pthread_mutex_lock(&lock);
 	for (;;) {
 		while (!w->req && !w->retire)
@@ -478,9 +534,14 @@ static void *worker__run(void *arg)
 			break;
 		}
 		req = w->req;
+		/* Under lock: the caller reads these when its wait times out. */
+		req->schedstat_fd = w->schedstat_fd;
+		req->began = sched_time__now(req->schedstat_fd);
+		req->started = true;
 		pthread_mutex_unlock(&lock);
 		result = request__work(req, &self);
 		pthread_mutex_lock(&lock);
+		req->spent_ns = request__spent(req);
 		req->result = result;
 		req->done = true;
 		w->req = NULL;
@@ -495,6 +556,10 @@ static void *worker__run(void *arg)
 		request__free(req);
 		break;
 	}
+	if (w->schedstat_fd >= 0)
+		close(w->schedstat_fd);
+	if (w->stat_fd >= 0)
+		close(w->stat_fd);
 	pthread_cond_destroy(&w->wake);
 	free(w);
 	return NULL;
@@ -527,6 +592,7 @@ static struct worker *worker__get(void)
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		return NULL;
+	w->schedstat_fd = w->stat_fd = -1;
 	pthread_cond_init(&w->wake, NULL);
 	/* Signals are for the main thread: a SIGINT must interrupt what it waits on. */
 	sigfillset(&all);
@@ -561,6 +627,7 @@ static struct request *request__new(enum request_kind kind, pid_t pid, const cha
 	req->kind = kind;
 	req->pid = pid;
 	req->root_fd = -1;
+	req->schedstat_fd = -1;
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
 	pthread_cond_init(&req->done_cond, &attr);
@@ -591,29 +658,72 @@ fail:
 	return NULL;
 }
 
-/* Time the stream may still wait this second (see window_waited_ns). */
+/* What the stream may still spend this second (see window_spent_ns). */
 static __u64 window__left(__u64 now)
 {
 	if (now - window_start_ns >= NS_PER_SEC) {
 		window_start_ns = now;
-		window_waited_ns = 0;
+		window_spent_ns = 0;
 	}
-	return window_waited_ns < TARGETFS_BUDGET_MS * NS_PER_MS ?
-	       TARGETFS_BUDGET_MS * NS_PER_MS - window_waited_ns : 0;
+	return window_spent_ns < TARGETFS_BUDGET_MS * NS_PER_MS ?
+	       TARGETFS_BUDGET_MS * NS_PER_MS - window_spent_ns : 0;
+}
+
+/* Whether w is runnable (waiting for a CPU or on one): the 'R' after its name in stat. */
+static bool worker__runnable(const struct worker *w)
+{
+	char text[256], *name_end;
+	ssize_t n;
+
+	n = w->stat_fd >= 0 ? pread(w->stat_fd, text, sizeof(text) - 1, 0) : -1;
+	if (n <= 0)
+		return false;
+	text[n] = '\0';
+	name_end = strrchr(text, ')');
+	return name_end && name_end[1] == ' ' && name_end[2] == 'R';
 }
 
 /*
- * Run req (NULL: request__new failed with err_new) in the worker and wait for it within
- * the budget. Its stat and line go to st and
+ * Wait for req, under lock, until it is done or has spent its budget (see struct sched_time):
+ * from when its worker started it, minus the worker's waits for a CPU. The last such wait is
+ * in run_delay only once the worker runs again: a runnable worker is given RUNNABLE_RECHECK_NS
+ * more, up to TARGETFS_WAIT_MAX_MS in all. Returns what req spent.
+ */
+static __u64 request__wait(struct request *req, const struct worker *w, __u64 submitted_ns)
+{
+	__u64 now = submitted_ns, spent = 0, next;
+	struct timespec deadline;
+	int err = 0;
+
+	while (!req->done) {
+		if (err) {
+			now = clock__ns();
+			spent = req->started ? request__spent(req) : 0;
+			if (now - submitted_ns >= TARGETFS_WAIT_MAX_MS * NS_PER_MS)
+				break;
+			if (spent >= req->budget_ns && !worker__runnable(w))
+				break;
+		}
+		next = now + (spent < req->budget_ns ? req->budget_ns - spent : RUNNABLE_RECHECK_NS);
+		if (next > submitted_ns + TARGETFS_WAIT_MAX_MS * NS_PER_MS)
+			next = submitted_ns + TARGETFS_WAIT_MAX_MS * NS_PER_MS;
+		deadline.tv_sec = (time_t)(next / NS_PER_SEC);
+		deadline.tv_nsec = (long)(next % NS_PER_SEC);
+		err = pthread_cond_timedwait(&req->done_cond, &lock, &deadline);
+	}
+	return req->done ? req->spent_ns : spent;
+}
+
+/*
+ * Run req in the worker and wait for it within the budget. Its stat and line go to st and
  * text (either may be NULL). Returns its result (a descriptor, 0 or -errno); req is freed, or left
  * to its thread, which frees it.
  */
 static int request__run(struct request *req, struct stat *st, char *text, size_t size)
 {
 	__u64 now = clock__ns(), left;
-	struct timespec deadline;
 	struct worker *w;
-	int slot, err = 0;
+	int slot, err;
 
 	pthread_mutex_lock(&lock);
 	left = window__left(now);
@@ -622,9 +732,7 @@ static int request__run(struct request *req, struct stat *st, char *text, size_t
 		request__free(req);
 		return -EBUSY;
 	}
-	req->deadline_ns = now + left;
-	deadline.tv_sec = (time_t)(req->deadline_ns / NS_PER_SEC);
-	deadline.tv_nsec = (long)(req->deadline_ns % NS_PER_SEC);
+	req->budget_ns = left;
 	w = worker__get();
 	if (!w) {
 		pthread_mutex_unlock(&lock);
@@ -633,9 +741,7 @@ static int request__run(struct request *req, struct stat *st, char *text, size_t
 	}
 	w->req = req;
 	pthread_cond_signal(&w->wake);
-	while (!req->done && !err)
-		err = pthread_cond_timedwait(&req->done_cond, &lock, &deadline);
-	window_waited_ns += clock__ns() - now;
+	window_spent_ns += request__wait(req, w, now);
 	if (!req->done) {
 		/* Left to the worker, which exits after it; the next request starts another. */
 		req->abandoned = true;

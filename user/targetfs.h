@@ -25,10 +25,14 @@
  *   would block, a device's may act), checked with fstat/fstatfs, and only then opened
  *   (O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC). FIFOs, sockets, devices and files of
  *   pseudo file systems (procfs, sysfs, debugfs, ...) are refused with -EINVAL.
- * - A time budget: the caller waits at most TARGETFS_BUDGET_MS. A thread blocked beyond it (a
- *   FUSE server the target runs, a hung network file system) is left behind and the call
- *   returns -ETIMEDOUT; while it is blocked, every other call for the same pid returns -EBUSY at
- *   once, and at most TARGETFS_MAX_STUCK threads are ever left behind in all.
+ * - A time budget: the calls of one second spend at most TARGETFS_BUDGET_MS of the worker
+ *   thread's time on a CPU or blocked in a file system (what a target can make long), not its
+ *   time waiting for a CPU (what a loaded host makes long: a budget of wall time made a new
+ *   process's files miss on a busy host). A thread blocked beyond it (a FUSE server the target
+ *   runs, a hung network file system) is left behind and the call returns -ETIMEDOUT; while it
+ *   is blocked, every other call for the same pid returns -EBUSY at once, and at most
+ *   TARGETFS_MAX_STUCK threads are ever left behind in all. Whatever the load, a call waits at
+ *   most TARGETFS_WAIT_MAX_MS.
  * - Descriptors returned to the caller are not on FUSE (their later reads, e.g. by libdwfl,
  *   would not be bounded in time).
  *
@@ -46,6 +50,7 @@
 #include "clock.h"
 
 #define TARGETFS_BUDGET_MS 250
+#define TARGETFS_WAIT_MAX_MS 2000
 #define TARGETFS_MAX_STUCK 8
 /* A file missed for lack of time (see targetfs__missed) is asked for again this long after. */
 #define TARGETFS_RETRY_NS 1000000000ULL

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * floor OBJECT PID empty|clock: attach floor.bpf.c's programs (the exit one, and the empty or
- * the clock-reading entry one), print "attached", stay attached until SIGINT or SIGTERM.
+ * floor OBJECT PID empty|clock|enter-clock: attach floor.bpf.c's programs (empty: the empty
+ * entry and exit ones; clock: the clock-reading entry one and the empty exit one; enter-clock:
+ * the clock-reading entry one alone), print "attached", stay attached until SIGINT or SIGTERM.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -22,15 +23,17 @@ int main(int argc, char **argv)
 	struct bpf_object *obj;
 	struct bpf_program *prog;
 	struct bpf_map *rodata;
-	const char *entry;
+	const char *entry, *exit_prog;
 	__u32 pid;
 
-	if (argc != 4 || (strcmp(argv[3], "empty") && strcmp(argv[3], "clock"))) {
-		fprintf(stderr, "usage: floor OBJECT PID empty|clock\n");
+	if (argc != 4 || (strcmp(argv[3], "empty") && strcmp(argv[3], "clock") &&
+			  strcmp(argv[3], "enter-clock"))) {
+		fprintf(stderr, "usage: floor OBJECT PID empty|clock|enter-clock\n");
 		return 2;
 	}
 	pid = strtoul(argv[2], NULL, 10);
 	entry = strcmp(argv[3], "empty") ? "enter_clock" : "enter_empty";
+	exit_prog = strcmp(argv[3], "enter-clock") ? "exit_empty" : "";
 	obj = bpf_object__open_file(argv[1], NULL);
 	if (!obj) {
 		fprintf(stderr, "floor: cannot open %s\n", argv[1]);
@@ -38,7 +41,7 @@ int main(int argc, char **argv)
 	}
 	bpf_object__for_each_program(prog, obj)
 		bpf_program__set_autoload(prog, !strcmp(bpf_program__name(prog), entry) ||
-						!strcmp(bpf_program__name(prog), "exit_empty"));
+						!strcmp(bpf_program__name(prog), exit_prog));
 	rodata = bpf_object__find_map_by_name(obj, ".rodata");
 	if (!rodata || bpf_map__set_initial_value(rodata, &pid, sizeof(pid)) ||
 	    bpf_object__load(obj)) {

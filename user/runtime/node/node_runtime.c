@@ -78,13 +78,19 @@ static int node_rt__attach(void *rt, pid_t pid)
 	return v8__attach(node->v8, pid);
 }
 
+/* A process whose files were missed for lack of time (V8_UNKNOWN) is looked at again about a
+ * second later, before its next stall rather than at it: the BPF walk of that stall needs it. */
+static void node_rt__tick(void *rt)
+{
+	struct node_rt *node = rt;
+
+	v8__retry_missed(node->v8);
+}
+
 static void node_rt__report_begin(void *rt, pid_t pid)
 {
 	struct node_rt *node = rt;
 
-	/* Node has no tick: a process whose files were missed for lack of time (V8_UNKNOWN) is
-	 * looked at again when it stalls, so that its next stalls have JavaScript frames. */
-	v8__attach(node->v8, pid);
 	v8__trim(node->v8, pid);
 	node->jsmap_fresh = false;
 }
@@ -211,6 +217,7 @@ const struct runtime_ops node_runtime = {
 	.free = node_rt__free,
 	.counters = node_rt__counters,
 	.attach = node_rt__attach,
+	.tick = node_rt__tick,
 	.report_begin = node_rt__report_begin,
 	.resolve = node_rt__resolve,
 	.name_code = node_rt__name_code,

@@ -23,6 +23,7 @@
 #include "v8.h"
 #include "v8heap.h"
 #include "v8meta.h"
+#include "caches.h"
 
 /* Cached per process before v8__trim starts over: a service that keeps generating functions
  * (eval, vm) must not grow us without bound. */
@@ -63,12 +64,18 @@ struct v8 {
 	struct syms *syms;
 	struct v8_maps maps;
 	void *processes; /* tsearch tree of struct v8_process by pid */
+	size_t nr_unknown; /* processes in V8_UNKNOWN, retried by v8__retry_missed */
 };
+
+CACHE_COUNT(function_count, "js_functions")
+CACHE_COUNT(script_count, "js_scripts")
+CACHE_COUNT(v8_process_count, "node_processes")
 
 static void function__free(void *ptr)
 {
 	struct function_entry *entry = ptr;
 
+	cache_count__add(&function_count, -1);
 	v8heap__free_shared(&entry->shared);
 	free(entry);
 }
@@ -77,6 +84,7 @@ static void script__free(void *ptr)
 {
 	struct script_entry *entry = ptr;
 
+	cache_count__add(&script_count, -1);
 	v8heap__free_script(&entry->script);
 	free(entry);
 }
@@ -94,6 +102,7 @@ static void process__free(void *ptr)
 {
 	struct v8_process *proc = ptr;
 
+	cache_count__add(&v8_process_count, -1);
 	process__clear(proc);
 	free(proc);
 }
@@ -112,6 +121,7 @@ static struct v8_process *process__new(struct v8 *v8, pid_t pid)
 
 	if (!proc)
 		return NULL;
+	cache_count__add(&v8_process_count, 1);
 	proc->pid = pid;
 	if (!tsearch(proc, &v8->processes, pid__cmp)) {
 		free(proc);
@@ -264,12 +274,15 @@ int v8__attach(struct v8 *v8, pid_t pid)
 		proc = process__new(v8, pid);
 	if (!proc)
 		return -ENOMEM;
+	if (proc->kind == V8_UNKNOWN)
+		v8->nr_unknown--;
 	err = v8meta__read(v8->syms, pid, &proc->meta, why, sizeof(why));
 	if (err && err != -ENOTSUP && err != -EFAULT) {
 		/* No V8 metadata, or the process is gone; or its files missed for lack of time,
 		 * which a loaded machine causes: not "no V8" for the run. */
 		proc->kind = err == -EAGAIN ? V8_UNKNOWN : V8_NOT;
 		proc->unknown_ns = clock__ns();
+		v8->nr_unknown += proc->kind == V8_UNKNOWN;
 		return -ENOENT;
 	}
 	if (!err) {
@@ -287,6 +300,36 @@ int v8__attach(struct v8 *v8, pid_t pid)
 	}
 	proc->kind = V8_SUPPORTED;
 	return 0;
+}
+
+/* Bounds one tick's work; the rest are retried on the next ticks. */
+#define V8_RETRIES_PER_CALL 8
+
+struct retry_due {
+	pid_t pids[V8_RETRIES_PER_CALL];
+	size_t nr;
+};
+
+static void process__collect_due(const void *node, VISIT which, void *ctx)
+{
+	const struct v8_process *proc = *(struct v8_process *const *)node;
+	struct retry_due *due = ctx;
+
+	if ((which == postorder || which == leaf) && proc->kind == V8_UNKNOWN &&
+	    due->nr < V8_RETRIES_PER_CALL && targetfs__retry_due(proc->unknown_ns))
+		due->pids[due->nr++] = proc->pid;
+}
+
+void v8__retry_missed(struct v8 *v8)
+{
+	struct retry_due due = {};
+	size_t i;
+
+	if (!v8->nr_unknown)
+		return;
+	twalk_r(v8->processes, process__collect_due, &due);
+	for (i = 0; i < due.nr; i++)
+		v8__attach(v8, due.pids[i]);
 }
 
 bool v8__active(struct v8 *v8, pid_t pid)
@@ -312,6 +355,7 @@ static const struct script_entry *script__get(struct v8_process *proc,
 	entry = calloc(1, sizeof(*entry));
 	if (!entry)
 		return NULL;
+	cache_count__add(&script_count, 1);
 	entry->addr = addr;
 	v8heap__read_script(reader, addr, &entry->script);
 	entry->file = process__intern(proc, entry->script.name);
@@ -362,6 +406,7 @@ static const struct function_entry *function__get(struct v8_process *proc, __u64
 	entry = calloc(1, sizeof(*entry));
 	if (!entry)
 		return NULL;
+	cache_count__add(&function_count, 1);
 	entry->addr = addr;
 	v8heap__read_shared(&reader, addr, &entry->shared);
 	if (entry->shared.valid)
@@ -407,6 +452,7 @@ void v8__forget(struct v8 *v8, pid_t pid)
 
 	if (!proc)
 		return;
+	v8->nr_unknown -= proc->kind == V8_UNKNOWN;
 	tdelete(proc, &v8->processes, pid__cmp);
 	bpf_map_delete_elem(v8->maps.procs_fd, &pid);
 	process__free(proc);

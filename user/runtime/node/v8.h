@@ -30,6 +30,9 @@ void v8__free(struct v8 *v8);
  * whose metadata is unusable (after one warning on stderr).
  */
 int v8__attach(struct v8 *v8, pid_t pid);
+/* Attach again the processes whose binaries could not be read in time, once their retry is due
+ * (a few per call: called on every stream tick). */
+void v8__retry_missed(struct v8 *v8);
 /* Whether pid's JavaScript frames come from the BPF walk (else from a perf map, if any). */
 bool v8__active(struct v8 *v8, pid_t pid);
 /* The frames of a walked stack, innermost first, at most max: how many. Frames whose function

@@ -24,6 +24,7 @@
 #include "remote.h"
 #include "targetfs.h"
 #include "targets.h"
+#include "caches.h"
 
 /* Bounds on how far a hostile or corrupt target can make us walk. */
 #define MAX_INTERPRETERS 64
@@ -152,10 +153,9 @@ static const struct code_info *code__get(struct python *python, struct python_pr
 		if ((*node)->live && pycode__walked(*node, name_fingerprint))
 			return *node;
 	}
-	code = calloc(1, sizeof(*code));
+	code = pycode__new(addr);
 	if (!code)
 		return NULL;
-	code->addr = addr;
 	pycode__read(&reader, code);
 	if (node) {
 		old = *node;
@@ -185,10 +185,13 @@ static struct python_process *process__find(struct python *python, pid_t pid)
 	return node ? *node : NULL;
 }
 
+CACHE_COUNT(python_process_count, "python_processes")
+
 static void process__free(void *ptr)
 {
 	struct python_process *proc = ptr;
 
+	cache_count__add(&python_process_count, -1);
 	tdestroy(proc->codes, code__free);
 	tdestroy(proc->threads, free);
 	free(proc->tasks_read);
@@ -261,6 +264,7 @@ static struct python_process *process__new(struct python *python, pid_t pid)
 
 	if (!proc)
 		return NULL;
+	cache_count__add(&python_process_count, 1);
 	proc->pid = pid;
 	task__ns_tid(pid, pid, &proc->pidns_nested);
 	if (!tsearch(proc, &python->processes, pid__cmp)) {
