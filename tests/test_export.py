@@ -43,6 +43,7 @@ FAMILIES = {  # family name (OpenMetrics spelling) -> type
     "loopstall_stacks_evicted": "counter",
     "loopstall_thread_table_full": "counter",
     "loopstall_process_table_full": "counter",
+    "loopstall_wakeups_missed": "counter",
     "loopstall_py_walks_skipped": "counter",
     "loopstall_py_thread_mismatch": "counter",
     "loopstall_js_walks_skipped": "counter",
@@ -722,7 +723,7 @@ def test_host_counters(lab):
         families = parse_exposition(body, openmetrics)
         check_with_prometheus_client(body, openmetrics)
         for name in ("stack_errors", "stacks_evicted", "thread_table_full", "process_table_full",
-                     "py_walks_skipped", "py_thread_mismatch", "js_walks_skipped"):
+                     "wakeups_missed", "py_walks_skipped", "py_thread_mismatch", "js_walks_skipped"):
             samples = family(families, "loopstall_" + name, openmetrics)
             assert [labels for _, labels, _ in samples] == [{}], samples
             scraped.setdefault(name, []).append(samples[0][2])
