@@ -22,6 +22,8 @@ const volatile bool trace_all = false;
 const volatile bool follow_forks = true;
 /* Also keep busy-time statistics per loop thread (--per-thread). */
 const volatile bool per_thread_stats = false;
+/* The loop poll's entry alone bounds iterations (epoll, no --loop-func): see poll__enter(). */
+const volatile bool entry_boundary = false;
 
 /* Sentinel loop_fd: the thread's loop fd is not known yet, or any poll call is a boundary. */
 #define LOOP_FD_UNKNOWN ((__u32)-1)
@@ -101,6 +103,8 @@ __u64 stack_errors = 0;
 __u64 stacks_evicted = 0;
 __u64 thread_table_full = 0;
 __u64 process_table_full = 0;
+/* Iterations not counted: the wakeup out of the loop's poll that began one was not seen. */
+__u64 wakeups_missed = 0;
 
 #include "python.bpf.h"
 #include "v8.bpf.h"
@@ -278,6 +282,14 @@ static __always_inline void thread__account(struct loop_thread *thread, struct t
 	span = span_ns(last, now);
 	task__accounts(task, &acc);
 	queued = min_u64(span_ns(thread->seen_run_delay_ns, acc.run_delay_ns), span);
+	/* Woken out of the loop's poll: the wait for a CPU that followed is the idle loop's, and
+	 * the iteration begins when the thread got its CPU. */
+	if (thread->run_state == RUN_WOKEN_IDLE) {
+		thread->busy_start_ns += queued;
+		span -= queued;
+		queued = 0;
+		thread->run_state = RUN_ACTIVE;
+	}
 	if (thread->run_state == RUN_ACTIVE &&
 	    acc.switches - thread->seen_switches == switched_out) {
 		ran = span - queued;
@@ -297,12 +309,9 @@ static __always_inline void thread__account(struct loop_thread *thread, struct t
 		thread->untracked_stack_ns += off;
 }
 
-static __always_inline void iteration__begin(struct loop_thread *thread, __u64 now)
+/* A new iteration from now; the thread's accounts were seen at now. */
+static __always_inline void iteration__reset(struct loop_thread *thread, __u64 now)
 {
-	struct task_accounts acc;
-
-	task__accounts(bpf_get_current_task_btf(), &acc);
-	thread__seen(thread, &acc, now);
 	thread->busy_start_ns = now;
 	thread->run_state = RUN_ACTIVE;
 	thread->on_cpu_ns = 0;
@@ -313,6 +322,16 @@ static __always_inline void iteration__begin(struct loop_thread *thread, __u64 n
 	thread->current_slot = NO_SLOT;
 	thread->py_walks = 0;
 	thread->py_wait_walks = 0;
+}
+
+static __always_inline void iteration__begin(struct loop_thread *thread, struct task_struct *task,
+					     __u64 now)
+{
+	struct task_accounts acc;
+
+	task__accounts(task, &acc);
+	thread__seen(thread, &acc, now);
+	iteration__reset(thread, now);
 }
 
 static void waiting__count(const struct loop_thread *thread, struct stall_record *record,
@@ -346,20 +365,11 @@ static void stall__emit(struct loop_thread *thread, __u32 tid, __u64 start_ns, _
 	bpf_ringbuf_submit(record, 0);
 }
 
-static void stats__count(struct process_stats *stats, const struct loop_thread *thread,
-			 __u64 duration_ns)
+/* Stall-only counters: atomic, since they run only when a stall ends. */
+static void stats__count_stall(struct process_stats *stats, const struct loop_thread *thread,
+			       __u64 duration_ns)
 {
-	__u32 bucket = hist_bucket(duration_ns);
-
 	if (!stats)
-		return;
-	__sync_fetch_and_add(&stats->iterations, 1);
-	__sync_fetch_and_add(&stats->busy_ns, duration_ns);
-	if (bucket < HIST_BUCKETS)
-		__sync_fetch_and_add(&stats->busy_hist[bucket], 1);
-	if (duration_ns > stats->max_busy_ns)
-		stats->max_busy_ns = duration_ns;
-	if (duration_ns < threshold_ns)
 		return;
 	__sync_fetch_and_add(&stats->stalls, 1);
 	__sync_fetch_and_add(&stats->stall_ns, duration_ns);
@@ -370,25 +380,47 @@ static void stats__count(struct process_stats *stats, const struct loop_thread *
 
 static void iteration__end(struct loop_thread *thread, __u32 tid, __u64 now)
 {
-	__u64 start_ns = thread->busy_start_ns, duration_ns = span_ns(start_ns, now);
+	__u64 start_ns, duration_ns;
 	struct process_stats *stats;
+	__u32 bucket;
 
+	/* First: accounting may move the start past a wait for a CPU after a wakeup. */
 	thread__account(thread, bpf_get_current_task_btf(), now, 0);
+	start_ns = thread->busy_start_ns;
+	duration_ns = span_ns(start_ns, now);
 	thread->busy_start_ns = 0;
+	/* The thread's own counters: plain adds, only this thread writes them. */
+	bucket = hist_bucket(duration_ns);
+	thread->iterations++;
+	thread->busy_ns += duration_ns;
+	if (bucket < HIST_BUCKETS)
+		thread->busy_hist[bucket]++;
+	if (duration_ns > thread->max_busy_ns)
+		thread->max_busy_ns = duration_ns;
+	if (duration_ns < threshold_ns)
+		return;
 	stats = stats__get(thread->pid, 0);
-	stats__count(stats, thread, duration_ns);
+	stats__count_stall(stats, thread, duration_ns);
 	if (per_thread_stats)
-		stats__count(stats__get(thread->pid, tid), thread, duration_ns);
-	if (duration_ns >= threshold_ns)
-		stall__emit(thread, tid, start_ns, duration_ns, stats);
+		stats__count_stall(stats__get(thread->pid, tid), thread, duration_ns);
+	stall__emit(thread, tid, start_ns, duration_ns, stats);
 }
 
-/* The thread enters a poll call: if it is its loop's poll, the busy period ends here. */
+/*
+ * The thread enters a poll call: if it is its loop's poll, the busy period ends here.
+ *
+ * With entry_boundary, the next one begins here too, at the same clock read: one program and
+ * one clock read per iteration of a loop that does not block. If the poll then blocks, its
+ * switch-out marks the thread idle (sched_switch) and its wakeup begins the iteration
+ * (sched_waking), less the wait for a CPU that follows (thread__account()). The poll's own
+ * few microseconds, and a wakeup's latency until the task is enqueued, count as busy.
+ */
 static int poll__enter(__u32 fd)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 pid = pid_tgid >> 32, tid = (__u32)pid_tgid;
 	struct loop_thread *thread;
+	__u64 now;
 
 	/* A thread only gets an entry once its process is traced, and loses it when it exits or
 	 * execs: known loop threads, the hot path, skip the traced_pids lookup. */
@@ -406,9 +438,23 @@ static int poll__enter(__u32 fd)
 	 * busy period, not its end. */
 	if (fd != thread->loop_fd && fd != LOOP_FD_ANY)
 		return 0;
-	thread->in_loop_poll = 1;
-	if (thread->busy_start_ns)
-		iteration__end(thread, tid, bpf_ktime_get_ns());
+	now = bpf_ktime_get_ns();
+	if (!entry_boundary) {
+		thread->in_loop_poll = 1;
+		if (thread->busy_start_ns)
+			iteration__end(thread, tid, now);
+		return 0;
+	}
+	if (thread->busy_start_ns) {
+		iteration__end(thread, tid, now);
+		iteration__reset(thread, now);
+		return 0;
+	}
+	/* Idle in its poll until now: it ran, so the wakeup that began this iteration was not
+	 * seen. Its time is unknown: it is not counted, rather than reported as idle or busy. */
+	if (thread->run_state == RUN_IDLE)
+		__sync_fetch_and_add(&wakeups_missed, 1);
+	iteration__begin(thread, bpf_get_current_task_btf(), now);
 	return 0;
 }
 
@@ -432,7 +478,7 @@ static int poll__exit(void)
 		return 0;
 	}
 	thread->in_loop_poll = 0;
-	iteration__begin(thread, bpf_ktime_get_ns());
+	iteration__begin(thread, bpf_get_current_task_btf(), bpf_ktime_get_ns());
 	return 0;
 }
 
@@ -924,6 +970,21 @@ static void thread__switch_out(void *ctx, struct loop_thread *thread, struct tas
 		thread__slot_at(thread, slot)->gil_holder = python__gil_holder(thread->pid);
 }
 
+/* Blocking in the loop's own poll (entry_boundary): the wait between two iterations. */
+static __always_inline bool thread__blocks_in_poll(struct loop_thread *thread,
+						   struct task_struct *prev, bool preempt)
+{
+	struct pt_regs *regs;
+	__s32 syscall;
+
+	if (preempt || task__state(prev) == TASK_RUNNING)
+		return false;
+	regs = (struct pt_regs *)bpf_task_pt_regs(prev);
+	syscall = syscall__current(regs);
+	return (syscall == SYS_EPOLL_WAIT || syscall == SYS_EPOLL_PWAIT ||
+		syscall == SYS_EPOLL_PWAIT2) && (__u32)SYSCALL_ARG0(regs) == thread->loop_fd;
+}
+
 /* Only a loop thread's switch-out matters: its switch-in shows in its run delay (see
  * thread__account()). Other tasks' switches cost one map miss and no clock read. */
 SEC("tp_btf/sched_switch")
@@ -933,13 +994,23 @@ int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_s
 	struct loop_thread *thread;
 
 	thread = bpf_map_lookup_elem(&loop_threads, &prev_tid);
-	if (thread && thread->busy_start_ns)
+	if (!thread || !thread->busy_start_ns)
+		return 0;
+	/* Asleep in its poll: idle, no clock read. A wakeup that raced this switch-out (seen
+	 * before it) is then missed: poll__enter() drops that iteration. Keeping it for this
+	 * switch-out was tried: a wakeup that cancels the sleep before the task leaves the CPU
+	 * looks the same, and the poll's next sleep then counted as busy (a false stall). */
+	if (entry_boundary && thread__blocks_in_poll(thread, prev, preempt)) {
+		thread->busy_start_ns = 0;
+		thread->run_state = RUN_IDLE;
+	} else
 		thread__switch_out(ctx, thread, prev, preempt, bpf_ktime_get_ns());
 	return 0;
 }
 
 /* The wakeup ends a blocked thread's off-CPU time; what follows until it runs is its run
- * delay. A wakeup not seen leaves it to thread__account()'s CPU-time split. */
+ * delay. A wakeup not seen leaves it to thread__account()'s CPU-time split, or, out of the
+ * loop's poll, to poll__enter()'s wakeups_missed. */
 SEC("tp_btf/sched_waking")
 int BPF_PROG(sched_waking, struct task_struct *task)
 {
@@ -948,7 +1019,17 @@ int BPF_PROG(sched_waking, struct task_struct *task)
 	__u32 tid = task->pid, slot;
 
 	thread = bpf_map_lookup_elem(&loop_threads, &tid);
-	if (!thread || !thread->busy_start_ns || thread->run_state != RUN_BLOCKED)
+	if (!thread)
+		return 0;
+	/* Out of the loop's poll: the next iteration begins. */
+	if (thread->run_state == RUN_IDLE) {
+		iteration__begin(thread, task, bpf_ktime_get_ns());
+		thread->run_state = RUN_WOKEN_IDLE;
+		return 0;
+	}
+	if (!thread->busy_start_ns)
+		return 0;
+	if (thread->run_state != RUN_BLOCKED)
 		return 0;
 	thread__account(thread, task, bpf_ktime_get_ns(), 0);
 	/* A thread of the same process that wakes a GIL waiter is the one that dropped the GIL.
@@ -1006,8 +1087,42 @@ int on_cpu_sample(struct bpf_perf_event_data *ctx)
 
 /* A thread that exits or execs is no longer the loop thread it was. Its tstate mapping goes
  * too: tids are reused (pid_max is often 32768), and a new thread must not inherit it. */
+static __always_inline void counter__fold(__u64 *from, __u64 *to, bool clear)
+{
+	__u64 value = *from;
+
+	if (clear)
+		*from = 0;
+	if (value)
+		__sync_fetch_and_add(to, value);
+}
+
+/* Add an exiting thread's counters to stats; with `clear`, each is zeroed before it is added:
+ * userspace reads process_stats before loop_threads, so it may miss a count for a moment (and
+ * never shows a counter going back) but does not count it twice. */
+static void stats__fold(struct process_stats *stats, struct loop_thread *thread, bool clear)
+{
+	__u32 i;
+
+	if (!stats)
+		return;
+	if (thread->max_busy_ns > stats->max_busy_ns)
+		stats->max_busy_ns = thread->max_busy_ns;
+	counter__fold(&thread->iterations, &stats->iterations, clear);
+	counter__fold(&thread->busy_ns, &stats->busy_ns, clear);
+	for (i = 0; i < HIST_BUCKETS; i++)
+		counter__fold(&thread->busy_hist[i], &stats->busy_hist[i], clear);
+}
+
 static __always_inline void thread__forget(__u32 tid)
 {
+	struct loop_thread *thread = bpf_map_lookup_elem(&loop_threads, &tid);
+
+	if (thread && thread->iterations) {
+		if (per_thread_stats)
+			stats__fold(stats__get(thread->pid, tid), thread, false);
+		stats__fold(stats__get(thread->pid, 0), thread, true);
+	}
 	bpf_map_delete_elem(&loop_threads, &tid);
 	bpf_map_delete_elem(&python_threads, &tid);
 }

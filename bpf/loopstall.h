@@ -64,6 +64,10 @@ enum thread_run_state {
 	RUN_ACTIVE = 0, /* running or runnable, not blocked since the last event */
 	RUN_BLOCKED,    /* switched out in a sleep/wait, not woken yet */
 	RUN_WOKEN,      /* woken: being enqueued, then runnable or running */
+	/* Boundary at the poll entry alone (see poll__enter()): */
+	RUN_IDLE,       /* blocked in its loop's poll: between iterations, busy_start_ns 0 */
+	RUN_WOKEN_IDLE, /* woken out of it: an iteration began at the wakeup, but its wait for a
+			 * CPU until the next event is still the idle loop's */
 };
 
 struct stack_slot {
@@ -108,6 +112,13 @@ struct loop_thread {
 	__u32 py_walks;           /* Python stack walks at switch-out in this iteration ... */
 	__u32 py_wait_walks;      /* ... and those at lock and GIL waits, a budget of their own */
 	struct stack_slot slots[MAX_STACK_SLOTS];
+	/* The thread's share of its process_stats (iterations, busy_ns, max_busy_ns, busy_hist),
+	 * written only by the thread itself: no shared atomic per iteration. Folded into
+	 * process_stats when the thread exits or execs; userspace adds the live threads'. */
+	__u64 iterations;
+	__u64 busy_ns;
+	__u64 max_busy_ns;
+	__u64 busy_hist[HIST_BUCKETS];
 };
 
 /* A kernel or user stack, innermost first; zero after the last frame. */
@@ -149,7 +160,9 @@ struct stats_key {
 	__u32 tid;
 };
 
-/* Aggregated in the kernel, so healthy loops doing 100k iterations/s cost no events. */
+/* Aggregated in the kernel, so healthy loops doing 100k iterations/s cost no events. The
+ * iteration fields hold exited threads' counts only: a live thread keeps its own in its
+ * loop_thread, which userspace adds (stats__read()). */
 struct process_stats {
 	__u64 iterations;
 	__u64 stalls;

@@ -19,6 +19,9 @@
 #define SYS_PPOLL 271
 #define SYS_SELECT 23
 #define SYS_PSELECT6 270
+#define SYS_EPOLL_WAIT 232
+#define SYS_EPOLL_PWAIT 281
+#define SYS_EPOLL_PWAIT2 441
 
 static __always_inline bool syscall__takes_fd(__s32 nr)
 {

@@ -137,8 +137,8 @@ static void check_line(pid_t pid, const char *path, int line, int want, const ch
 	CHECK(err == want, "%.60s line %d: %d (%s), want %d", path, line, err, strerror(-err), want);
 	if (!err && text)
 		CHECK(!strcmp(buf, text), "%s line %d: \"%s\", want \"%s\"", path, line, buf, text);
-	/* Refusals must not cost a read: a second is what a stuck open would take at most. */
-	CHECK(clock__ns() - start < 1000000000ULL, "%.60s: took %llu ms", path,
+	/* Whatever the load, no call waits longer (a stuck open takes the budget). */
+	CHECK(clock__ns() - start < (TARGETFS_WAIT_MAX_MS + 100) * 1000000ULL, "%.60s: took %llu ms", path,
 	      (unsigned long long)(clock__ns() - start) / 1000000);
 }
 
@@ -219,14 +219,16 @@ static void check_stuck(pid_t pid)
 }
 
 #define HOG_NS (600 * 1000000ULL)
-#define HOGS 2
+#define HOGS 3
 
 static int hogs_running;
 
 /*
- * Spins for HOG_NS at nice -20 on CPU 0 (pinned by its creator). Beside two of them, a nice 19
- * thread there (weight 15 against 2 x 88761) is not picked for seconds; a SCHED_FIFO hog would
- * not do: the fair server (Linux 6.12) runs normal threads 50 ms a second whatever RT does.
+ * Spins for HOG_NS at nice -20 on CPU 0 (pinned by its creator). Beside three of them, a nice 10
+ * thread there (weight 110 against 3 x 88761) waits seconds for its next slice; after them, a few
+ * normal threads of the host's other load keep it waiting less than 100 ms (nice 19 would be
+ * seconds, past TARGETFS_WAIT_MAX_MS). A SCHED_FIFO hog would not do: the fair server (Linux
+ * 6.12) runs normal threads 50 ms a second whatever RT does.
  */
 static void *hog__run(void *arg)
 {
@@ -271,9 +273,9 @@ static void check_starved(pid_t pid)
 		return;
 	}
 	/* The worker inherits the CPUs and nice value of the thread that starts it: restart it
-	 * from CPU 0 at nice 19. */
+	 * from CPU 0 at nice 10. */
 	cpus__pin(pthread_self(), 0);
-	CHECK(!setpriority(PRIO_PROCESS, (id_t)gettid(), 19), "nice 19");
+	CHECK(!setpriority(PRIO_PROCESS, (id_t)gettid(), 10), "nice 10");
 	targetfs__reset();
 	check_line(pid, "/own.py", 1, 0, "first line");
 	CHECK(!setpriority(PRIO_PROCESS, (id_t)gettid(), 0), "nice 0");

@@ -37,11 +37,13 @@ PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/ope
 FAMILIES = {  # family name (OpenMetrics spelling) -> type
     "loopstall_build_info": "gauge",
     "loopstall_tracked_processes": "gauge",
+    "loopstall_cache_entries": "gauge",
     "loopstall_lost_events": "counter",
     "loopstall_stack_errors": "counter",
     "loopstall_stacks_evicted": "counter",
     "loopstall_thread_table_full": "counter",
     "loopstall_process_table_full": "counter",
+    "loopstall_wakeups_missed": "counter",
     "loopstall_py_walks_skipped": "counter",
     "loopstall_py_thread_mismatch": "counter",
     "loopstall_js_walks_skipped": "counter",
@@ -542,6 +544,32 @@ def test_idle_loop_busy_time_near_zero(lab):
     assert rc == 0, run.describe()
 
 
+def test_cache_entries(lab):
+    """loopstall_cache_entries counts what loopstall holds for a traced Python process after
+    one of its stalls was reported: the process in the Python runtime, its native symbolizer,
+    its sites table, the code objects of its stack; and run_summary's "caches" has the same
+    names at exit."""
+    port = free_port()
+    target = lab.target("stall_target.py", "--action", "sleep", "--ms", 300, "--count", 2)
+    pid = target.wait_ready()["pid"]
+    run = lab.loopstall("--json", "-p", pid, "--prometheus", port)
+    run.wait_tracing()
+    url = wait_serving(run, port)
+    trigger_stalls(run, target, 1)
+    assert len(caused_stalls(run, pid)) == 1, run.describe()
+    samples = family(parse_exposition(http(url)[2], False), "loopstall_cache_entries", False)
+    caches = {dict(labels)["cache"]: value for _, labels, value in samples}
+    assert caches["python_processes"] == 1, caches
+    assert caches["process_symbols"] == 1, caches
+    assert caches["site_tables"] == 1, caches
+    assert caches["python_code_objects"] >= 2, caches  # the stall's stack: helper, its caller
+    assert caches["js_functions"] == caches["js_scripts"] == 0, caches
+    rc = run.stop()
+    assert rc == 0, run.describe()
+    (summary,) = run.of_kind("run_summary")
+    assert set(summary["caches"]) == set(caches), (summary, caches)
+
+
 def free_privileged_port():
     """A port below 1024 nothing listens on (the tests run as root)."""
     for port in range(1023, 899, -1):
@@ -695,7 +723,7 @@ def test_host_counters(lab):
         families = parse_exposition(body, openmetrics)
         check_with_prometheus_client(body, openmetrics)
         for name in ("stack_errors", "stacks_evicted", "thread_table_full", "process_table_full",
-                     "py_walks_skipped", "py_thread_mismatch", "js_walks_skipped"):
+                     "wakeups_missed", "py_walks_skipped", "py_thread_mismatch", "js_walks_skipped"):
             samples = family(families, "loopstall_" + name, openmetrics)
             assert [labels for _, labels, _ in samples] == [{}], samples
             scraped.setdefault(name, []).append(samples[0][2])

@@ -129,7 +129,8 @@ def vm_hwm_kib(pid):
 # Programs of bpf/loopstall.bpf.c as the kernel names them (BPF_OBJ_NAME_LEN: 15 characters).
 LOOPSTALL_PROGS = {"sched_switch", "sched_waking", "on_cpu_sample", "sched_process_e",
                    "sched_process_f"}
-BOUNDARY_PROGS = {"syscalls": {"epoll_wait_ente", "epoll_wait_exit"},
+# The epoll entry alone bounds iterations (no exit program, design.md "Iteration boundary").
+BOUNDARY_PROGS = {"syscalls": {"epoll_wait_ente"},
                   "loop-func": {"loop_func_enter", "loop_func_exit"}}
 
 
@@ -563,7 +564,7 @@ def test_python_frames_when_attached_while_threads_start(lab):
 # --- 6. ring-buffer overflow ---------------------------------------------------------------------
 
 COUNTERS = ["lost_events", "stack_errors", "stacks_evicted", "thread_table_full", "process_table_full",
-            "py_walks_skipped", "py_thread_mismatch", "js_walks_skipped"]
+            "wakeups_missed", "py_walks_skipped", "py_thread_mismatch", "js_walks_skipped"]
 
 
 def lost_line(run):

@@ -8,12 +8,13 @@ in a row: a misaccounted transition is intermittent.
 
 import datetime
 import os
+import statistics
 import subprocess
 import time
 
 import pytest
 
-from harness import DEBIAN_PYTHON, brief, check_stall_shape
+from harness import DEBIAN_PYTHON, brief, caused_stalls, check_stall_shape
 
 STALLS = 4
 SETTLE_S = 10.0
@@ -111,3 +112,61 @@ def test_futex_pingpong_invents_no_runqueue(lab):
         assert ev["duration_ms"] >= 100, brief(ev)
         near(ev["on_cpu_ms"], report["sched_cpu_ms"], "on-CPU", ev, report)
         near(ev["runqueue_ms"], report["run_delay_ms"], "runqueue", ev, report)
+
+
+def launched_wake_loop(lab, cpu, *args):
+    """wake_loop.py pinned to cpu, launched by loopstall for its whole life; (summary, report,
+    run). SCHED_BATCH: its wakeups never preempt what runs on the CPU, so behind a hog each one
+    waits for the hog's slice to end."""
+    out = lab.tmp_path / "loopstall.jsonl"
+    target = lab.target("wake_loop.py", *args, start=False)
+    run = lab.loopstall("--json", "--output", out, "--", "taskset", "-c", str(cpu),
+                        "chrt", "--batch", "0", *target.argv, output=out)
+    assert run.wait_exit(60) == 0, run.describe()
+    target.wait_ready(5)
+    reports = target.reports()
+    assert len(reports) == 1, "target did not finish: %s" % reports
+    summaries = run.of_kind("summary", target.pid)
+    assert len(summaries) == 1, run.describe()
+    return summaries[0], reports[0], run
+
+
+def test_woken_poll_waits_for_cpu_off_the_iteration(lab):
+    """Each iteration begins with a wakeup out of a blocked epoll_wait, after which the loop
+    thread waits for its CPU behind a hog, then runs a 2 ms callback. The wait belongs to the
+    idle loop: the busy time of the iterations is the callbacks' own wall time, not the wait
+    too, and no stall comes of it; every iteration is counted."""
+    cpu = one_cpu()
+    hog = Hog(cpu)
+    try:
+        s, report, run = launched_wake_loop(lab, cpu, "--iterations", 150, "--sleep-ms", 10,
+                                            "--callback-ms", 2)
+    finally:
+        hog.stop()
+    callbacks = report["callbacks"]
+    callback_ms = statistics.median(report["callback_ms"])
+    waits_ms = report["sleep_run_delay_ms"] / callbacks
+    assert waits_ms >= 1.0, "the hog did not delay the wakeups: %s" % report
+    # The histogram's buckets are a quarter of a power of two wide.
+    assert abs(s["busy_ms"]["p50"] - callback_ms) <= 0.25 * callback_ms + 0.3, (
+        "median busy %.2f ms, median callback %.2f ms, wait for a CPU after each wakeup "
+        "%.2f ms\n%s" % (s["busy_ms"]["p50"], callback_ms, waits_ms, s))
+    long_callbacks = sum(ms >= 100 for ms in report["callback_ms"])
+    stalls = caused_stalls(run, s["pid"])
+    assert len(stalls) <= long_callbacks, "\n".join(map(brief, stalls))
+    # The last callback's iteration never ends: the loop stops instead of polling again.
+    assert callbacks - 1 <= s["iterations"] <= 1.05 * callbacks + 10, (s, callbacks)
+
+
+def test_idle_loop_is_not_busy(lab):
+    """A loop that only sleeps (every poll blocks, every wakeup goes straight back to the poll):
+    its iterations take microseconds, not the sleeps."""
+    s, report, run = launched_wake_loop(lab, one_cpu(), "--iterations", 200, "--sleep-ms", 5,
+                                        "--callback-ms", 0)
+    # Counted from the poll's return, each would be the 5 ms sleep; a preemption inside an
+    # iteration on a loaded machine is busy time, hence the median.
+    assert s["busy_ms"]["p50"] < 1.0, s
+    assert caused_stalls(run, s["pid"]) == [], run.describe()
+    assert 0.95 * 200 <= s["iterations"] <= 1.05 * 200 + 10, s
+    (final,) = run.of_kind("run_summary")
+    assert final["wakeups_missed"] <= 0.05 * 200, final

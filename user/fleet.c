@@ -60,7 +60,8 @@ static int cgroup__resolve(const char *arg, char *path, size_t size)
 	return 0;
 }
 
-int fleet__init(struct fleet *fleet, const struct config *config, int traced_pids_fd, int stats_fd)
+int fleet__init(struct fleet *fleet, const struct config *config, int traced_pids_fd, int stats_fd,
+		int threads_fd)
 {
 	int err;
 
@@ -68,6 +69,8 @@ int fleet__init(struct fleet *fleet, const struct config *config, int traced_pid
 	pthread_mutex_init(&fleet->lock, NULL);
 	fleet->traced_pids_fd = traced_pids_fd;
 	fleet->stats_fd = stats_fd;
+	fleet->threads_fd = threads_fd;
+	fleet->per_thread = config->per_thread;
 	fleet->max_processes = config->max_processes;
 	fleet->keep_exited = config->prometheus != NULL;
 	fleet->trace_children = !config->all;
@@ -87,6 +90,8 @@ void fleet__free(struct fleet *fleet)
 {
 	free(fleet->procs);
 	fleet->procs = NULL;
+	free(fleet->shown);
+	fleet->shown = NULL;
 	pthread_mutex_destroy(&fleet->lock);
 }
 
@@ -318,6 +323,11 @@ static void fleet__drop_maps(struct fleet *fleet, const pid_t *pids, int nr)
 	for (i = 0; i < nr_doomed; i++)
 		bpf_map_delete_elem(fleet->stats_fd, &doomed[i]);
 	free(doomed);
+	for (i = 0, nr_doomed = 0; i < fleet->nr_shown; i++)
+		if (!bsearch(&(pid_t){ (pid_t)fleet->shown[i].key.pid }, pids, nr, sizeof(*pids),
+			     pid__cmp))
+			fleet->shown[nr_doomed++] = fleet->shown[i];
+	fleet->nr_shown = nr_doomed;
 }
 
 void fleet__reap(struct fleet *fleet)
@@ -358,25 +368,162 @@ bool fleet__info(struct fleet *fleet, pid_t pid, struct process_info *out)
 	return info != NULL;
 }
 
-static void fleet__walk(struct fleet *fleet, fleet_visit_fn visit, void *ctx, bool scrape)
+/* Stats of the series being read, gathered before any is shown. */
+struct stats_set {
+	struct stats_shown *v;
+	size_t nr, cap;
+};
+
+static struct stats_shown *stats_set__get(struct stats_set *set, struct stats_key key)
+{
+	struct stats_shown *grown;
+	size_t i;
+
+	for (i = 0; i < set->nr; i++)
+		if (set->v[i].key.pid == key.pid && set->v[i].key.tid == key.tid)
+			return &set->v[i];
+	if (set->nr == set->cap) {
+		set->cap = set->cap ? 2 * set->cap : 16;
+		grown = realloc(set->v, set->cap * sizeof(*grown));
+		if (!grown)
+			return NULL;
+		set->v = grown;
+	}
+	memset(&set->v[set->nr], 0, sizeof(set->v[set->nr]));
+	set->v[set->nr].key = key;
+	return &set->v[set->nr++];
+}
+
+static void stats__add_thread(struct process_stats *stats, const struct loop_thread *thread)
+{
+	size_t i;
+
+	stats->iterations += thread->iterations;
+	stats->busy_ns += thread->busy_ns;
+	if (thread->max_busy_ns > stats->max_busy_ns)
+		stats->max_busy_ns = thread->max_busy_ns;
+	for (i = 0; i < HIST_BUCKETS; i++)
+		stats->busy_hist[i] += thread->busy_hist[i];
+}
+
+/*
+ * The stats of pid (every traced pid if 0) under the lock: process_stats first, then the live
+ * loop threads' own counts added (the order a thread's exit moves them in, see stats__fold()
+ * in BPF), per process (tid 0) and per thread with --per-thread.
+ */
+static void fleet__collect(struct fleet *fleet, pid_t pid, struct stats_set *set)
 {
 	struct stats_key key, next;
-	struct process_stats stats;
-	struct process_info *info;
+	struct stats_shown *entry;
+	struct loop_thread thread;
+	__u32 tid, next_tid;
 	bool first = true;
 
-	pthread_mutex_lock(&fleet->lock);
 	while (!bpf_map_get_next_key(fleet->stats_fd, first ? NULL : &key, &next)) {
 		first = false;
 		key = next;
-		info = fleet__find(fleet, (pid_t)next.pid);
-		if (info && !bpf_map_lookup_elem(fleet->stats_fd, &next, &stats)) {
-			visit(ctx, info, next.tid, &stats);
-			if (scrape)
-				info->scraped_exited = info->exited;
+		if ((pid ? (pid_t)next.pid != pid : !fleet__find(fleet, (pid_t)next.pid)))
+			continue;
+		entry = stats_set__get(set, next);
+		if (entry && bpf_map_lookup_elem(fleet->stats_fd, &next, &entry->stats))
+			set->nr--; /* gone since: the process was reaped */
+	}
+	first = true;
+	while (!bpf_map_get_next_key(fleet->threads_fd, first ? NULL : &tid, &next_tid)) {
+		first = false;
+		tid = next_tid;
+		if (bpf_map_lookup_elem(fleet->threads_fd, &tid, &thread) || !thread.iterations ||
+		    (pid ? (pid_t)thread.pid != pid : !fleet__find(fleet, (pid_t)thread.pid)))
+			continue;
+		entry = stats_set__get(set, (struct stats_key){ .pid = thread.pid });
+		if (entry)
+			stats__add_thread(&entry->stats, &thread);
+		entry = fleet->per_thread ?
+			stats_set__get(set, (struct stats_key){ .pid = thread.pid, .tid = tid }) : NULL;
+		if (entry)
+			stats__add_thread(&entry->stats, &thread);
+	}
+}
+
+static int stats_key__cmp(const void *a, const void *b)
+{
+	const struct stats_key *x = a, *y = b;
+
+	if (x->pid != y->pid)
+		return x->pid < y->pid ? -1 : 1;
+	return x->tid < y->tid ? -1 : x->tid > y->tid;
+}
+
+/* Never below what the series showed before (every field only grows); remembered. */
+static void fleet__clamp(struct fleet *fleet, struct stats_shown *entry)
+{
+	struct stats_shown *shown, *grown;
+	__u64 *now = (__u64 *)&entry->stats, *before;
+	size_t i, at;
+
+	shown = fleet->nr_shown ? bsearch(&entry->key, fleet->shown, fleet->nr_shown,
+					  sizeof(*shown), stats_key__cmp) : NULL;
+	if (!shown) {
+		if (fleet->nr_shown == fleet->cap_shown) {
+			fleet->cap_shown = fleet->cap_shown ? 2 * fleet->cap_shown : 16;
+			grown = realloc(fleet->shown, fleet->cap_shown * sizeof(*grown));
+			if (!grown) {
+				fleet->cap_shown = fleet->nr_shown;
+				return;
+			}
+			fleet->shown = grown;
 		}
+		for (at = 0; at < fleet->nr_shown &&
+			     stats_key__cmp(&fleet->shown[at].key, &entry->key) < 0; at++)
+			;
+		memmove(&fleet->shown[at + 1], &fleet->shown[at],
+			(fleet->nr_shown - at) * sizeof(*shown));
+		fleet->nr_shown++;
+		fleet->shown[at] = *entry;
+		return;
+	}
+	before = (__u64 *)&shown->stats;
+	for (i = 0; i < sizeof(entry->stats) / sizeof(__u64); i++)
+		now[i] = before[i] = now[i] > before[i] ? now[i] : before[i];
+}
+
+bool fleet__stats(struct fleet *fleet, pid_t pid, struct process_stats *out)
+{
+	struct stats_set set = {};
+	bool found = false;
+	size_t i;
+
+	pthread_mutex_lock(&fleet->lock);
+	fleet__collect(fleet, pid, &set);
+	for (i = 0; i < set.nr; i++) {
+		if (set.v[i].key.tid)
+			continue;
+		fleet__clamp(fleet, &set.v[i]);
+		*out = set.v[i].stats;
+		found = true;
 	}
 	pthread_mutex_unlock(&fleet->lock);
+	free(set.v);
+	return found;
+}
+
+static void fleet__walk(struct fleet *fleet, fleet_visit_fn visit, void *ctx, bool scrape)
+{
+	struct stats_set set = {};
+	struct process_info *info;
+	size_t i;
+
+	pthread_mutex_lock(&fleet->lock);
+	fleet__collect(fleet, 0, &set);
+	for (i = 0; i < set.nr; i++) {
+		info = fleet__find(fleet, (pid_t)set.v[i].key.pid);
+		fleet__clamp(fleet, &set.v[i]);
+		visit(ctx, info, set.v[i].key.tid, &set.v[i].stats);
+		if (scrape)
+			info->scraped_exited = info->exited;
+	}
+	pthread_mutex_unlock(&fleet->lock);
+	free(set.v);
 }
 
 void fleet__visit(struct fleet *fleet, fleet_visit_fn visit, void *ctx)

@@ -43,10 +43,23 @@ struct fleet {
 	char cgroup_filter[CGROUP_PATH_LEN]; /* as /proc/PID/cgroup shows it */
 	int traced_pids_fd;
 	int stats_fd;
+	int threads_fd; /* loop_threads: live threads keep their own iteration counts */
+	bool per_thread;
+	/* What each series showed last, sorted by key: a count a thread's exit moves from its
+	 * loop_threads entry to process_stats may be missed by a read for a moment, and a counter
+	 * must never go back. */
+	struct stats_shown *shown;
+	size_t nr_shown, cap_shown;
+};
+
+struct stats_shown {
+	struct stats_key key;
+	struct process_stats stats;
 };
 
 /* Set up the filters; prints one line and returns < 0 on a bad cgroup. */
-int fleet__init(struct fleet *fleet, const struct config *config, int traced_pids_fd, int stats_fd);
+int fleet__init(struct fleet *fleet, const struct config *config, int traced_pids_fd, int stats_fd,
+		int threads_fd);
 void fleet__free(struct fleet *fleet);
 /* Trace pid unconditionally (-p, launch). */
 int fleet__add(struct fleet *fleet, pid_t pid);
@@ -58,6 +71,8 @@ void fleet__rename(struct fleet *fleet, pid_t pid, const char *comm);
 void fleet__exited(struct fleet *fleet, pid_t pid);
 /* Forget exited processes: their map entries and labels. */
 void fleet__reap(struct fleet *fleet);
+/* pid's totals as of now (process_stats plus its live loop threads); false if it has none. */
+bool fleet__stats(struct fleet *fleet, pid_t pid, struct process_stats *out);
 /* Copy of pid's info under the lock; false if unknown. */
 bool fleet__info(struct fleet *fleet, pid_t pid, struct process_info *out);
 /* Process and (per-thread) stats of every traced process, under the lock. tid 0 is the process

@@ -167,6 +167,10 @@ static int boundaries__select(struct loopstall_bpf *skel, const struct config *c
 		{ skel->progs.pselect6_exit, BOUNDARY_SELECT, "sys_exit_pselect6" },
 	};
 	bool use_syscalls = !config->loop_func_binary;
+	/* epoll alone: its entry is the whole boundary (poll__enter()); poll and select loops
+	 * (GLib) and --loop-func functions may run callbacks inside the call, so their exits end
+	 * the wait. */
+	bool entry_only = use_syscalls && config->boundary_kinds == BOUNDARY_EPOLL;
 	const char *tracefs = NULL;
 	int loaded = 0;
 	size_t i;
@@ -182,11 +186,13 @@ static int boundaries__select(struct loopstall_bpf *skel, const struct config *c
 	for (i = 0; i < ARRAY_SIZE(programs); i++) {
 		/* epoll_pwait2 arrived in Linux 5.11: older kernels lack its tracepoints. */
 		bool load = use_syscalls && (config->boundary_kinds & programs[i].kind) &&
+			    !(entry_only && strstr(programs[i].tracepoint, "_exit_")) &&
 			    tracepoint__exists(tracefs, programs[i].tracepoint);
 
 		bpf_program__set_autoload(programs[i].prog, load);
 		loaded += load;
 	}
+	skel->rodata->entry_boundary = entry_only;
 	bpf_program__set_autoload(skel->progs.loop_func_enter, !use_syscalls);
 	bpf_program__set_autoload(skel->progs.loop_func_exit, !use_syscalls);
 	if (use_syscalls && !loaded) {
@@ -311,12 +317,11 @@ struct session {
  * met in passing (a forked helper that never polled) are not worth a line. */
 static void summary__print(struct session *session, const struct process_info *info)
 {
-	struct stats_key key = { .pid = info->pid };
 	const struct site *sites[SITES_TOP + 1];
 	int nr_sites = sites__sorted(session->sites, info->pid, sites);
 	struct process_stats stats;
 
-	if (bpf_map_lookup_elem(bpf_map__fd(session->skel->maps.process_stats), &key, &stats))
+	if (!fleet__stats(&session->fleet, info->pid, &stats))
 		memset(&stats, 0, sizeof(stats));
 	if (!info->explicit_target && !stats.iterations)
 		return;
@@ -458,6 +463,10 @@ static void counters__init(struct session *session)
 		  "loop threads not tracked: the thread table (" XSTR(MAX_LOOP_THREADS) ") was full",
 		  &bss->thread_table_full },
 		{ "process_table_full", session->process_table_text, &bss->process_table_full },
+		{ "wakeups_missed",
+		  "loop iterations not counted: the wakeup out of the loop's poll that began them "
+		  "was not seen",
+		  &bss->wakeups_missed },
 	};
 
 	memcpy(session->counters, counters, sizeof(counters));
@@ -613,7 +622,8 @@ static int session__attach(struct session *session)
 	int err;
 
 	err = fleet__init(&session->fleet, config, bpf_map__fd(session->skel->maps.traced_pids),
-			  bpf_map__fd(session->skel->maps.process_stats));
+			  bpf_map__fd(session->skel->maps.process_stats),
+			  bpf_map__fd(session->skel->maps.loop_threads));
 	session->fleet_ready = true;
 	if (!err)
 		err = targets__trace(session);

@@ -22,6 +22,7 @@
  *       counters say what each counts)
  *   loopstall_build_info{version}      gauge       always 1
  *   loopstall_tracked_processes        gauge       traced processes still running
+ *   loopstall_cache_entries{cache}     gauge       entries of each userspace cache (caches.h)
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -33,6 +34,7 @@
 #include "metrics.h"
 #include "utf8.h"
 #include "util.h"
+#include "caches.h"
 
 /*
  * Histogram bounds (le, seconds) as exposed. The text is fixed so both formats give the same le
@@ -317,6 +319,7 @@ static void family__per_series(struct buf *buf, const struct metrics_snapshot *s
 static void metrics__render(struct buf *buf, const struct metrics_snapshot *snap,
 			    const struct metrics_source *source, bool openmetrics)
 {
+	const struct cache_count *cache;
 	const struct series *s;
 	unsigned int i, part;
 	char name[64];
@@ -331,6 +334,12 @@ static void metrics__render(struct buf *buf, const struct metrics_snapshot *snap
 	family(buf, openmetrics, "loopstall_tracked_processes", "gauge", NULL,
 	       "Traced processes still running.");
 	buf__printf(buf, "loopstall_tracked_processes %d\n", snap->tracked);
+
+	family(buf, openmetrics, "loopstall_cache_entries", "gauge", NULL,
+	       "Entries in one of loopstall's userspace caches (per process, per code object, ...).");
+	for (cache = caches__first(); cache; cache = cache->next)
+		buf__printf(buf, "loopstall_cache_entries{cache=\"%s\"} %ld\n", cache->name,
+			    cache_count__get(cache));
 
 	family(buf, openmetrics, "loopstall_lost_events", "counter", NULL,
 	       "Records dropped because the ring buffer was full: without labels all of them, "

@@ -9,6 +9,7 @@
 #include "syscall_names.h"
 #include "utf8.h"
 #include "util.h"
+#include "caches.h"
 
 /* A person reads the top of a stack: the text output keeps this many frames and stacks. */
 #define TEXT_MAX_FRAMES 24
@@ -625,6 +626,7 @@ void output__summary(const struct output *output, const struct process_info *pro
 
 void output__counters(const struct output *output, const struct counter *counters, int nr)
 {
+	const struct cache_count *cache;
 	int i;
 
 	if (output->json) {
@@ -632,7 +634,11 @@ void output__counters(const struct output *output, const struct counter *counter
 		for (i = 0; i < nr; i++)
 			fprintf(output->file, ",\"%s\":%llu", counters[i].name,
 				(unsigned long long)*counters[i].value);
-		fprintf(output->file, "}\n");
+		fprintf(output->file, ",\"caches\":{");
+		for (cache = caches__first(); cache; cache = cache->next)
+			fprintf(output->file, "%s\"%s\":%ld", cache == caches__first() ? "" : ",",
+				cache->name, cache_count__get(cache));
+		fprintf(output->file, "}}\n");
 	}
 	for (i = 0; i < nr; i++)
 		if (*counters[i].value)

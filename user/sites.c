@@ -7,6 +7,7 @@
 #include "compare.h"
 #include "hist.h"
 #include "sites.h"
+#include "caches.h"
 
 struct process_sites {
 	pid_t pid; /* first: the tree's key (pid__cmp) */
@@ -25,10 +26,13 @@ struct sites *sites__new(void)
 	return calloc(1, sizeof(struct sites));
 }
 
+CACHE_COUNT(sites_count, "site_tables")
+
 static void process_sites__free(void *ptr)
 {
 	struct process_sites *proc = ptr;
 
+	cache_count__add(&sites_count, -1);
 	free(proc->top);
 	free(proc);
 }
@@ -51,6 +55,7 @@ static struct process_sites *sites__process(struct sites *sites, pid_t pid, bool
 	proc = calloc(1, sizeof(*proc));
 	if (!proc)
 		return NULL;
+	cache_count__add(&sites_count, 1);
 	/* The key before the insert: a pid set afterwards sits where pid 0 goes, where no later
 	 * tfind looks, so every stall made a new table and sites__forget freed none. */
 	proc->pid = pid;

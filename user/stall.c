@@ -389,6 +389,14 @@ void stall__from_thread(const struct stall_resolver *resolver, __u32 tid,
 			queued = run_delay - thread->seen_run_delay_ns;
 		if (queued > since_change)
 			queued = since_change;
+		/* Woken out of the loop's poll: that wait for a CPU was the idle loop's (BPF's
+		 * thread__account() moves the start the same way). */
+		if (thread->run_state == RUN_WOKEN_IDLE) {
+			report->start_ns += queued;
+			report->duration_ns -= queued;
+			since_change -= queued;
+			queued = 0;
+		}
 		report->runqueue_ns += queued;
 		report->on_cpu_ns += since_change - queued;
 	}

@@ -20,6 +20,7 @@
 #include "symbolize.h"
 #include "targetfs.h"
 #include "util.h"
+#include "caches.h"
 
 /* Bounds how often a process running code outside any module (JIT, anonymous executable memory)
  * makes us re-read its /proc/PID/maps; it is also how long code dlopen'ed right after a report
@@ -589,8 +590,12 @@ static int symtab__ptr_cmp(const void *a, const void *b)
 	return a < b ? -1 : a > b;
 }
 
+CACHE_COUNT(symtab_count, "symbol_tables")
+CACHE_COUNT(pid_syms_count, "process_symbols")
+
 static void symtab__free(struct symtab *tab)
 {
+	cache_count__add(&symtab_count, -1);
 	free(tab->build_id);
 	free(tab->entries);
 	free(tab->labels);
@@ -665,6 +670,7 @@ static struct symtab *symtab__build(Dwfl_Module *mod, const unsigned char *build
 	tab = calloc(1, sizeof(*tab));
 	if (!tab)
 		return NULL;
+	cache_count__add(&symtab_count, 1);
 	tab->build_id_len = build_id_len;
 	tab->nr_syms = nr_syms;
 	tab->build_id = malloc(build_id_len);
@@ -803,6 +809,7 @@ static void pid_syms__free(void *ptr)
 {
 	struct pid_syms *ps = ptr;
 
+	cache_count__add(&pid_syms_count, -1);
 	pid_syms__release_symtabs(ps);
 	dwfl_end(ps->dwfl);
 	free(ps->ranges);
@@ -824,6 +831,7 @@ static struct pid_syms *pid_syms__new(struct syms *syms, pid_t pid, int *err)
 		*err = -ENOMEM;
 		return NULL;
 	}
+	cache_count__add(&pid_syms_count, 1);
 	ps->pid = pid;
 	ps->syms = syms;
 	/* Held open so a process that exits after its first report still has its files read

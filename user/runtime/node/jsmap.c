@@ -13,6 +13,7 @@
 #include "targetfs.h"
 #include "targets.h"
 #include "util.h"
+#include "caches.h"
 
 /* A perf map only grows: V8 never logs code that was freed, and a long-running service's map
  * reaches hundreds of MB. These bound what one process costs us; past them the oldest entries
@@ -175,10 +176,13 @@ static void pid_map__reset(struct pid_map *pm)
 	pm->seen = false;
 }
 
+CACHE_COUNT(pid_map_count, "perf_maps")
+
 static void pid_map__free(void *ptr)
 {
 	struct pid_map *pm = ptr;
 
+	cache_count__add(&pid_map_count, -1);
 	free(pm->entries);
 	free(pm->segments);
 	free(pm->names);
@@ -192,6 +196,7 @@ static struct pid_map *pid_map__new(pid_t pid)
 
 	if (!pm)
 		return NULL;
+	cache_count__add(&pid_map_count, 1);
 	pm->pid = pid;
 	/* Named by the pid the process knows itself by. */
 	nspid = task__ns_tid(pid, pid, NULL);

@@ -23,6 +23,7 @@
 #include "v8.h"
 #include "v8heap.h"
 #include "v8meta.h"
+#include "caches.h"
 
 /* Cached per process before v8__trim starts over: a service that keeps generating functions
  * (eval, vm) must not grow us without bound. */
@@ -66,10 +67,15 @@ struct v8 {
 	size_t nr_unknown; /* processes in V8_UNKNOWN, retried by v8__retry_missed */
 };
 
+CACHE_COUNT(function_count, "js_functions")
+CACHE_COUNT(script_count, "js_scripts")
+CACHE_COUNT(v8_process_count, "node_processes")
+
 static void function__free(void *ptr)
 {
 	struct function_entry *entry = ptr;
 
+	cache_count__add(&function_count, -1);
 	v8heap__free_shared(&entry->shared);
 	free(entry);
 }
@@ -78,6 +84,7 @@ static void script__free(void *ptr)
 {
 	struct script_entry *entry = ptr;
 
+	cache_count__add(&script_count, -1);
 	v8heap__free_script(&entry->script);
 	free(entry);
 }
@@ -95,6 +102,7 @@ static void process__free(void *ptr)
 {
 	struct v8_process *proc = ptr;
 
+	cache_count__add(&v8_process_count, -1);
 	process__clear(proc);
 	free(proc);
 }
@@ -113,6 +121,7 @@ static struct v8_process *process__new(struct v8 *v8, pid_t pid)
 
 	if (!proc)
 		return NULL;
+	cache_count__add(&v8_process_count, 1);
 	proc->pid = pid;
 	if (!tsearch(proc, &v8->processes, pid__cmp)) {
 		free(proc);
@@ -346,6 +355,7 @@ static const struct script_entry *script__get(struct v8_process *proc,
 	entry = calloc(1, sizeof(*entry));
 	if (!entry)
 		return NULL;
+	cache_count__add(&script_count, 1);
 	entry->addr = addr;
 	v8heap__read_script(reader, addr, &entry->script);
 	entry->file = process__intern(proc, entry->script.name);
@@ -396,6 +406,7 @@ static const struct function_entry *function__get(struct v8_process *proc, __u64
 	entry = calloc(1, sizeof(*entry));
 	if (!entry)
 		return NULL;
+	cache_count__add(&function_count, 1);
 	entry->addr = addr;
 	v8heap__read_shared(&reader, addr, &entry->shared);
 	if (entry->shared.valid)

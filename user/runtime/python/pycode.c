@@ -4,6 +4,7 @@
 #include <string.h>
 #include "pycode.h"
 #include "utf8.h"
+#include "caches.h"
 
 /* Bounds on what a hostile or corrupt target can make us read or keep. */
 #define MAX_NAME_CHARS 512
@@ -224,8 +225,22 @@ void pycode__read(const struct pycode_reader *reader, struct code_info *code)
 	}
 }
 
+CACHE_COUNT(code_count, "python_code_objects")
+
+struct code_info *pycode__new(__u64 addr)
+{
+	struct code_info *code = calloc(1, sizeof(*code));
+
+	if (!code)
+		return NULL;
+	cache_count__add(&code_count, 1);
+	code->addr = addr;
+	return code;
+}
+
 void pycode__free(struct code_info *code)
 {
+	cache_count__add(&code_count, -1);
 	free(code->function);
 	free(code->qualname);
 	free(code->file);

@@ -71,6 +71,9 @@ bool pycode__unchanged(const struct pycode_reader *reader, const struct code_inf
  */
 bool pycode__walked(const struct code_info *code, __u32 name_fingerprint);
 /* Free a code_info allocated with malloc/calloc, and what it holds. */
+/* An empty entry for the code object at addr (counted in the cache sizes), NULL if out of
+ * memory; freed by pycode__free. */
+struct code_info *pycode__new(__u64 addr);
 void pycode__free(struct code_info *code);
 
 #endif

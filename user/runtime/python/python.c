@@ -24,6 +24,7 @@
 #include "remote.h"
 #include "targetfs.h"
 #include "targets.h"
+#include "caches.h"
 
 /* Bounds on how far a hostile or corrupt target can make us walk. */
 #define MAX_INTERPRETERS 64
@@ -152,10 +153,9 @@ static const struct code_info *code__get(struct python *python, struct python_pr
 		if ((*node)->live && pycode__walked(*node, name_fingerprint))
 			return *node;
 	}
-	code = calloc(1, sizeof(*code));
+	code = pycode__new(addr);
 	if (!code)
 		return NULL;
-	code->addr = addr;
 	pycode__read(&reader, code);
 	if (node) {
 		old = *node;
@@ -185,10 +185,13 @@ static struct python_process *process__find(struct python *python, pid_t pid)
 	return node ? *node : NULL;
 }
 
+CACHE_COUNT(python_process_count, "python_processes")
+
 static void process__free(void *ptr)
 {
 	struct python_process *proc = ptr;
 
+	cache_count__add(&python_process_count, -1);
 	tdestroy(proc->codes, code__free);
 	tdestroy(proc->threads, free);
 	free(proc->tasks_read);
@@ -261,6 +264,7 @@ static struct python_process *process__new(struct python *python, pid_t pid)
 
 	if (!proc)
 		return NULL;
+	cache_count__add(&python_process_count, 1);
 	proc->pid = pid;
 	task__ns_tid(pid, pid, &proc->pidns_nested);
 	if (!tsearch(proc, &python->processes, pid__cmp)) {
@@ -271,6 +275,15 @@ static struct python_process *process__new(struct python *python, pid_t pid)
 }
 
 static void python__map_all_threads(struct python *python, struct python_process *proc);
+
+/* proc is not CPython (PYTHON_NOT), or not known yet (PYTHON_UNKNOWN: looked at again
+ * TARGETFS_RETRY_NS later). */
+static int process__undecided(struct python_process *proc, enum python_kind kind)
+{
+	proc->kind = kind;
+	proc->unknown_ns = clock__ns();
+	return -ENOENT;
+}
 
 /*
  * 3.13+ publishes its own struct offsets in _Py_DebugOffsets at the start of _PyRuntime: read
@@ -556,11 +569,8 @@ int python__attach(struct python *python, pid_t pid)
 	/* Not found in what could be read: on a loaded machine, the module holding it may be
 	 * among the files targetfs gave up on for now. A process is not "no CPython" for that. */
 	err = syms__find_symbol(python->syms, pid, "_PyRuntime", &proc->runtime, &module);
-	if (err) {
-		proc->kind = err == -EAGAIN ? PYTHON_UNKNOWN : PYTHON_NOT;
-		proc->unknown_ns = clock__ns();
-		return -ENOENT;
-	}
+	if (err)
+		return process__undecided(proc, err == -EAGAIN ? PYTHON_UNKNOWN : PYTHON_NOT);
 	err = python__version(python, pid, module, &minor, &hexversion);
 	offsets = err ? NULL : python_debug__row(minor);
 	if (err)
@@ -578,6 +588,10 @@ int python__attach(struct python *python, pid_t pid)
 	syms__find_symbol(python->syms, pid, "PyCode_Type", &proc->code_type, NULL);
 	if (python_debug__size(minor)) {
 		err = python__debug_offsets(proc, &why);
+		/* Not read for lack of time (remote's budget on a loaded host, or a read of this
+		 * pid still pending): not a table that fails its checks; looked at again. */
+		if (targetfs__missed(err))
+			return process__undecided(proc, PYTHON_UNKNOWN);
 		/* A newer minor than our tables: its offsets must also lead somewhere real. */
 		if (!err && offsets->minor != minor)
 			err = python__check_live(proc, &why);
