@@ -573,11 +573,13 @@ def lost_line(run):
 
 
 def run_summary(run):
-    """The one run_summary record (docs/json.md): every BPF counter, an int >= 0."""
+    """The one run_summary record (docs/json.md): every BPF counter, an int >= 0 (the userspace
+    cache sizes beside them, `caches`, are test_export's)."""
     found = run.of_kind("run_summary")
     assert len(found) == 1, "want one run_summary, got %s\n%s" % (found, run.describe())
     counters = dict(found[0])
     del counters["event"], counters["_arrival"]  # the harness adds _arrival
+    assert isinstance(counters.pop("caches"), dict), counters
     assert sorted(counters) == sorted(COUNTERS), counters
     assert all(isinstance(v, int) and v >= 0 for v in counters.values()), counters
     return counters
