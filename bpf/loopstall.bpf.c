@@ -334,6 +334,28 @@ static __always_inline void iteration__begin(struct loop_thread *thread, struct 
 	iteration__reset(thread, now);
 }
 
+/*
+ * The thread, marked idle in its poll, is running: the wakeup that began this iteration was not
+ * seen (one that raced the switch-out marking it idle, see sched_switch). The iteration began
+ * when the thread got a CPU after that wakeup, and it has not left the CPU since (its next
+ * switch-out or poll entry is this event): it is the CPU time the thread used since it went to
+ * sleep, all of it on CPU. The kernel's CPU time is exact at a switch-out and up to a scheduler
+ * tick behind at a poll entry.
+ */
+static __always_inline void iteration__infer(struct loop_thread *thread, struct task_struct *task,
+					     __u64 now)
+{
+	struct task_accounts acc;
+	__u64 ran;
+
+	task__accounts(task, &acc);
+	ran = min_u64(span_ns(thread->idle_cpu_ns, acc.cpu_ns), now - 1);
+	thread__seen(thread, &acc, now);
+	iteration__reset(thread, now - ran);
+	thread->on_cpu_ns = ran;
+	__sync_fetch_and_add(&wakeups_missed, 1);
+}
+
 static void waiting__count(const struct loop_thread *thread, struct stall_record *record,
 			   struct process_stats *stats);
 
@@ -445,15 +467,13 @@ static int poll__enter(__u32 fd)
 			iteration__end(thread, tid, now);
 		return 0;
 	}
+	if (!thread->busy_start_ns && thread->run_state == RUN_IDLE)
+		iteration__infer(thread, bpf_get_current_task_btf(), now);
 	if (thread->busy_start_ns) {
 		iteration__end(thread, tid, now);
 		iteration__reset(thread, now);
 		return 0;
 	}
-	/* Idle in its poll until now: it ran, so the wakeup that began this iteration was not
-	 * seen. Its time is unknown: it is not counted, rather than reported as idle or busy. */
-	if (thread->run_state == RUN_IDLE)
-		__sync_fetch_and_add(&wakeups_missed, 1);
 	iteration__begin(thread, bpf_get_current_task_btf(), now);
 	return 0;
 }
@@ -992,25 +1012,39 @@ int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_s
 {
 	__u32 prev_tid = prev->pid;
 	struct loop_thread *thread;
+	__u64 now;
 
 	thread = bpf_map_lookup_elem(&loop_threads, &prev_tid);
-	if (!thread || !thread->busy_start_ns)
+	if (!thread)
 		return 0;
-	/* Asleep in its poll: idle, no clock read. A wakeup that raced this switch-out (seen
-	 * before it) is then missed: poll__enter() drops that iteration. Keeping it for this
-	 * switch-out was tried: a wakeup that cancels the sleep before the task leaves the CPU
-	 * looks the same, and the poll's next sleep then counted as busy (a false stall). */
-	if (entry_boundary && thread__blocks_in_poll(thread, prev, preempt)) {
+	if (!thread->busy_start_ns) {
+		/* Marked idle in its poll, and leaving the CPU elsewhere (a rare event: the wakeup
+		 * out of the poll was missed): its iteration is under way. */
+		if (thread->run_state != RUN_IDLE || thread__blocks_in_poll(thread, prev, preempt))
+			return 0;
+		now = bpf_ktime_get_ns();
+		iteration__infer(thread, prev, now);
+	} else if (entry_boundary && thread__blocks_in_poll(thread, prev, preempt)) {
+		/* Asleep in its poll: idle, no clock read. A wakeup that raced this switch-out
+		 * (seen before it) is then missed, and the iteration's start is inferred from the
+		 * CPU time the thread uses from here (iteration__infer()). Keeping that wakeup for
+		 * this switch-out was tried: a wakeup that cancels the sleep before the task leaves
+		 * the CPU looks the same, and the poll's next sleep then counted as busy (a false
+		 * stall). */
 		thread->busy_start_ns = 0;
 		thread->run_state = RUN_IDLE;
-	} else
-		thread__switch_out(ctx, thread, prev, preempt, bpf_ktime_get_ns());
+		thread->idle_cpu_ns = BPF_CORE_READ(prev, se.sum_exec_runtime);
+		return 0;
+	} else {
+		now = bpf_ktime_get_ns();
+	}
+	thread__switch_out(ctx, thread, prev, preempt, now);
 	return 0;
 }
 
 /* The wakeup ends a blocked thread's off-CPU time; what follows until it runs is its run
  * delay. A wakeup not seen leaves it to thread__account()'s CPU-time split, or, out of the
- * loop's poll, to poll__enter()'s wakeups_missed. */
+ * loop's poll, to iteration__infer(). */
 SEC("tp_btf/sched_waking")
 int BPF_PROG(sched_waking, struct task_struct *task)
 {

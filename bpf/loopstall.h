@@ -109,6 +109,7 @@ struct loop_thread {
 	__u32 nr_slots;
 	__u64 untracked_stack_ns; /* off-CPU or sampled time beyond MAX_STACK_SLOTS distinct stacks */
 	__u64 tls_base;           /* pthread_self() of the thread: CPython <= 3.10 keys tstates by it */
+	__u64 idle_cpu_ns;        /* RUN_IDLE: the task's CPU time when it went to sleep in its poll */
 	__u32 py_walks;           /* Python stack walks at switch-out in this iteration ... */
 	__u32 py_wait_walks;      /* ... and those at lock and GIL waits, a budget of their own */
 	struct stack_slot slots[MAX_STACK_SLOTS];

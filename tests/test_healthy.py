@@ -36,3 +36,30 @@ def test_healthy_loop_counts_iterations(lab):
         assert s["busy_ms"]["max"] < 100, s
     assert s["busy_ms"]["p50"] <= s["busy_ms"]["p99"] <= s["busy_ms"]["max"], s
     assert run.stdout.text().strip() == "", "JSON went to stdout despite --output"
+
+
+def test_wakeups_from_another_cpu_every_iteration_and_stall_counted(lab):
+    """20000 wakeups of the loop's poll by a process on another CPU, a 120 ms time.sleep in
+    every 1000th callback: every iteration counted (a wakeup that races the loop thread's
+    switch-out into its poll is not seen; that iteration's start is inferred from the thread's
+    CPU time, not dropped), and every sleep reported as a stall of its length."""
+    out = lab.tmp_path / "loopstall.jsonl"
+    target = lab.target("woken_loop.py", "--wakeups", 20000, "--stall-every", 1000,
+                        "--stall-ms", 120, start=False)
+    run = lab.loopstall("--json", "--output", out, "--", *target.argv, output=out)
+    rc = run.wait_exit(120)
+    assert rc == 0, "loopstall exited %s once its command was done\n%s" % (rc, run.describe())
+    target.wait_ready(5)
+    (report,) = target.reports()
+    (summary,) = run.of_kind("summary", target.pid)
+    # One fewer iteration than polls (the last poll entry ends the last one); the waker's
+    # pid has no loop.
+    assert abs(summary["iterations"] - (report["selects"] - 1)) <= 1, (summary, report)
+    sleeps = [ev for ev in run.of_kind("stall", target.pid)
+              if any(s["kind"] == "off_cpu" and s["reason"] == "sleep" for s in ev["stacks"])]
+    assert len(sleeps) == report["stalls"] == 20, (report, [brief(ev) for ev in sleeps])
+    for ev, ms in zip(sleeps, report["stall_ms"]):
+        assert ms <= ev["duration_ms"] <= ms + 15, (ms, brief(ev))
+        assert ev["off_cpu_ms"] >= 0.95 * ms, (ms, brief(ev))
+    (counters,) = run.of_kind("run_summary")
+    print("wakeups missed (iterations inferred): %d" % counters["wakeups_missed"])

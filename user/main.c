@@ -464,8 +464,8 @@ static void counters__init(struct session *session)
 		  &bss->thread_table_full },
 		{ "process_table_full", session->process_table_text, &bss->process_table_full },
 		{ "wakeups_missed",
-		  "loop iterations not counted: the wakeup out of the loop's poll that began them "
-		  "was not seen",
+		  "loop iterations timed from the thread's CPU time: the wakeup out of the loop's "
+		  "poll that began them was not seen",
 		  &bss->wakeups_missed },
 	};
 
