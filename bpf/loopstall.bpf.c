@@ -103,7 +103,8 @@ __u64 stack_errors = 0;
 __u64 stacks_evicted = 0;
 __u64 thread_table_full = 0;
 __u64 process_table_full = 0;
-/* Iterations not counted: the wakeup out of the loop's poll that began one was not seen. */
+/* Iterations timed from the thread's CPU time: the wakeup out of the loop's poll that began
+ * one was not seen (iteration__infer()). */
 __u64 wakeups_missed = 0;
 
 #include "python.bpf.h"
@@ -340,7 +341,8 @@ static __always_inline void iteration__begin(struct loop_thread *thread, struct 
  * when the thread got a CPU after that wakeup, and it has not left the CPU since (its next
  * switch-out or poll entry is this event): it is the CPU time the thread used since it went to
  * sleep, all of it on CPU. The kernel's CPU time is exact at a switch-out and up to a scheduler
- * tick behind at a poll entry.
+ * tick behind at a poll entry or a sample, and leaves out time stolen by the hypervisor or
+ * spent in interrupts where those are accounted apart.
  */
 static __always_inline void iteration__infer(struct loop_thread *thread, struct task_struct *task,
 					     __u64 now)
@@ -1081,14 +1083,25 @@ int on_cpu_sample(struct bpf_perf_event_data *ctx)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct loop_thread *thread;
-	__u64 kernel_stack_id = 0, user_stack_id = 0, py_stack_id, js_stack_id;
+	__u64 kernel_stack_id = 0, user_stack_id = 0, py_stack_id, js_stack_id, now;
 	bool in_user = sample__in_user_mode(ctx);
+	struct task_struct *task;
 	struct pt_regs *regs;
 	__u32 slot;
 
 	thread = bpf_map_lookup_elem(&loop_threads, &tid);
-	if (!thread || !thread->busy_start_ns ||
-	    bpf_ktime_get_ns() - thread->busy_start_ns < sample_after_ns)
+	if (!thread)
+		return 0;
+	now = bpf_ktime_get_ns();
+	/* Marked idle in its poll, and running its callbacks (not on its way to sleep: an NMI
+	 * sample can land between the switch-out program and the switch): the wakeup was missed,
+	 * and a callback that never blocks would be seen by nothing else. */
+	if (!thread->busy_start_ns && thread->run_state == RUN_IDLE) {
+		task = bpf_get_current_task_btf();
+		if (task__state(task) == TASK_RUNNING)
+			iteration__infer(thread, task, now);
+	}
+	if (!thread->busy_start_ns || now - thread->busy_start_ns < sample_after_ns)
 		return 0;
 	py_stack_id = python__capture(thread, tid, REASON_NONE);
 	/* In the kernel (a syscall, a page fault) the user frames are the ones saved on entry. */

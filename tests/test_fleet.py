@@ -133,7 +133,9 @@ def test_summary_percentiles_of_known_mix(lab):
         len(stalls), "\n".join(map(brief, stalls)))
     for ev in stalls:
         check_stall_shape(ev)
-        assert 170 <= ev["duration_ms"] <= 260, brief(ev)
+        # A loaded host makes the woken sleeper wait for a CPU: a longer stall, all of it in
+        # the runqueue (seen: 403 ms, half of it runqueue).
+        assert 170 <= ev["duration_ms"] and ev["duration_ms"] - ev["runqueue_ms"] <= 260, brief(ev)
         assert ev["off_cpu_ms"] > 0.8 * ev["duration_ms"], brief(ev)
     all_stalls = run.of_kind("stall", pid)
 
@@ -152,7 +154,8 @@ def test_summary_percentiles_of_known_mix(lab):
     # max is exact: the longest stall printed.
     assert abs(busy["max"] - max(ev["duration_ms"] for ev in all_stalls)) < 0.01, (busy, [
         ev["duration_ms"] for ev in all_stalls])
-    assert 140 <= busy["max"] <= 260 or len(all_stalls) > len(stalls), busy
+    longest = max(all_stalls, key=lambda ev: ev["duration_ms"])
+    assert 140 <= busy["max"] <= 260 + longest["runqueue_ms"] or len(all_stalls) > len(stalls), busy
     # 1000 of the ~1030 iterations busy-wait 1 ms: the median is 1 ms within the histogram's
     # resolution (and the noise of 2 loaded cores).
     assert 0.5 <= busy["p50"] <= 3.0, busy

@@ -20,21 +20,24 @@
 #define READER_STACK (64U << 10)
 /* Pids already warned about, most recent first out: a pid stuck again is not said twice. */
 #define MAX_WARNED 64
-/* A reader still runnable at the deadline is looked at again this much later. */
-#define RUNNABLE_RECHECK_NS (20 * NS_PER_MS)
+/* A reader not blocked long enough at the deadline is looked at again this much later. */
+#define RECHECK_NS (20 * NS_PER_MS)
 
 /* What the caller and the reader thread share about one job, under lock. */
 struct handoff {
 	struct remote_job *job;
 	int result;
-	__u64 spent_ns; /* the job's time blocked (see self__sched_ns) */
-	bool done, abandoned;
+	/* When the reader took the job: the clock and its scheduler time (see sched__ns). */
+	__u64 began_ns, began_sched_ns;
+	__u64 spent_ns; /* the job's time blocked */
+	bool began, done, abandoned;
 };
 
 struct reader {
 	struct handoff *work; /* NULL while idle */
 	bool retire;          /* exit when idle: see remote__reset */
 	pid_t tid;            /* 0 until it runs */
+	int schedstat_fd;     /* its /proc/thread-self/schedstat, open while it runs, or -1 */
 	pthread_cond_t wake, done;
 };
 
@@ -48,11 +51,11 @@ static unsigned int warned_next;
 /* Spent this second by slow reads (see REMOTE_SLOW_MS and struct handoff's spent_ns). */
 static __u64 window_start_ns, window_spent_ns;
 
-/* This thread's time on a CPU plus its waits for one (schedstat; 0 without CONFIG_SCHED_INFO):
- * the wall time around a job minus that is its time blocked, what a target can make long. Its CPU
- * time a target bounds no more than the reads' sizes do (a large maps file, libdwfl's report),
- * and a loaded host's run queue is not the target's doing. */
-static __u64 self__sched_ns(int schedstat_fd)
+/* A thread's time on a CPU plus its waits for one, from its schedstat file (0 when unreadable,
+ * as without CONFIG_SCHED_INFO): the wall time around a job minus that is its time blocked, what
+ * a target can make long. Its CPU time a target bounds no more than the reads' sizes do (a large
+ * maps file, libdwfl's report), and a loaded host's run queue is not the target's doing. */
+static __u64 sched__ns(int schedstat_fd)
 {
 	char text[96], *end;
 	ssize_t n = schedstat_fd >= 0 ? pread(schedstat_fd, text, sizeof(text) - 1, 0) : -1;
@@ -65,7 +68,31 @@ static __u64 self__sched_ns(int schedstat_fd)
 	return cpu + strtoull(end, NULL, 10);
 }
 
-/* Whether the reader is runnable (waiting for a CPU, or not started yet), not blocked. */
+/* The time blocked in a span from the clock's and the scheduler's growth over it; the whole span
+ * when the scheduler's is unknown (an unreadable schedstat, a reading gone backwards). */
+static __u64 span__blocked_ns(__u64 wall_ns, __u64 sched_from, __u64 sched_to)
+{
+	if (!sched_from || sched_to < sched_from)
+		return wall_ns;
+	/* Two clocks: the scheduler's may run a little ahead of ours. */
+	return wall_ns > sched_to - sched_from ? wall_ns - (sched_to - sched_from) : 0;
+}
+
+/* Under lock: how long the reader has been blocked in work's job so far (not running, not
+ * waiting for a CPU): 0 before it took the job. Summed from its schedstat, not seen in one
+ * snapshot of its state: a read on a loaded host alternates between waits for a CPU and short
+ * waits for disk or the target's mmap lock, and only their sum says whether the target holds
+ * it. The reader cannot exit meanwhile: it needs the lock to end the job. */
+static __u64 handoff__blocked_ns(const struct handoff *work, const struct reader *r)
+{
+	if (!work->began)
+		return 0;
+	return span__blocked_ns(clock__ns() - work->began_ns, work->began_sched_ns,
+				sched__ns(r->schedstat_fd));
+}
+
+/* Whether the reader is runnable now (waiting for a CPU, or not started yet), not blocked. Its
+ * schedstat adds a wait for a CPU only once the wait ends: a wait under way shows here. */
 static bool reader__runnable(const struct reader *r)
 {
 	char path[64], text[256], *state;
@@ -112,30 +139,44 @@ static void stuck__remove(pid_t pid)
 		}
 }
 
-/* Under lock: once per pid (of the last MAX_WARNED). */
-static void stuck__warn(pid_t pid)
+/* Under lock: once per pid (of the last MAX_WARNED), with how long the reader (tid) was blocked
+ * in the read and waited for, and the kernel function it waits in, which tells a FUSE or
+ * userfaultfd wait from a lock or a disk. */
+static void stuck__warn(pid_t pid, pid_t tid, __u64 blocked_ns, __u64 waited_ns)
 {
+	char path[64], wchan[64] = "";
 	unsigned int i;
+	ssize_t n = -1;
+	int fd;
 
 	for (i = 0; i < MAX_WARNED; i++)
 		if (warned[i] == pid)
 			return;
 	warned[warned_next++ % MAX_WARNED] = pid;
-	fprintf(stderr, "loopstall: pid %d: its memory did not answer a read within %d ms "
-		"(a page on a FUSE server or a userfaultfd range it does not serve): not read while "
-		"that read is pending\n", pid, REMOTE_TIMEOUT_MS);
+	snprintf(path, sizeof(path), "/proc/self/task/%d/wchan", tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, wchan, sizeof(wchan) - 1);
+		close(fd);
+	}
+	wchan[n > 0 ? n : 0] = '\0';
+	fprintf(stderr, "loopstall: pid %d: its memory did not answer a read (blocked %llu ms of "
+		"%llu ms, in %s; a page on a FUSE server or a userfaultfd range it does not serve "
+		"would): not read while that read is pending\n", pid,
+		(unsigned long long)(blocked_ns / NS_PER_MS), (unsigned long long)(waited_ns / NS_PER_MS),
+		n > 0 && strcmp(wchan, "0") ? wchan : "the kernel");
 }
 
 static void *reader__run(void *arg)
 {
 	struct reader *r = arg;
-	int schedstat_fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
 	struct handoff *work;
-	__u64 began, sched;
+	__u64 wall;
 	int result;
 
 	pthread_mutex_lock(&lock);
 	r->tid = (pid_t)syscall(SYS_gettid);
+	r->schedstat_fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
 	for (;;) {
 		while (!r->work && !r->retire)
 			pthread_cond_wait(&r->wake, &lock);
@@ -144,18 +185,17 @@ static void *reader__run(void *arg)
 			break;
 		}
 		work = r->work;
+		work->began_ns = clock__ns();
+		work->began_sched_ns = sched__ns(r->schedstat_fd);
+		work->began = true;
 		pthread_mutex_unlock(&lock);
-		began = clock__ns();
-		sched = self__sched_ns(schedstat_fd);
 		result = work->job->run(work->job);
-		began = clock__ns() - began;
-		sched = self__sched_ns(schedstat_fd) - sched;
-		/* Two clocks: the scheduler's may run a little ahead of ours. */
-		began = began > sched ? began - sched : 0;
+		wall = clock__ns() - work->began_ns;
 		pthread_mutex_lock(&lock);
 		r->work = NULL;
 		work->result = result;
-		work->spent_ns = began;
+		work->spent_ns = span__blocked_ns(wall, work->began_sched_ns,
+						  sched__ns(r->schedstat_fd));
 		work->done = true;
 		if (!work->abandoned) {
 			pthread_cond_signal(&r->done);
@@ -168,8 +208,8 @@ static void *reader__run(void *arg)
 		free(work);
 		break;
 	}
-	if (schedstat_fd >= 0)
-		close(schedstat_fd);
+	if (r->schedstat_fd >= 0)
+		close(r->schedstat_fd);
 	pthread_cond_destroy(&r->wake);
 	pthread_cond_destroy(&r->done);
 	free(r);
@@ -204,6 +244,7 @@ static struct reader *reader__get(void)
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return NULL;
+	r->schedstat_fd = -1;
 	pthread_cond_init(&r->wake, NULL);
 	pthread_condattr_init(&cond_attr);
 	pthread_condattr_setclock(&cond_attr, CLOCK_MONOTONIC);
@@ -247,25 +288,30 @@ static struct timespec timespec__at(__u64 ns)
 
 static int handoff__wait(struct handoff *work, struct reader *r)
 {
-	__u64 now = clock__ns(), left = window__left(now), deadline_ns;
+	__u64 now = clock__ns(), left = window__left(now), blocked = 0, at;
 	struct timespec deadline;
 	int slot, err = 0;
 
 	if (left > REMOTE_TIMEOUT_MS * NS_PER_MS)
 		left = REMOTE_TIMEOUT_MS * NS_PER_MS;
-	deadline_ns = now + left;
-	deadline = timespec__at(deadline_ns);
+	deadline = timespec__at(now + left);
 	r->work = work;
 	pthread_cond_signal(&r->wake);
 	for (;;) {
 		while (!work->done && !err)
 			err = pthread_cond_timedwait(&r->done, &lock, &deadline);
-		/* A reader only waiting for a CPU (a loaded host) is not the target's doing. */
-		if (work->done || clock__ns() - now >= REMOTE_WAIT_MAX_MS * NS_PER_MS ||
-		    !reader__runnable(r))
+		if (work->done)
 			break;
-		deadline_ns += RUNNABLE_RECHECK_NS;
-		deadline = timespec__at(deadline_ns);
+		/* Time on a CPU or waiting for one (a loaded host) is not the target's doing: only
+		 * time blocked counts against the wait, and a reader waiting for a CPU now is not
+		 * blocked whatever its schedstat says yet. */
+		at = clock__ns();
+		blocked = handoff__blocked_ns(work, r);
+		if (at - now >= REMOTE_WAIT_MAX_MS * NS_PER_MS ||
+		    (blocked >= left && !reader__runnable(r)))
+			break;
+		deadline = timespec__at(at + (blocked + RECHECK_NS < left ? left - blocked :
+					      RECHECK_NS));
 		err = 0;
 	}
 	if (work->done) {
@@ -280,7 +326,7 @@ static int handoff__wait(struct handoff *work, struct reader *r)
 	reader = NULL;
 	if (!stuck__has(work->job->pid, &slot) && slot >= 0)
 		stuck[slot] = work->job->pid;
-	stuck__warn(work->job->pid);
+	stuck__warn(work->job->pid, r->tid, blocked, clock__ns() - now);
 	return -ETIMEDOUT;
 }
 

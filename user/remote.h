@@ -11,9 +11,11 @@
  * waits for that server's answer; /proc/PID/maps waits for the target's mmap lock, which a
  * target can keep contended. No signal short of SIGKILL ends those waits (a FUSE read that
  * reached its server not even that). So every read runs in a reader thread, and the caller
- * waits at most REMOTE_TIMEOUT_MS (longer, up to REMOTE_WAIT_MAX_MS, while the reader is only
- * waiting for a CPU: a loaded host is not the target's doing); and, in all, REMOTE_BUDGET_MS a
- * second on reads that were blocked over REMOTE_SLOW_MS (a target that answers slowly). Legitimate reads take microseconds, milliseconds from swap.
+ * waits until the reader has been blocked in it REMOTE_TIMEOUT_MS: its time on a CPU and its
+ * waits for one do not count (a loaded host is not the target's doing), and the wait ends at
+ * REMOTE_WAIT_MAX_MS whatever the reader did; and, in all, REMOTE_BUDGET_MS a second on reads
+ * that were blocked over REMOTE_SLOW_MS (a target that answers slowly). Legitimate reads take
+ * microseconds, milliseconds from swap.
  *
  * A read that outlives the wait is left to its thread, which owns the read's buffer (a late
  * answer never writes into the caller's memory) and exits once the read returns (the target
@@ -32,7 +34,7 @@
 /* A read's wait; slow reads' waits in all, a second. */
 #define REMOTE_TIMEOUT_MS 100
 #define REMOTE_BUDGET_MS 250
-/* A reader that is only waiting for a CPU (a loaded host) is waited for, up to this in all. */
+/* A reader on a CPU or waiting for one (a loaded host) is waited for, up to this in all. */
 #define REMOTE_WAIT_MAX_MS 500
 #define REMOTE_SLOW_MS 5
 #define REMOTE_MAX_STUCK 8
