@@ -956,6 +956,7 @@ static void thread__switch_out(void *ctx, struct loop_thread *thread, struct tas
 	struct pt_regs *regs;
 	unsigned int state;
 	__u64 kernel_stack_id, user_stack_id, py_stack_id, js_stack_id;
+	bool preempted;
 	__s32 syscall;
 	__u32 reason, slot;
 
@@ -963,15 +964,21 @@ static void thread__switch_out(void *ctx, struct loop_thread *thread, struct tas
 	state = task__state(prev);
 	/* A preempted task may already have set a sleeping state before schedule(): it is still
 	 * runnable. */
-	if (preempt || state == TASK_RUNNING) {
+	preempted = preempt || state == TASK_RUNNING;
+	if (preempted) {
 		thread->run_state = RUN_ACTIVE;
 		thread->current_slot = NO_SLOT;
-		return;
+		/* Preempted long into a busy period that has no stack yet: where it ran is the
+		 * on-CPU stack a sample would take. On a loaded host a thread that shares its CPU
+		 * can run 50 ms of a 100 ms stall and meet none of the samples. */
+		if (thread->nr_slots || span_ns(thread->busy_start_ns, now) < sample_after_ns)
+			return;
 	}
 	regs = (struct pt_regs *)bpf_task_pt_regs(prev);
-	syscall = syscall__current(regs);
-	reason = offcpu__reason(prev, regs, syscall, state, thread->pid);
-	kernel_stack_id = stack__capture(ctx, 0);
+	syscall = preempted ? -1 : syscall__current(regs);
+	reason = preempted ? REASON_NONE : offcpu__reason(prev, regs, syscall, state, thread->pid);
+	/* Preempted, the kernel stack is the preemption's own. */
+	kernel_stack_id = preempted ? 0 : stack__capture(ctx, 0);
 	user_stack_id = stack__capture(ctx, BPF_F_USER_STACK);
 	/* Switch-out is the only moment the thread's frames are current: a time.sleep() at the
 	 * start of a callback has used no time yet, so no sampler would see it. */
@@ -979,14 +986,20 @@ static void thread__switch_out(void *ctx, struct loop_thread *thread, struct tas
 	/* Past the walk budget (dozens of GIL handoffs in one iteration), a wait at the same
 	 * native stack stands for the code an earlier walk found there, so its time is not
 	 * piled up under no code at all. */
-	if (!py_stack_id)
+	if (!py_stack_id && !preempted)
 		py_stack_id = thread__earlier_py_stack(thread, kernel_stack_id, user_stack_id, reason,
 						       syscall);
 	js_stack_id = v8__switch_walk_allowed(thread->pid, prev->pid, thread->busy_start_ns) ?
 		      v8__capture(thread->pid, REGS_FP(regs), REGS_SP(regs)) : 0;
-	thread->run_state = RUN_BLOCKED;
 	slot = thread__slot(thread, kernel_stack_id, user_stack_id, py_stack_id, js_stack_id,
-			    STACK_OFF_CPU, reason, syscall);
+			    preempted ? STACK_ON_CPU : STACK_OFF_CPU, reason, syscall);
+	if (preempted) {
+		/* The busy period's time on a CPU so far ran there, as far as anyone saw. */
+		if (slot < MAX_STACK_SLOTS)
+			thread__slot_at(thread, slot)->ns += thread->on_cpu_ns;
+		return;
+	}
+	thread->run_state = RUN_BLOCKED;
 	thread->current_slot = slot;
 	if (reason == REASON_GIL && slot < MAX_STACK_SLOTS)
 		thread__slot_at(thread, slot)->gil_holder = python__gil_holder(thread->pid);

@@ -56,12 +56,12 @@ def near(measured, expected, what, ev, report):
         % (what, measured, expected, brief(ev), report))
 
 
-def stalls_for(lab, target, cpu=None):
+def stalls_for(lab, target, cpu=None, options=()):
     """Attach, trigger STALLS actions, return [(stall event, target report)] in order."""
     info = target.wait_ready()
     if cpu is not None:
         pin(info["pid"], cpu)
-    run = lab.loopstall("--json", "-p", info["pid"])
+    run = lab.loopstall("--json", "-p", info["pid"], *options)
     run.wait_tracing()
     reports = [target.trigger() for _ in range(STALLS)]
     deadline = time.monotonic() + SETTLE_S
@@ -99,6 +99,31 @@ def test_busy_split_matches_schedstat(lab, hog):
         assert ev["off_cpu_ms"] <= SLACK_MS, brief(ev)
         if hog:
             assert report["run_delay_ms"] >= 50, "the hog did not share the CPU: %s" % report
+
+
+def test_preempted_busy_stall_has_its_stack(lab):
+    """A 300 ms pure-Python spin sharing its CPU with a hog, sampled at 1 Hz (so the samples
+    all but never land on it, as 99 Hz samples can miss a thread that runs half the time): its
+    preemptions show where it ran, an on-CPU stack with act_busy's frame holding its CPU time."""
+    cpu = one_cpu()
+    target = lab.target("stall_target.py", "--action", "busy", "--ms", 300,
+                        "--count", STALLS + 1)
+    hog = Hog(cpu)
+    try:
+        pairs = stalls_for(lab, target, cpu, ("--sample-hz", 1))
+    finally:
+        hog.stop()
+    for ev, report in pairs:
+        assert report["run_delay_ms"] >= 50, "the hog did not share the CPU: %s" % report
+        on_cpu = [s for s in ev["stacks"] if s["kind"] == "on_cpu"]
+        assert on_cpu and any(f["function"] == "act_busy" for f in on_cpu[0]["python"]), (
+            brief(ev))
+        # The first preemption after the sampling point (half the threshold) holds the CPU
+        # time so far (about half of the 50 ms then, under the hog); later ones add nothing.
+        # A sample that does land adds its period, a second.
+        if on_cpu[0]["samples"] == 0:
+            assert 5 <= on_cpu[0]["ms"] <= ev["on_cpu_ms"], brief(ev)
+        assert on_cpu[0]["user"], brief(ev)
 
 
 def test_futex_pingpong_invents_no_runqueue(lab):
