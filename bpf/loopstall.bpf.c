@@ -47,6 +47,17 @@ struct {
 	__type(value, struct loop_thread);
 } loop_threads SEC(".maps");
 
+/* One bit per tid, set while the tid has a loop_threads entry: the scheduler programs run for
+ * every task on the host, and an array word is one load where a hash miss is a hashed bucket
+ * walk (dearest where every kernel entry starts with a cold TLB). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, (4 << 20) / 64); /* PID_MAX_LIMIT on 64-bit: 512 KiB, whatever
+					       * kernel.pid_max becomes while loopstall runs */
+	__type(key, __u32);
+	__type(value, __u64);
+} loop_tids SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1024); /* resized by userspace */
@@ -135,6 +146,33 @@ static void process__announce(__u32 pid, __u32 parent_pid)
 	bpf_ringbuf_submit(record, 0);
 }
 
+static __always_inline bool loop_tid__test(__u32 tid)
+{
+	__u32 word = tid / 64;
+	__u64 *bits = bpf_map_lookup_elem(&loop_tids, &word);
+
+	return bits && (*bits >> (tid % 64)) & 1;
+}
+
+/* The loop thread tid, or NULL: known loop threads only, as cheaply as a miss can be. */
+static __always_inline struct loop_thread *loop_thread__get(__u32 tid)
+{
+	return loop_tid__test(tid) ? bpf_map_lookup_elem(&loop_threads, &tid) : NULL;
+}
+
+static __always_inline void loop_tid__set(__u32 tid, bool on)
+{
+	__u32 word = tid / 64;
+	__u64 *bits = bpf_map_lookup_elem(&loop_tids, &word);
+
+	if (!bits)
+		return;
+	if (on)
+		__sync_fetch_and_or(bits, 1ULL << (tid % 64));
+	else
+		__sync_fetch_and_and(bits, ~(1ULL << (tid % 64)));
+}
+
 static __always_inline bool is_traced(__u32 pid)
 {
 	__u8 *decision = bpf_map_lookup_elem(&traced_pids, &pid);
@@ -162,6 +200,7 @@ static struct loop_thread *thread__create(__u32 tid, __u32 pid, __u32 loop_fd)
 	thread = bpf_map_lookup_elem(&loop_threads, &tid);
 	if (!thread)
 		return NULL;
+	loop_tid__set(tid, true);
 	thread->pid = pid;
 	thread->tls_base = TASK_TLS_BASE(bpf_get_current_task_btf());
 	thread->loop_fd = loop_fd;
@@ -448,7 +487,7 @@ static int poll__enter(__u32 fd)
 
 	/* A thread only gets an entry once its process is traced, and loses it when it exits or
 	 * execs: known loop threads, the hot path, skip the traced_pids lookup. */
-	thread = bpf_map_lookup_elem(&loop_threads, &tid);
+	thread = loop_thread__get(tid);
 	if (!thread) {
 		if (!is_traced(pid))
 			return 0;
@@ -487,7 +526,7 @@ static int poll__exit(void)
 	__u32 pid = pid_tgid >> 32, tid = (__u32)pid_tgid;
 	struct loop_thread *thread;
 
-	thread = bpf_map_lookup_elem(&loop_threads, &tid);
+	thread = loop_thread__get(tid);
 	if (!thread) {
 		if (!is_traced(pid))
 			return 0;
@@ -1021,7 +1060,7 @@ static __always_inline bool thread__blocks_in_poll(struct loop_thread *thread,
 }
 
 /* Only a loop thread's switch-out matters: its switch-in shows in its run delay (see
- * thread__account()). Other tasks' switches cost one map miss and no clock read. */
+ * thread__account()). Other tasks' switches cost one array load (loop_tids) and no clock read. */
 SEC("tp_btf/sched_switch")
 int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
@@ -1029,7 +1068,7 @@ int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_s
 	struct loop_thread *thread;
 	__u64 now;
 
-	thread = bpf_map_lookup_elem(&loop_threads, &prev_tid);
+	thread = loop_thread__get(prev_tid);
 	if (!thread)
 		return 0;
 	if (!thread->busy_start_ns) {
@@ -1067,7 +1106,7 @@ int BPF_PROG(sched_waking, struct task_struct *task)
 	struct loop_thread *thread;
 	__u32 tid = task->pid, slot;
 
-	thread = bpf_map_lookup_elem(&loop_threads, &tid);
+	thread = loop_thread__get(tid);
 	if (!thread)
 		return 0;
 	/* Out of the loop's poll: the next iteration begins. */
@@ -1102,7 +1141,7 @@ int on_cpu_sample(struct bpf_perf_event_data *ctx)
 	struct pt_regs *regs;
 	__u32 slot;
 
-	thread = bpf_map_lookup_elem(&loop_threads, &tid);
+	thread = loop_thread__get(tid);
 	if (!thread)
 		return 0;
 	now = bpf_ktime_get_ns();
@@ -1183,6 +1222,7 @@ static __always_inline void thread__forget(__u32 tid)
 			stats__fold(stats__get(thread->pid, tid), thread, false);
 		stats__fold(stats__get(thread->pid, 0), thread, true);
 	}
+	loop_tid__set(tid, false);
 	bpf_map_delete_elem(&loop_threads, &tid);
 	bpf_map_delete_elem(&python_threads, &tid);
 }
