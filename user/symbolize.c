@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/auxv.h>
 #include <sys/stat.h>
+#include <elf.h>
 #include <elfutils/libdwfl.h>
 #include "clock.h"
 #include "compare.h"
@@ -275,6 +277,33 @@ static int pid_syms__opened(struct pid_syms *ps, int fd)
 }
 
 /*
+ * The vDSO is the kernel's: every process of one ABI maps the same image. libdwfl would read the
+ * target's whole from /proc/PID/mem, behind its mmap lock and with no bound in time; instead its
+ * ELF header is read (remote.c: bounded) and, when it is loopstall's own vDSO's, loopstall's
+ * image serves, copied once (libelf may write to what elf_memory() is given). Another ABI's
+ * vDSO (a 32-bit process) is left unsymbolized.
+ */
+static Elf *vdso__elf(pid_t pid, Dwarf_Addr base)
+{
+	static void *image;
+	static size_t image_size;
+	const Elf64_Ehdr *own = (const Elf64_Ehdr *)getauxval(AT_SYSINFO_EHDR);
+	Elf64_Ehdr theirs;
+
+	if (!own || remote__read(pid, base, &theirs, sizeof(theirs)) ||
+	    memcmp(own, &theirs, sizeof(theirs)))
+		return NULL;
+	if (!image) {
+		image_size = own->e_shoff + (size_t)own->e_shnum * own->e_shentsize;
+		image = malloc(image_size);
+		if (!image)
+			return NULL;
+		memcpy(image, own, image_size);
+	}
+	return elf_memory(image, image_size);
+}
+
+/*
  * libdwfl 0.188's dwfl_linux_proc_find_elf opens the maps path in our own mount namespace: for a
  * process in a container that is another file, or the host's copy of the same path, silently
  * giving wrong symbols. Open exactly the mapped file instead (map_files: whatever namespace,
@@ -290,9 +319,11 @@ static int module__find_elf(Dwfl_Module *mod, void **userdata, const char *name,
 	struct stat st;
 	int fd;
 
-	/* "[vdso: PID]": libdwfl reads the image from /proc/PID/mem. */
-	if (name[0] != '/')
-		return dwfl_linux_proc_find_elf(mod, userdata, name, base, file_name, elfp);
+	/* "[vdso: PID]" */
+	if (name[0] != '/') {
+		*elfp = vdso__elf(ps->pid, base);
+		return -1;
+	}
 	fd = pid_syms__opened(ps, targetfs__open_mapped(ps->pid, base, &st));
 	if (fd < 0 && !str__has_suffix(name, DELETED_SUFFIX))
 		fd = pid_syms__opened(ps, targetfs__open(ps->pid, own, &st));
