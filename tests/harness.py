@@ -420,6 +420,14 @@ def caused_stalls(run, pid=None, threshold_ms=100.0):
     return [ev for ev in stalls if not starved(ev, threshold_ms)]
 
 
+def check_300ms_sleep(ev):
+    """The stalled iteration is one 300 ms sleep, plus however long the woken thread then waited
+    for a CPU (runqueue time: the machine's doing, not the target's). The upper bound leaves
+    room for a shared VM's steal time (a late timer, a slow wake-up) and still refuses two
+    iterations counted as one (600 ms) or a boundary off by a poll."""
+    assert 255 <= ev["duration_ms"] - ev["runqueue_ms"] <= 400, brief(ev)
+
+
 def check_on_cpu_at_least(ev, cpu_ms, share=0.85):
     """A CPU-bound stretch of cpu_ms of thread CPU time shows as on-CPU time, however long the
     thread also waited for a CPU (that is runqueue_ms)."""
