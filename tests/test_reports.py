@@ -8,11 +8,13 @@ to fix first (the summary's sites).
      get no hint                                                    targets/py_fastapi_app.py
   2  a thread spinning pure Python starves the loop of the GIL: the hint (JSON and text) names
      the holder thread and the function it runs                    targets/py_gil.py
-  3  Node (/usr/bin/node): pbkdf2Sync, execSync, readFileSync of a large file, a catastrophic
+  3  time.sleep in a plain callback (loop.call_soon): the callback's hint, not the
+     coroutine's                                                    targets/stall_target.py
+  4  Node (/usr/bin/node): pbkdf2Sync, execSync, readFileSync of a large file, a catastrophic
      regex, JSON.parse of a large body                              targets/node_http.js
-  4  sites: 10 stalls of 150 ms at one route, 2 of 1 s at another: the second site first, and
+  5  sites: 10 stalls of 150 ms at one route, 2 of 1 s at another: the second site first, and
      the sites add up to the streamed stalls                        targets/py_fastapi_app.py
-  5  waiting: while a route blocks, 8 clients connect and 4 connected clients send: the stall
+  6  waiting: while a route blocks, 8 clients connect and 4 connected clients send: the stall
      says so when it ends, and so does the Prometheus counter      targets/py_fastapi_app.py
 """
 
@@ -169,6 +171,25 @@ def test_gil_starvation_hint(lab):
     assert re.search(r"\n  fix: .*%s" % holder.pattern, out), out[:4000]
 
 
+def test_sleep_in_callback_hint(lab):
+    """3. time.sleep in a plain callback (loop.call_soon: no coroutine on the stack, so not
+    py-sleep-in-coroutine's await remedy): the py-sleep-in-callback hint, naming the function
+    that sleeps and its call."""
+    target = lab.target("stall_target.py", "--action", "sleep", "--ms", 300, "--count", 2,
+                        "--in-callback")
+    run = attach(lab, target)
+    target.trigger()
+    ev = wait_for(run, target.pid, lambda ev: True)
+    assert run.stop() == 0, run.describe()
+    assert ev, "no stall:\n" + run.describe()
+    assert hint_of(ev).get("id") == "py-sleep-in-callback", brief(ev)
+    text = hint_of(ev)["text"]
+    for name in ("`time.sleep(args.ms / 1000.0)`", "act_sleep (%s:" % (TARGETS / "stall_target.py"),
+                 "loop.call_later"):
+        assert name in text, "the hint does not name %r: %s" % (name, text)
+    assert not any(f.get("coroutine") for f in ev["stacks"][0]["python"]), brief(ev)
+
+
 NODE_ROUTES = [  # (request, rule id, what the text must name)
     ("/hash?ms=300", "node-crypto-sync", ("hashPassword", "pbkdf2Sync()")),
     ("/exec?ms=300", "node-child-process-sync", ("execSync()", "node_http.js")),
@@ -180,7 +201,7 @@ NODE_ROUTES = [  # (request, rule id, what the text must name)
 
 @pytest.mark.skipif(NODE is None, reason="no `node` on PATH (Debian package nodejs)")
 def test_node_hints(lab, tmp_path):
-    """3. Each blocking route of the node server: the stall's hint is the rule for its call and
+    """4. Each blocking route of the node server: the stall's hint is the rule for its call and
     names the target's function and node's API it called."""
     big = tmp_path / "big.bin"
     with open(big, "wb") as f:
@@ -217,7 +238,7 @@ def brief_site(ev):
 
 
 def test_sites_heaviest_first(lab):
-    """4. Site A (/sleep, 10 x 150 ms) and site B (/subprocess, 2 x 1 s): the summary's sites
+    """5. Site A (/sleep, 10 x 150 ms) and site B (/subprocess, 2 x 1 s): the summary's sites
     list B first (2 s against 1.5 s), then A, each with its count; the sites' counts and totals
     equal those of the streamed stalls; --top prints the same order on stderr."""
     if not debian_has("fastapi", "uvicorn"):
@@ -274,7 +295,7 @@ def test_sites_heaviest_first(lab):
 
 
 def test_waiting_when_the_stall_ends(lab):
-    """5. Four clients connect and go idle; /sleep blocks the loop 2 s; meanwhile 8 new clients
+    """6. Four clients connect and go idle; /sleep blocks the loop 2 s; meanwhile 8 new clients
     connect (the kernel queues them in the listening socket's accept queue) and the 4 connected
     clients send a request each (4 ready sockets). The stall's `waiting` counts them when it
     ends: connections >= 8, ready_fds >= 4 (the exact numbers are the kernel's); the Prometheus

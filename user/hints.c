@@ -76,6 +76,13 @@ const struct hint_rule hint_rules[] = {
 	  .text = "{call} in {function} ({where}) sleeps on the loop: use `await asyncio.sleep(...)`; "
 		  "a FastAPI route that must block can be a plain `def` (FastAPI runs it in its "
 		  "threadpool)" },
+	/* Not in a coroutine: a callback the loop runs (call_soon, call_later, a protocol's
+	 * data_received) sleeps just the same. */
+	{ .id = "py-sleep-in-callback", .runtime = PYTHON, .kind = HINT_OFF_CPU,
+	  .reasons = REASON(REASON_SLEEP),
+	  .text = "{call} in {function} ({where}) sleeps in a callback on the loop: schedule what "
+		  "follows with `loop.call_later(delay, ...)` instead, or run the blocking part in a "
+		  "thread (`loop.run_in_executor(None, ...)`)" },
 	{ .id = "py-socket", .runtime = PYTHON, .kind = HINT_OFF_CPU, .reasons = REASON(REASON_NET),
 	  .syscalls = NET_SYSCALLS,
 	  .text = "{call} in {function} ({where}) waits on a blocking socket: use asyncio streams "

@@ -2,10 +2,11 @@
 """An event loop that stalls on demand, in one known way.
 
     stall_target.py --ctl DIR [--loop asyncio|uvloop|trio] [--action ACTION] [--ms N]
-                    [--count N] [--mb N] [--dir PATH]
+                    [--count N] [--mb N] [--dir PATH] [--in-callback]
 
 Starts the loop, writes DIR/ready, then `--count` times: waits for DIR/go, runs ACTION inside a
-coroutine (blocking the whole loop), appends a line to DIR/report.jsonl. After the last action it
+coroutine (with --in-callback: in a plain callback the loop runs, asyncio only; no coroutine on
+the stack) blocking the whole loop, appends a line to DIR/report.jsonl. After the last action it
 keeps the loop running for --linger-ms (so the stalled iteration ends with a return to the
 loop's poll call, as in a real program) and exits 0.
 
@@ -167,7 +168,13 @@ def run_asyncio(args, ctl):
         for n in range(1, args.count + 1):
             while not ctl.take_go():
                 await asyncio.sleep(POLL_S)
-            ctl.report(**timed(n, args.action, lambda: ACTIONS[args.action](args)))
+            act = lambda: timed(n, args.action, lambda: ACTIONS[args.action](args))
+            if args.in_callback:
+                done = asyncio.get_running_loop().create_future()
+                asyncio.get_running_loop().call_soon(lambda: done.set_result(act()))
+                ctl.report(**await done)
+            else:
+                ctl.report(**act())
         await asyncio.sleep(args.linger_ms / 1000.0)
 
     if args.loop == "uvloop":
@@ -210,6 +217,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=2000, help="pingpong: round trips")
     parser.add_argument("--mb", type=int, default=32, help="fsync: megabytes written per action")
     parser.add_argument("--dir", default="/var/tmp", help="fsync: where to write (a real disk)")
+    parser.add_argument("--in-callback", action="store_true",
+                        help="run the action in a callback (loop.call_soon), not the coroutine")
     parser.add_argument("--linger-ms", type=float, default=300.0,
                         help="keep the loop running this long after the last action")
     args = parser.parse_args()
