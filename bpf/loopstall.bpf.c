@@ -1184,44 +1184,54 @@ int on_cpu_sample(struct bpf_perf_event_data *ctx)
 	return 0;
 }
 
-/* A thread that exits or execs is no longer the loop thread it was. Its tstate mapping goes
- * too: tids are reused (pid_max is often 32768), and a new thread must not inherit it. */
-static __always_inline void counter__fold(__u64 *from, __u64 *to, bool clear)
+static __always_inline void counter__move(__u64 *from, __u64 *to, __u64 *also)
 {
 	__u64 value = *from;
 
-	if (clear)
-		*from = 0;
-	if (value)
+	*from = 0;
+	if (value && to)
 		__sync_fetch_and_add(to, value);
+	if (value && also)
+		__sync_fetch_and_add(also, value);
 }
 
-/* Add an exiting thread's counters to stats; with `clear`, each is zeroed before it is added:
- * userspace reads process_stats before loop_threads, so it may miss a count for a moment (and
- * never shows a counter going back) but does not count it twice. */
-static void stats__fold(struct process_stats *stats, struct loop_thread *thread, bool clear)
+static __always_inline void max__raise(__u64 *max, __u64 value)
+{
+	if (max && value > *max)
+		*max = value;
+}
+
+/*
+ * Move an exiting thread's counters into its process's stats (and its own, with
+ * --per-thread, else NULL), each zeroed before it is added: userspace reads process_stats
+ * before loop_threads, so it may miss a count for a moment (and never shows a counter going
+ * back) but never counts it twice, in either series.
+ */
+static void stats__fold(struct process_stats *process, struct process_stats *own,
+			struct loop_thread *thread)
 {
 	__u32 i;
 
-	if (!stats)
-		return;
-	if (thread->max_busy_ns > stats->max_busy_ns)
-		stats->max_busy_ns = thread->max_busy_ns;
-	counter__fold(&thread->iterations, &stats->iterations, clear);
-	counter__fold(&thread->busy_ns, &stats->busy_ns, clear);
+	max__raise(process ? &process->max_busy_ns : NULL, thread->max_busy_ns);
+	max__raise(own ? &own->max_busy_ns : NULL, thread->max_busy_ns);
+	counter__move(&thread->iterations, process ? &process->iterations : NULL,
+		      own ? &own->iterations : NULL);
+	counter__move(&thread->busy_ns, process ? &process->busy_ns : NULL,
+		      own ? &own->busy_ns : NULL);
 	for (i = 0; i < HIST_BUCKETS; i++)
-		counter__fold(&thread->busy_hist[i], &stats->busy_hist[i], clear);
+		counter__move(&thread->busy_hist[i], process ? &process->busy_hist[i] : NULL,
+			      own ? &own->busy_hist[i] : NULL);
 }
 
+/* A thread that exits or execs is no longer the loop thread it was. Its tstate mapping goes
+ * too: tids are reused (pid_max is often 32768), and a new thread must not inherit it. */
 static __always_inline void thread__forget(__u32 tid)
 {
 	struct loop_thread *thread = bpf_map_lookup_elem(&loop_threads, &tid);
 
-	if (thread && thread->iterations) {
-		if (per_thread_stats)
-			stats__fold(stats__get(thread->pid, tid), thread, false);
-		stats__fold(stats__get(thread->pid, 0), thread, true);
-	}
+	if (thread && thread->iterations)
+		stats__fold(stats__get(thread->pid, 0),
+			    per_thread_stats ? stats__get(thread->pid, tid) : NULL, thread);
 	loop_tid__set(tid, false);
 	bpf_map_delete_elem(&loop_threads, &tid);
 	bpf_map_delete_elem(&python_threads, &tid);
