@@ -470,6 +470,10 @@ def test_container_ids_from_runtime_cgroup_layouts(lab):
             targets[layout] = t
         targets["host"] = fleet(lab, host_name, "--count", 1)
         ready(*targets.values())
+        # Ready is the target's first loop iteration; --all decides on it only once userspace
+        # read its announcement, 100-200 ms later under load: a stall triggered before then
+        # began untraced and is never reported.
+        wait_traced(run, url, *targets.values())
         trigger_all(*targets.values())
         for t in targets.values():
             assert len(wait_stalls(run, t.pid, 1)) == 1, run.describe()
