@@ -62,6 +62,15 @@ def wait_traced(run, url, *targets):
                interval=0.1)
 
 
+def fleet_run(lab, *args):
+    """loopstall --all with args and an exporter, tracing: (run, its /metrics url), the url
+    for wait_traced()."""
+    port = free_port()
+    run = lab.loopstall("--all", "--json", *args, "--prometheus", "127.0.0.1:%d" % port)
+    run.wait_tracing()
+    return run, wait_serving(run, port)
+
+
 def wait_stalls(run, pid, n, timeout=SETTLE_S):
     """Until pid has n stall events the target caused (or timeout); returns them."""
     deadline = time.monotonic() + timeout
@@ -278,11 +287,7 @@ def test_all_traces_every_loop_and_filters_by_comm(lab):
     prefix = early_name[:9]
     early = fleet(lab, early_name, "--count", 2)
     early.wait_ready()
-    port = free_port()
-    run = lab.loopstall("--all", "--json", "--comm", "^" + prefix,
-                        "--exclude-comm", "^" + skip_name, "--prometheus", "127.0.0.1:%d" % port)
-    run.wait_tracing()
-    url = wait_serving(run, port)
+    run, url = fleet_run(lab, "--comm", "^" + prefix, "--exclude-comm", "^" + skip_name)
     late = fleet(lab, late_name, "--count", 2)
     other = fleet(lab, other_name, "--count", 3)
     skipped = fleet(lab, skip_name, "--count", 3)
@@ -333,8 +338,7 @@ def test_all_forked_children_go_through_filters(lab):
     """--all --comm ^fleetT: a traced loop starts two children (fork + exec) that name
     themselves fleetTkid and otherTkid: fleetTkid's stall is reported, otherTkid's is not."""
     parent_name, kid_name, other_name = names("fleetpar", "fleetkid", "otherkid")
-    run = lab.loopstall("--all", "--json", "--comm", "^" + parent_name[:9])
-    run.wait_tracing()
+    run, url = fleet_run(lab, "--comm", "^" + parent_name[:9])
     parent = fleet(lab, parent_name, "--count", 1, "--spawn", kid_name, "--spawn", other_name)
     parent.wait_ready()
     children = parent.trigger()["children"]
@@ -345,6 +349,7 @@ def test_all_forked_children_go_through_filters(lab):
         kid.wait_ready()
         assert kid.pid == children[name], (kid.info, children)
         kids[name] = kid
+    wait_traced(run, url, parent, kids[kid_name])
     trigger_all(parent, *kids.values())
     assert parent.wait_exit(30) == 0, parent.output()
     kid, other = kids[kid_name].pid, kids[other_name].pid
@@ -387,9 +392,7 @@ def test_all_cgroup_filter(lab, form):
     in_name, out_name = names("fleetcgin", "fleetcgout")
     try:
         cgroup_filter = "/" + name if form == "cgroup-path" else directory
-        run = lab.loopstall("--all", "--json", "--comm", "^" + in_name[:9],
-                            "--cgroup", cgroup_filter)
-        run.wait_tracing()
+        run, url = fleet_run(lab, "--comm", "^" + in_name[:9], "--cgroup", cgroup_filter)
         inside = fleet(lab, in_name, "--count", 2, start=False)
         # Joins the cgroup before Python starts, so before it ever polls.
         inside.argv = ["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"',
@@ -399,6 +402,7 @@ def test_all_cgroup_filter(lab, form):
         ready(inside, outside)
         with open("/proc/%d/cgroup" % inside.pid) as f:
             assert "0::/%s\n" % name in f.read(), "target not in the test cgroup"
+        wait_traced(run, url, inside)
         trigger_all(inside, outside)
         wait_stalls(run, inside.pid, 1)
         stop(run)
@@ -433,7 +437,7 @@ def test_container_ids_from_runtime_cgroup_layouts(lab):
     drivers), CRI-O and podman lay theirs out: the cgroup and container_id labels on /metrics
     and the JSON fields of its stall and summary are the path and the container's id; a loop
     outside any container gets the empty label and null."""
-    from test_export import family, free_port, http, parse_exposition, wait_serving
+    from test_export import family, parse_exposition
     mount = cgroup2_mount()
     if mount is None:
         pytest.skip("no cgroup2 file system mounted")
@@ -456,11 +460,7 @@ def test_container_ids_from_runtime_cgroup_layouts(lab):
             want[layout] = (path, cid, directory)
         (host_name,) = names("fleethost")
         comm = {layout: names("fleet%x" % n)[0] for n, layout in enumerate(sorted(want))}
-        port = free_port()
-        run = lab.loopstall("--all", "--json", "--comm", "^fleet%04x" % (os.getpid() & 0xffff),
-                            "--prometheus", str(port))
-        run.wait_tracing()
-        url = wait_serving(run, port)
+        run, url = fleet_run(lab, "--comm", "^fleet%04x" % (os.getpid() & 0xffff))
         for layout, (_, _, directory) in sorted(want.items()):
             t = fleet(lab, comm[layout], "--count", 1, start=False)
             # Joins the cgroup before Python starts, so before it ever polls.
@@ -510,11 +510,10 @@ def test_max_processes_caps_the_fleet(lab):
     """--all --max-processes 1: the first loop is traced, the next two are not, and the limit
     is said once on stderr."""
     first_name, second_name, third_name = names("fleetcap1", "fleetcap2", "fleetcap3")
-    run = lab.loopstall("--all", "--json", "--comm", "^" + first_name[:9] + "cap",
-                        "--max-processes", 1)
-    run.wait_tracing()
+    run, url = fleet_run(lab, "--comm", "^" + first_name[:9] + "cap", "--max-processes", 1)
     first = fleet(lab, first_name, "--count", 3)
     first.wait_ready()
+    wait_traced(run, url, first)
     trigger_all(first)
     assert len(wait_stalls(run, first.pid, 1)) == 1, run.describe()
     second = fleet(lab, second_name, "--count", 3)
