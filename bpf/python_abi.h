@@ -86,6 +86,7 @@ struct python_offsets {
 	__u16 pthread_mutex_size;
 
 	/* PyThreadState */
+	__u16 tstate_prev;
 	__u16 tstate_next;
 	__u16 tstate_thread_id;		/* pthread_self() of the thread */
 	__u16 tstate_native_thread_id;	/* 3.11+: the kernel TID */

@@ -530,7 +530,11 @@ def test_python_frames_when_attached_while_threads_start(lab):
     PyThreadState at the head of the list with its creator's ids and no frame; mapping the loop
     thread to it at attach made every walk a mismatch until the next look-up (a quarter to half
     of the rounds attach while one exists). (2) The thread starts' lock and GIL waits used up
-    the walks of the iteration before its sleep (every round)."""
+    the walks of the iteration before its sleep (every round). (3) Under load (about a round in
+    20 with both CPUs busy), the thread list read at attach changed under the walk: following
+    an exited thread's freed state ended it before the main thread's, left unmapped for the 1 s
+    retry (no frames); or the tstate of a thread just started read as the loop thread's, and
+    was published before the loop thread's own (mismatches)."""
     rounds = 4
     target = lab.target("fault_threads.py", "--threads", 10 ** 7, "--batch", 10, "--pause-ms", 2,
                         "--loop-every", 3, "--ms", 300, "--count", rounds + 1,

@@ -28,7 +28,10 @@
 
 /* Bounds on how far a hostile or corrupt target can make us walk. */
 #define MAX_INTERPRETERS 64
-#define MAX_THREAD_STATES 65536
+#define MAX_THREAD_STATES 65536 /* in all interpreters */
+/* Walks of the thread lists begun before a look-up is left to the next scan: each one a thread
+ * exiting or starting under it broke. */
+#define MAX_THREAD_LIST_WALKS 8
 /* An unresolved loop thread (its tstate not created yet) is retried this often... */
 #define THREAD_RETRY_NS 1000000000ULL
 /* ... and one whose mapping the BPF side found wrong, at the next scan but not more often. */
@@ -309,19 +312,80 @@ static int python__debug_offsets(struct python_process *proc, const char **why)
 	return err;
 }
 
-/* The thread states of every interpreter, at most MAX_INTERPRETERS x MAX_THREAD_STATES. */
-#define for_each_tstate(proc, interp, tstate, interps, threads)				\
-	for ((interp) = remote__u64((proc)->pid, (proc)->runtime +				\
-				    (proc)->offsets.runtime_interpreters_head), (interps) = 0;	\
-	     (interp) && (interps) < MAX_INTERPRETERS;						\
-	     (interp) = remote__u64((proc)->pid, (interp) + (proc)->offsets.interp_next),	\
-	     (interps)++)									\
-		for ((tstate) = remote__u64((proc)->pid,					\
-					    (interp) + (proc)->offsets.interp_threads_head),	\
-		     (threads) = 0;								\
-		     (tstate) && (threads) < MAX_THREAD_STATES;					\
-		     (tstate) = remote__u64((proc)->pid, (tstate) + (proc)->offsets.tstate_next),\
-		     (threads)++)
+/* Thread states in list order: each interpreter's newest first, the oldest last. */
+struct tstate_list {
+	__u64 *tstates;
+	size_t count, cap;
+};
+
+static int tstate_list__add(struct tstate_list *list, __u64 tstate)
+{
+	size_t cap = list->cap ? list->cap * 2 : 64;
+	__u64 *grown;
+
+	if (list->count == list->cap) {
+		grown = realloc(list->tstates, cap * sizeof(*grown));
+		if (!grown)
+			return -ENOMEM;
+		list->tstates = grown;
+		list->cap = cap;
+	}
+	list->tstates[list->count++] = tstate;
+	return 0;
+}
+
+/*
+ * Append one interpreter's thread list. The process runs on while it is read: a thread that
+ * exits frees its state, whose `next` is then garbage, and a walk that followed it would end
+ * there, before the oldest states (the main thread's) as if the list ended. So a link counts
+ * only if the state it leads to links back, and the state whose `next` ends the list must
+ * still be linked after that read. -EAGAIN when a link did not hold.
+ */
+static int interp__tstates(const struct python_process *proc, __u64 interp,
+			   struct tstate_list *list)
+{
+	const struct python_offsets *off = &proc->offsets;
+	__u64 before = 0, tstate, next;
+	int err;
+
+	tstate = remote__u64(proc->pid, interp + off->interp_threads_head);
+	while (tstate && list->count < MAX_THREAD_STATES) {
+		if (remote__u64(proc->pid, tstate + off->tstate_prev) != before)
+			return -EAGAIN;
+		err = tstate_list__add(list, tstate);
+		if (err)
+			return err;
+		next = remote__u64(proc->pid, tstate + off->tstate_next);
+		if (!next && remote__u64(proc->pid, tstate + off->tstate_prev) != before)
+			return -EAGAIN;
+		before = tstate;
+		tstate = next;
+	}
+	return 0;
+}
+
+/*
+ * The thread states of every interpreter (of at most MAX_INTERPRETERS, MAX_THREAD_STATES in
+ * all), read whole: walked again when threads starting or exiting broke a walk. 0, -EAGAIN when every
+ * walk broke, -ENOMEM. The caller frees list->tstates.
+ */
+static int python__tstates(const struct python_process *proc, struct tstate_list *list)
+{
+	__u64 interp;
+	int err = -EAGAIN, walks, interps;
+
+	*list = (struct tstate_list){ 0 };
+	for (walks = 0; err == -EAGAIN && walks < MAX_THREAD_LIST_WALKS; walks++) {
+		list->count = 0;
+		err = 0;
+		interp = remote__u64(proc->pid, proc->runtime + proc->offsets.runtime_interpreters_head);
+		for (interps = 0; !err && interp && interps < MAX_INTERPRETERS; interps++) {
+			err = interp__tstates(proc, interp, list);
+			interp = remote__u64(proc->pid, interp + proc->offsets.interp_next);
+		}
+	}
+	return err;
+}
 
 static __u64 tstate__frame(const struct python_process *proc, __u64 tstate)
 {
@@ -342,15 +406,23 @@ static __u64 tstate__frame(const struct python_process *proc, __u64 tstate)
 static int python__check_live(struct python_process *proc, const char **why)
 {
 	const struct python_offsets *off = &proc->offsets;
-	__u64 interp, tstate, main = 0, frame, code, type;
-	int interps, threads, depth, codes = 0;
 	__u32 ns_pid = (__u32)task__ns_tid(proc->pid, proc->pid, NULL);
+	__u64 main = 0, frame, code, type;
+	struct tstate_list list;
+	int err, depth, codes = 0;
+	size_t i;
 	__u8 owner;
 
-	for_each_tstate(proc, interp, tstate, interps, threads)
-		if (!main && remote__u64(proc->pid, tstate + off->tstate_native_thread_id) == ns_pid)
-			main = tstate;
-	*why = "the main thread is not on its interpreter's thread list";
+	err = python__tstates(proc, &list);
+	for (i = 0; !err && !main && i < list.count; i++)
+		if (remote__u64(proc->pid, list.tstates[i] + off->tstate_native_thread_id) == ns_pid)
+			main = list.tstates[i];
+	free(list.tstates);
+	/* Thread starts and exits kept breaking the walk: no verdict on the offsets yet. */
+	if (err == -EAGAIN)
+		return -EBUSY;
+	*why = err ? "out of memory for the thread list" :
+		     "the main thread is not on its interpreter's thread list";
 	if (!main || !proc->code_type)
 		return -EINVAL;
 	*why = "the main thread's frames are not code objects";
@@ -588,13 +660,14 @@ int python__attach(struct python *python, pid_t pid)
 	syms__find_symbol(python->syms, pid, "PyCode_Type", &proc->code_type, NULL);
 	if (python_debug__size(minor)) {
 		err = python__debug_offsets(proc, &why);
-		/* Not read for lack of time (remote's budget on a loaded host, or a read of this
-		 * pid still pending): not a table that fails its checks; looked at again. */
-		if (targetfs__missed(err))
-			return process__undecided(proc, PYTHON_UNKNOWN);
 		/* A newer minor than our tables: its offsets must also lead somewhere real. */
 		if (!err && offsets->minor != minor)
 			err = python__check_live(proc, &why);
+		/* Not read for lack of time (remote's budget on a loaded host, or a read of this
+		 * pid still pending), or thread lists that never held still: not a table that
+		 * fails its checks; looked at again. */
+		if (targetfs__missed(err))
+			return process__undecided(proc, PYTHON_UNKNOWN);
 		if (err)
 			return process__unsupported(proc, "CPython %s: its _Py_DebugOffsets does not "
 						    "check out (%s)", version, why);
@@ -617,18 +690,25 @@ static void thread__publish(struct python *python, __u32 tid, __u32 ns_tid, __u6
 }
 
 /*
- * Walk the interpreters' thread lists for the PyThreadState of tid. A thread can own several:
- * one per subinterpreter it entered, and on <= 3.11 a thread being started briefly shares its
- * creator's ids. The oldest one running code (a current frame) is the one to walk.
+ * Find in the interpreters' thread lists the PyThreadState of tid (0 in *found if none). A
+ * thread can own several: one per subinterpreter it entered, and on <= 3.11 a thread being
+ * started briefly shares its creator's ids. The oldest one running code (a current frame) is
+ * the one to walk. An error (python__tstates) when the lists could not be read whole.
  */
-static __u64 python__find_tstate(const struct python_process *proc, __u32 ns_tid, __u64 tls_base)
+static int python__find_tstate(const struct python_process *proc, __u32 ns_tid, __u64 tls_base,
+			       __u64 *found)
 {
 	const struct python_offsets *off = &proc->offsets;
-	__u64 interp, tstate, id, found = 0;
+	struct tstate_list list;
 	bool found_running = false;
-	int interps, threads;
+	__u64 tstate, id;
+	size_t i;
+	int err;
 
-	for_each_tstate(proc, interp, tstate, interps, threads) {
+	*found = 0;
+	err = python__tstates(proc, &list);
+	for (i = 0; !err && i < list.count; i++) {
+		tstate = list.tstates[i];
 		/* 3.11+ records the kernel tid; older versions only pthread_self(). */
 		if (off->tstate_native_thread_id != PY_NONE16)
 			id = remote__u64(proc->pid, tstate + off->tstate_native_thread_id) == ns_tid;
@@ -636,11 +716,12 @@ static __u64 python__find_tstate(const struct python_process *proc, __u32 ns_tid
 			id = remote__u64(proc->pid, tstate + off->tstate_thread_id) == tls_base;
 		/* New tstates are pushed at the head: the last match is the oldest. */
 		if (id && (!found_running || tstate__frame(proc, tstate))) {
-			found = tstate;
+			*found = tstate;
 			found_running = tstate__frame(proc, tstate) != 0;
 		}
 	}
-	return found;
+	free(list.tstates);
+	return err;
 }
 
 static struct thread_attempt *thread__attempt(struct python_process *proc, __u32 tid)
@@ -666,43 +747,55 @@ static struct thread_attempt *thread__attempt(struct python_process *proc, __u32
  * stalls in its very first iteration after attaching already gets Python frames. Older versions
  * only know pthread_self(), which the BPF side learns per loop thread. As in
  * python__find_tstate(), the oldest match running code wins: on 3.11 the tstate of a thread
- * being started sits at the head of the list with its creator's ids and no frame yet.
+ * being started sits at the head of the list with its creator's ids and no frame yet, and it
+ * can read as running code when that thread starts between the reads of its id and its frame.
+ * So the list is taken oldest first and a thread is published once, its oldest match: the
+ * BPF side, walking meanwhile, never sees a newer one. Threads of a list that could not be
+ * read whole are left to python__sync_thread().
  */
 static void python__map_all_threads(struct python *python, struct python_process *proc)
 {
 	const struct python_offsets *off = &proc->offsets;
 	struct thread_attempt *attempt;
-	__u64 interp, tstate;
-	int interps, threads;
+	struct tstate_list list;
 	__u32 ns_tid, tid;
+	__u64 tstate;
+	size_t i;
+	int err;
 
 	if (off->tstate_native_thread_id == PY_NONE16)
 		return;
-	for_each_tstate(proc, interp, tstate, interps, threads) {
+	err = python__tstates(proc, &list);
+	for (i = err ? 0 : list.count; i-- > 0;) {
+		tstate = list.tstates[i];
 		ns_tid = (__u32)remote__u64(proc->pid, tstate + off->tstate_native_thread_id);
 		tid = ns_tid && tstate__frame(proc, tstate) ? process__host_tid(proc, ns_tid) : 0;
 		attempt = tid ? thread__attempt(proc, tid) : NULL;
-		if (attempt) {
+		if (attempt && !attempt->tstate) {
 			attempt->tstate = tstate;
 			thread__publish(python, tid, ns_tid, tstate);
 		}
 	}
+	free(list.tstates);
 }
 
 static void python__sync_thread(struct python *python, struct python_process *proc, __u32 tid,
 				const struct loop_thread *thread, __u64 retry_ns)
 {
 	struct thread_attempt *attempt = thread__attempt(proc, tid);
-	__u64 now = clock__ns(), tstate;
+	__u64 now = clock__ns(), tstate = 0;
 	__u32 ns_tid;
 
 	/* Found or not, look again now and then: the thread's running tstate can change
 	 * (a subinterpreter entered, a tstate reused after a thread start). */
 	if (!attempt || (attempt->tried_ns && now - attempt->tried_ns < retry_ns))
 		return;
-	attempt->tried_ns = now;
 	ns_tid = proc->pidns_nested ? (__u32)task__ns_tid(proc->pid, tid, NULL) : tid;
-	tstate = ns_tid ? python__find_tstate(proc, ns_tid, thread->tls_base) : 0;
+	/* Lists that thread starts and exits kept breaking are no look-up: the next scan, not
+	 * the next retry, reads them again. */
+	if (ns_tid && python__find_tstate(proc, ns_tid, thread->tls_base, &tstate))
+		return;
+	attempt->tried_ns = now;
 	/* Even when unchanged: the BPF side drops the mapping of a thread that exits, and a new
 	 * thread with the same tid may get a tstate at the same address. */
 	if (tstate)
