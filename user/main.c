@@ -38,6 +38,12 @@
 #define PROGRESS_SCAN_MIN_MS 10
 #define PROGRESS_SCAN_MAX_MS 100
 #define TRIM_INTERVAL_MS 1000
+/* Each process loopstall follows costs it blocks of 64-512 KiB (its /proc/PID/maps text among
+ * them; about a thousand a minute in a soak). glibc serves such blocks from mmap, given back at
+ * free, only until it frees the first: then it raises its threshold to that block's size, and
+ * every later one comes from the heap and stays resident until the next trim. A soak read up to
+ * 1.7 MiB of them in the second before a trim, 0.7 MiB with the threshold fixed (docs/soak.md). */
+#define MMAP_THRESHOLD_BYTES (64 * 1024)
 /* A stuck loop is reported once per threshold, but not more than once a second: a 250 ms stall
  * needs no running commentary, a hung loop needs a heartbeat. */
 #define PROGRESS_MIN_INTERVAL_MS 1000
@@ -833,6 +839,7 @@ int main(int argc, char **argv)
 	int err;
 
 	cli__parse(argc, argv, &session.config);
+	mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES);
 	/* libdw would fetch missing debuginfo over the network at the first stripped module: an
 	 * observer must not stall on (or leak its targets to) a download. */
 	unsetenv("DEBUGINFOD_URLS");
