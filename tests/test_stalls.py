@@ -198,7 +198,9 @@ def test_cpu_bound_coroutine(lab):
     assert ev["off_cpu_ms"] < 0.1 * ev["duration_ms"], brief(ev)
     on_cpu = [s for s in ev["stacks"] if s["kind"] == "on_cpu"]
     assert on_cpu, "no on_cpu stack: " + brief(ev)
-    assert all(s["samples"] > 0 for s in on_cpu), brief(ev)
+    # A stack captured when the thread was preempted before any sample has 0 samples (its ms
+    # is the CPU time up to then, docs/design.md); the sampler's own stacks must be there too.
+    assert any(s["samples"] > 0 for s in on_cpu), brief(ev)
     # A hot loop has few distinct (Python) stacks, so the listed on-CPU stacks must account for
     # most of the on-CPU time (samples x period), not a fraction of the samples.
     sampled = sum(s["ms"] for s in on_cpu)
