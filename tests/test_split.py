@@ -131,7 +131,7 @@ def test_futex_pingpong_invents_no_runqueue(lab):
     threading.Condition: thousands of futex sleeps, each woken (often from the other CPU) while
     the sleeper may still be switching out. The runqueue time is the run delay the scheduler
     counted, not more; on-CPU is the thread's CPU time."""
-    target = lab.target("stall_target.py", "--action", "pingpong", "--rounds", 3000,
+    target = lab.target("stall_target.py", "--action", "pingpong", "--ms", 300,
                         "--count", STALLS + 1)
     for ev, report in stalls_for(lab, target):
         assert ev["duration_ms"] >= 100, brief(ev)

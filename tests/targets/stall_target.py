@@ -16,7 +16,7 @@ Actions (all block the loop thread):
   burst   12 1 ms sleeps, each from a different Python stack, then time.sleep(ms) -> off-CPU,
           more distinct waits than an iteration has stack slots, the long one last
   busy    pure-Python loop for ms of CPU time -> on-CPU
-  pingpong  --rounds round trips with a thread through a threading.Condition -> short futex
+  pingpong  round trips with a thread through a threading.Condition for ms -> short futex
           sleeps, each woken (often on the other CPU) while it is still going to sleep
   recv    socket.recv() from a local TCP server that answers after ms -> off-CPU, reason net
   fsync   write --mb MB into a file under --dir, os.fsync, unlink     -> disk (reports fsync_ms)
@@ -85,27 +85,34 @@ def act_busy(args):
 def act_pingpong(args):
     # The loop thread and a helper hand a token back and forth: each side sleeps in a futex
     # (the condition's lock, the GIL) and is woken right after, often while still switching out.
+    # It runs for a time, not a number of rounds: a round's cost varies several times between
+    # hosts and loads, and the action must outlast the stall threshold.
     cond = threading.Condition()
     turn = ["loop"]
 
     def helper():
         with cond:
-            for _ in range(args.rounds):
-                while turn[0] != "helper":
-                    cond.wait()
-                turn[0] = "loop"
-                cond.notify()
+            while turn[0] != "done":
+                if turn[0] == "helper":
+                    turn[0] = "loop"
+                    cond.notify()
+                cond.wait()
 
     thread = threading.Thread(target=helper, name="pingpong")
     thread.start()
+    end = time.monotonic() + args.ms / 1000.0
+    rounds = 0
     with cond:
-        for _ in range(args.rounds):
+        while time.monotonic() < end:
             turn[0] = "helper"
             cond.notify()
             while turn[0] != "loop":
                 cond.wait()
+            rounds += 1
+        turn[0] = "done"
+        cond.notify()
     thread.join()
-    return {"rounds": args.rounds}
+    return {"rounds": rounds}
 
 
 class SlowServer:
@@ -214,7 +221,6 @@ def main():
     parser.add_argument("--action", choices=sorted(ACTIONS), default="sleep")
     parser.add_argument("--ms", type=float, default=300.0, help="how long each action blocks")
     parser.add_argument("--count", type=int, default=1, help="actions (triggers) before exiting")
-    parser.add_argument("--rounds", type=int, default=2000, help="pingpong: round trips")
     parser.add_argument("--mb", type=int, default=32, help="fsync: megabytes written per action")
     parser.add_argument("--dir", default="/var/tmp", help="fsync: where to write (a real disk)")
     parser.add_argument("--in-callback", action="store_true",
