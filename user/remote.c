@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include "clock.h"
 #include "remote.h"
+#include "util.h"
 
 /* The reader only copies: its stack holds a few frames. */
 #define READER_STACK (64U << 10)
@@ -113,32 +114,6 @@ static bool reader__runnable(const struct reader *r)
 	return state && state[1] == ' ' && state[2] == 'R';
 }
 
-/* Under lock: whether pid has a stuck reader; *free_slot a free slot or -1. */
-static bool stuck__has(pid_t pid, int *free_slot)
-{
-	int i;
-
-	*free_slot = -1;
-	for (i = 0; i < REMOTE_MAX_STUCK; i++) {
-		if (stuck[i] == pid)
-			return true;
-		if (!stuck[i] && *free_slot < 0)
-			*free_slot = i;
-	}
-	return false;
-}
-
-static void stuck__remove(pid_t pid)
-{
-	int i;
-
-	for (i = 0; i < REMOTE_MAX_STUCK; i++)
-		if (stuck[i] == pid) {
-			stuck[i] = 0;
-			return;
-		}
-}
-
 /* Under lock: once per pid (of the last MAX_WARNED), with how long the reader (tid) was blocked
  * in the read and waited for, and the kernel function it waits in, which tells a FUSE or
  * userfaultfd wait from a lock or a disk. */
@@ -202,7 +177,7 @@ static void *reader__run(void *arg)
 			continue;
 		}
 		/* Left behind: the caller gave this thread up, and the job with it. */
-		stuck__remove(work->job->pid);
+		pid_set__remove(stuck, ARRAY_SIZE(stuck), work->job->pid);
 		pthread_mutex_unlock(&lock);
 		work->job->release(work->job);
 		free(work);
@@ -324,7 +299,7 @@ static int handoff__wait(struct handoff *work, struct reader *r)
 	 * times out once while its read is pending, REMOTE_MAX_STUCK at most. */
 	work->abandoned = true;
 	reader = NULL;
-	if (!stuck__has(work->job->pid, &slot) && slot >= 0)
+	if (!pid_set__has(stuck, ARRAY_SIZE(stuck), work->job->pid, &slot) && slot >= 0)
 		stuck[slot] = work->job->pid;
 	stuck__warn(work->job->pid, r->tid, blocked, clock__ns() - now);
 	return -ETIMEDOUT;
@@ -343,7 +318,8 @@ int remote__run(struct remote_job *job)
 	pthread_mutex_lock(&submit_lock);
 	pthread_mutex_lock(&lock);
 	/* No free slot: a read that hangs now could not be left behind. */
-	if (stuck__has(job->pid, &slot) || slot < 0 || !window__left(clock__ns()))
+	if (pid_set__has(stuck, ARRAY_SIZE(stuck), job->pid, &slot) || slot < 0 ||
+	    !window__left(clock__ns()))
 		err = -EBUSY;
 	else if (!(r = reader__get()))
 		err = -EAGAIN;

@@ -21,6 +21,7 @@
 #include <sys/syscall.h>
 #include "clock.h"
 #include "targetfs.h"
+#include "util.h"
 
 /* More groups than this and the rest are left out: fewer groups can only grant less. */
 #define MAX_GROUPS 64
@@ -116,31 +117,6 @@ static __u64 request__spent(const struct request *req)
 	struct sched_time now = sched_time__now(req->schedstat_fd);
 
 	return sched_time__spent(&req->began, &now);
-}
-
-static bool stuck__has(pid_t pid, int *free_slot)
-{
-	int i;
-
-	*free_slot = -1;
-	for (i = 0; i < TARGETFS_MAX_STUCK; i++) {
-		if (stuck[i] == pid)
-			return true;
-		if (!stuck[i] && *free_slot < 0)
-			*free_slot = i;
-	}
-	return false;
-}
-
-static void stuck__remove(pid_t pid)
-{
-	int i;
-
-	for (i = 0; i < TARGETFS_MAX_STUCK; i++)
-		if (stuck[i] == pid) {
-			stuck[i] = 0;
-			return;
-		}
 }
 
 /* Filesystems whose "regular files" are interfaces: reading one can act, or expose another
@@ -549,7 +525,7 @@ static void *worker__run(void *arg)
 			pthread_cond_signal(&req->done_cond);
 			continue;
 		}
-		stuck__remove(req->pid);
+		pid_set__remove(stuck, ARRAY_SIZE(stuck), req->pid);
 		pthread_mutex_unlock(&lock);
 		if (result >= 0 && req->kind != REQUEST_LINE)
 			close(result);
@@ -727,7 +703,7 @@ static int request__run(struct request *req, struct stat *st, char *text, size_t
 
 	pthread_mutex_lock(&lock);
 	left = window__left(now);
-	if (!left || stuck__has(req->pid, &slot) || slot < 0) {
+	if (!left || pid_set__has(stuck, ARRAY_SIZE(stuck), req->pid, &slot) || slot < 0) {
 		pthread_mutex_unlock(&lock);
 		request__free(req);
 		return -EBUSY;
@@ -746,7 +722,7 @@ static int request__run(struct request *req, struct stat *st, char *text, size_t
 		/* Left to the worker, which exits after it; the next request starts another. */
 		req->abandoned = true;
 		worker = NULL;
-		if (!stuck__has(req->pid, &slot) && slot >= 0)
+		if (!pid_set__has(stuck, ARRAY_SIZE(stuck), req->pid, &slot) && slot >= 0)
 			stuck[slot] = req->pid;
 		pthread_mutex_unlock(&lock);
 		return -ETIMEDOUT;

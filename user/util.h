@@ -2,6 +2,37 @@
 #ifndef UTIL_H
 #define UTIL_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
 #define ARRAY_SIZE(array) (sizeof(array) / sizeof((array)[0]))
+
+/* A handful of pids in a fixed array, 0 marking a free slot (the targets whose reads were left
+ * behind, in remote.c and targetfs.c): whether pid is in it; *free_slot a free slot or -1. */
+static inline bool pid_set__has(const pid_t *set, size_t len, pid_t pid, int *free_slot)
+{
+	size_t i;
+
+	*free_slot = -1;
+	for (i = 0; i < len; i++) {
+		if (set[i] == pid)
+			return true;
+		if (!set[i] && *free_slot < 0)
+			*free_slot = (int)i;
+	}
+	return false;
+}
+
+static inline void pid_set__remove(pid_t *set, size_t len, pid_t pid)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (set[i] == pid) {
+			set[i] = 0;
+			return;
+		}
+}
 
 #endif
