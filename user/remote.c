@@ -46,7 +46,8 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 /* One job at a time: the reader runs one. */
 static pthread_mutex_t submit_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct reader *reader; /* the one jobs go to; NULL: start one */
-static pid_t stuck[REMOTE_MAX_STUCK]; /* pids whose reader was left behind (0: a free slot) */
+/* Under lock: pids whose reader was left behind (0: a free slot). */
+static pid_t stuck[REMOTE_MAX_STUCK];
 static pid_t warned[MAX_WARNED];
 static unsigned int warned_next;
 /* Spent this second by slow reads (see REMOTE_SLOW_MS and struct handoff's spent_ns). */
@@ -265,7 +266,7 @@ static int handoff__wait(struct handoff *work, struct reader *r)
 {
 	__u64 now = clock__ns(), left = window__left(now), blocked = 0, at;
 	struct timespec deadline;
-	int slot, err = 0;
+	int err = 0;
 
 	if (left > REMOTE_TIMEOUT_MS * NS_PER_MS)
 		left = REMOTE_TIMEOUT_MS * NS_PER_MS;
@@ -299,8 +300,7 @@ static int handoff__wait(struct handoff *work, struct reader *r)
 	 * times out once while its read is pending, REMOTE_MAX_STUCK at most. */
 	work->abandoned = true;
 	reader = NULL;
-	if (!pid_set__has(stuck, ARRAY_SIZE(stuck), work->job->pid, &slot) && slot >= 0)
-		stuck[slot] = work->job->pid;
+	pid_set__add(stuck, ARRAY_SIZE(stuck), work->job->pid);
 	stuck__warn(work->job->pid, r->tid, blocked, clock__ns() - now);
 	return -ETIMEDOUT;
 }

@@ -79,7 +79,7 @@ struct request {
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 /* One request at a time: the worker runs one. */
 static pthread_mutex_t submit_lock = PTHREAD_MUTEX_INITIALIZER;
-/* Pids whose worker is still blocked after the caller gave up (0: a free slot). */
+/* Under lock: pids whose worker is still blocked after the caller gave up (0: a free slot). */
 static pid_t stuck[TARGETFS_MAX_STUCK];
 /* Spent in one second (see struct sched_time): a target whose files answer slowly delays the
  * stream this much. */
@@ -722,8 +722,7 @@ static int request__run(struct request *req, struct stat *st, char *text, size_t
 		/* Left to the worker, which exits after it; the next request starts another. */
 		req->abandoned = true;
 		worker = NULL;
-		if (!pid_set__has(stuck, ARRAY_SIZE(stuck), req->pid, &slot) && slot >= 0)
-			stuck[slot] = req->pid;
+		pid_set__add(stuck, ARRAY_SIZE(stuck), req->pid);
 		pthread_mutex_unlock(&lock);
 		return -ETIMEDOUT;
 	}

@@ -24,6 +24,15 @@ static inline bool pid_set__has(const pid_t *set, size_t len, pid_t pid, int *fr
 	return false;
 }
 
+/* pid into a free slot unless it is there; a full set leaves it out. */
+static inline void pid_set__add(pid_t *set, size_t len, pid_t pid)
+{
+	int slot;
+
+	if (!pid_set__has(set, len, pid, &slot) && slot >= 0)
+		set[slot] = pid;
+}
+
 static inline void pid_set__remove(pid_t *set, size_t len, pid_t pid)
 {
 	size_t i;
