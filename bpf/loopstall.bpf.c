@@ -52,8 +52,7 @@ struct {
  * walk (dearest where every kernel entry starts with a cold TLB). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, (4 << 20) / 64); /* PID_MAX_LIMIT on 64-bit: 512 KiB, whatever
-					       * kernel.pid_max becomes while loopstall runs */
+	__uint(max_entries, PID_WORDS); /* 512 KiB */
 	__type(key, __u32);
 	__type(value, __u64);
 } loop_tids SEC(".maps");
@@ -118,14 +117,33 @@ __u64 process_table_full = 0;
  * one was not seen (iteration__infer()). */
 __u64 wakeups_missed = 0;
 
+/*
+ * A bit per pid, set before the pid gets a traced_pids entry (here when a process is announced,
+ * by userspace when it decides on one) and never cleared: a clear bit proves the pid has none,
+ * so a poll of a process loopstall does not trace costs one load, not a hash miss (~50 ns of
+ * the entry program's run time, bpf_stats). A pid reused after its entry went costs that lookup.
+ * Global data, not a map: userspace sets bits with atomic ops on the same memory (mmap).
+ */
+__u64 pid_known_bits[PID_WORDS] = {};
+
 #include "python.bpf.h"
 #include "v8.bpf.h"
+
+/* Pids are below PID_SPACE; the mask is for the verifier (a larger one would only alias, and a
+ * set bit only costs a lookup). */
+#define PID_WORD(pid) (((pid) / 64) & (PID_WORDS - 1))
+
+static __always_inline bool pid__maybe_known(__u32 pid)
+{
+	return (pid_known_bits[PID_WORD(pid)] >> (pid % 64)) & 1;
+}
 
 static void process__announce(__u32 pid, __u32 parent_pid)
 {
 	__u8 pending = TRACE_PENDING;
 	struct process_record *record;
 
+	__sync_fetch_and_or(&pid_known_bits[PID_WORD(pid)], 1ULL << (pid % 64));
 	/* Announce each process once: the insert fails for one already seen. */
 	if (bpf_map_update_elem(&traced_pids, &pid, &pending, BPF_NOEXIST)) {
 		if (!bpf_map_lookup_elem(&traced_pids, &pid))
@@ -175,7 +193,7 @@ static __always_inline void loop_tid__set(__u32 tid, bool on)
 
 static __always_inline bool is_traced(__u32 pid)
 {
-	__u8 *decision = bpf_map_lookup_elem(&traced_pids, &pid);
+	__u8 *decision = pid__maybe_known(pid) ? bpf_map_lookup_elem(&traced_pids, &pid) : NULL;
 
 	if (decision)
 		return *decision == TRACE_YES;

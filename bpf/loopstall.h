@@ -19,6 +19,11 @@
 #define HIST_MAX_LOG2 40 /* 2^40 ns ~ 18 min: longer iterations land in the last bucket */
 #define HIST_BUCKETS (HIST_MAX_LOG2 * HIST_SUB_BUCKETS)
 
+/* PID_MAX_LIMIT on 64-bit: the bitmaps indexed by pid or tid cover every id, whatever
+ * kernel.pid_max becomes while loopstall runs. */
+#define PID_SPACE (4 << 20)
+#define PID_WORDS (PID_SPACE / 64)
+
 /* Every ring-buffer record starts with its type, so a new kind never breaks the reader. */
 enum record_type {
 	RECORD_STALL = 1,

@@ -60,14 +60,15 @@ static int cgroup__resolve(const char *arg, char *path, size_t size)
 	return 0;
 }
 
-int fleet__init(struct fleet *fleet, const struct config *config, int traced_pids_fd, int stats_fd,
-		int threads_fd)
+int fleet__init(struct fleet *fleet, const struct config *config, int traced_pids_fd,
+		__u64 *pid_known_bits, int stats_fd, int threads_fd)
 {
 	int err;
 
 	memset(fleet, 0, sizeof(*fleet));
 	pthread_mutex_init(&fleet->lock, NULL);
 	fleet->traced_pids_fd = traced_pids_fd;
+	fleet->pid_known_bits = pid_known_bits;
 	fleet->stats_fd = stats_fd;
 	fleet->threads_fd = threads_fd;
 	fleet->per_thread = config->per_thread;
@@ -179,6 +180,11 @@ static int fleet__decision(struct fleet *fleet, pid_t pid, __u8 decision)
 {
 	__u32 key = pid;
 
+	/* Before the entry: the BPF side looks a pid up only when its bit is set. Atomic, as the
+	 * BPF side sets bits of the same words. */
+	if (key / 64 < PID_WORDS)
+		__atomic_fetch_or(&fleet->pid_known_bits[key / 64], 1ULL << (key % 64),
+				  __ATOMIC_SEQ_CST);
 	return bpf_map_update_elem(fleet->traced_pids_fd, &key, &decision, BPF_ANY) ? -errno : 0;
 }
 

@@ -42,6 +42,7 @@ struct fleet {
 	bool has_cgroup_filter;
 	char cgroup_filter[CGROUP_PATH_LEN]; /* as /proc/PID/cgroup shows it */
 	int traced_pids_fd;
+	__u64 *pid_known_bits; /* the BPF side's (mmap): set before a pid's traced_pids entry */
 	int stats_fd;
 	int threads_fd; /* loop_threads: live threads keep their own iteration counts */
 	bool per_thread;
@@ -58,8 +59,8 @@ struct stats_shown {
 };
 
 /* Set up the filters; prints one line and returns < 0 on a bad cgroup. */
-int fleet__init(struct fleet *fleet, const struct config *config, int traced_pids_fd, int stats_fd,
-		int threads_fd);
+int fleet__init(struct fleet *fleet, const struct config *config, int traced_pids_fd,
+		__u64 *pid_known_bits, int stats_fd, int threads_fd);
 void fleet__free(struct fleet *fleet);
 /* Trace pid unconditionally (-p, launch). */
 int fleet__add(struct fleet *fleet, pid_t pid);
