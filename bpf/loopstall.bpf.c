@@ -1279,7 +1279,7 @@ static void process__exited(struct task_struct *task)
 	__u32 pid = task->tgid;
 	__u8 *decision;
 
-	decision = bpf_map_lookup_elem(&traced_pids, &pid);
+	decision = pid__maybe_known(pid) ? bpf_map_lookup_elem(&traced_pids, &pid) : NULL;
 	/* do_exit() drops signal->live before this tracepoint on every kernel: zero means the
 	 * whole thread group is gone. */
 	if (!decision || BPF_CORE_READ(task, signal, live.counter) != 0)
@@ -1308,7 +1308,7 @@ int BPF_PROG(sched_process_fork, struct task_struct *parent, struct task_struct 
 	__u32 parent_pid = parent->tgid;
 	__u8 *decision;
 
-	if (!follow_forks || child->pid != child->tgid)
+	if (!follow_forks || child->pid != child->tgid || !pid__maybe_known(parent_pid))
 		return 0;
 	decision = bpf_map_lookup_elem(&traced_pids, &parent_pid);
 	if (decision && *decision == TRACE_YES)
@@ -1323,7 +1323,7 @@ int BPF_PROG(sched_process_exec, struct task_struct *task, pid_t old_pid)
 	__u8 *decision;
 
 	thread__forget(task->pid);
-	decision = bpf_map_lookup_elem(&traced_pids, &pid);
+	decision = pid__maybe_known(pid) ? bpf_map_lookup_elem(&traced_pids, &pid) : NULL;
 	if (decision && *decision == TRACE_YES)
 		process__report(RECORD_PROCESS_EXEC, pid);
 	return 0;
