@@ -32,4 +32,18 @@ int exit_empty(void *ctx)
 	return 0;
 }
 
+/* What the scheduler events cost every task once any program is on them (loopstall's look a
+ * task up in a bitmap and return, for all but loop threads). */
+SEC("tp_btf/sched_switch")
+int sched_switch_empty(void *ctx)
+{
+	return 0;
+}
+
+SEC("tp_btf/sched_waking")
+int sched_waking_empty(void *ctx)
+{
+	return 0;
+}
+
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

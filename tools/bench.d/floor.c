@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * floor OBJECT PID empty|clock|enter-clock: attach floor.bpf.c's programs (empty: the empty
- * entry and exit ones; clock: the clock-reading entry one and the empty exit one; enter-clock:
- * the clock-reading entry one alone), print "attached", stay attached until SIGINT or SIGTERM.
+ * floor OBJECT PID MODE: attach floor.bpf.c's programs of MODE (see modes below), print
+ * "attached", stay attached until SIGINT or SIGTERM.
  */
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +12,28 @@
 #include <bpf/libbpf.h>
 
 static volatile sig_atomic_t stop;
+
+/* Each mode and the programs it attaches. */
+static const struct {
+	const char *mode;
+	const char *progs[3];
+} modes[] = {
+	{ "empty", { "enter_empty", "exit_empty" } },          /* both poll programs, empty */
+	{ "clock", { "enter_clock", "exit_empty" } },          /* the entry one reads the clock */
+	{ "enter-clock", { "enter_clock" } },                  /* one program, one clock read */
+	/* ... and empty scheduler programs, as loopstall has for every task's switches */
+	{ "enter-clock-sched", { "enter_clock", "sched_switch_empty", "sched_waking_empty" } },
+};
+
+static bool mode__has(int mode, const char *prog)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(modes[mode].progs) / sizeof(modes[mode].progs[0]); i++)
+		if (modes[mode].progs[i] && !strcmp(modes[mode].progs[i], prog))
+			return true;
+	return false;
+}
 
 static void on_signal(int sig)
 {
@@ -23,25 +45,25 @@ int main(int argc, char **argv)
 	struct bpf_object *obj;
 	struct bpf_program *prog;
 	struct bpf_map *rodata;
-	const char *entry, *exit_prog;
+	int mode = -1;
+	size_t i;
 	__u32 pid;
 
-	if (argc != 4 || (strcmp(argv[3], "empty") && strcmp(argv[3], "clock") &&
-			  strcmp(argv[3], "enter-clock"))) {
-		fprintf(stderr, "usage: floor OBJECT PID empty|clock|enter-clock\n");
+	for (i = 0; argc == 4 && i < sizeof(modes) / sizeof(modes[0]); i++)
+		if (!strcmp(argv[3], modes[i].mode))
+			mode = i;
+	if (mode < 0) {
+		fprintf(stderr, "usage: floor OBJECT PID empty|clock|enter-clock|enter-clock-sched\n");
 		return 2;
 	}
 	pid = strtoul(argv[2], NULL, 10);
-	entry = strcmp(argv[3], "empty") ? "enter_clock" : "enter_empty";
-	exit_prog = strcmp(argv[3], "enter-clock") ? "exit_empty" : "";
 	obj = bpf_object__open_file(argv[1], NULL);
 	if (!obj) {
 		fprintf(stderr, "floor: cannot open %s\n", argv[1]);
 		return 1;
 	}
 	bpf_object__for_each_program(prog, obj)
-		bpf_program__set_autoload(prog, !strcmp(bpf_program__name(prog), entry) ||
-						!strcmp(bpf_program__name(prog), exit_prog));
+		bpf_program__set_autoload(prog, mode__has(mode, bpf_program__name(prog)));
 	rodata = bpf_object__find_map_by_name(obj, ".rodata");
 	if (!rodata || bpf_map__set_initial_value(rodata, &pid, sizeof(pid)) ||
 	    bpf_object__load(obj)) {
