@@ -47,16 +47,6 @@ struct {
 	__type(value, struct loop_thread);
 } loop_threads SEC(".maps");
 
-/* One bit per tid, set while the tid has a loop_threads entry: the scheduler programs run for
- * every task on the host, and an array word is one load where a hash miss is a hashed bucket
- * walk (dearest where every kernel entry starts with a cold TLB). */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, PID_WORDS); /* 512 KiB */
-	__type(key, __u32);
-	__type(value, __u64);
-} loop_tids SEC(".maps");
-
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1024); /* resized by userspace */
@@ -118,24 +108,42 @@ __u64 process_table_full = 0;
 __u64 wakeups_missed = 0;
 
 /*
- * A bit per pid, set before the pid gets a traced_pids entry (here when a process is announced,
- * by userspace when it decides on one) and never cleared: a clear bit proves the pid has none,
- * so a poll of a process loopstall does not trace costs one load, not a hash miss (~50 ns of
- * the entry program's run time, bpf_stats). A pid reused after its entry went costs that lookup.
- * Global data, not a map: userspace sets bits with atomic ops on the same memory (mmap).
+ * Bitmaps in front of hash maps: the programs run for every task on the host, and a word of
+ * global data is one load where a hash miss is a hashed bucket walk (dearest where every
+ * kernel entry starts with a cold TLB). 512 KiB each (PID_WORDS).
+ *
+ * loop_tids: a bit per tid, set while the tid has a loop_threads entry.
+ * pid_known_bits: a bit per pid, set before the pid gets a traced_pids entry (here when a
+ * process is announced, by userspace when it decides on one, through libbpf's mmap of .bss)
+ * and never cleared: a clear bit proves the pid has none, so a poll of a process loopstall does
+ * not trace costs no hash miss (~50 ns of the entry program's run time, bpf_stats). A pid
+ * reused after its entry went costs that lookup.
  */
+__u64 loop_tids[PID_WORDS] = {};
 __u64 pid_known_bits[PID_WORDS] = {};
 
 #include "python.bpf.h"
 #include "v8.bpf.h"
 
-/* Pids are below PID_SPACE; the mask is for the verifier (a larger one would only alias, and a
- * set bit only costs a lookup). */
-#define PID_WORD(pid) (((pid) / 64) & (PID_WORDS - 1))
+static __always_inline bool id_bits__test(const __u64 *bits, __u32 id)
+{
+	return bits[ID_WORD(id)] & ID_BIT(id);
+}
+
+/* Atomic: other CPUs and userspace set bits of the same words. */
+static __always_inline void id_bits__set(__u64 *bits, __u32 id)
+{
+	__sync_fetch_and_or(&bits[ID_WORD(id)], ID_BIT(id));
+}
+
+static __always_inline void id_bits__clear(__u64 *bits, __u32 id)
+{
+	__sync_fetch_and_and(&bits[ID_WORD(id)], ~ID_BIT(id));
+}
 
 static __always_inline bool pid__maybe_known(__u32 pid)
 {
-	return (pid_known_bits[PID_WORD(pid)] >> (pid % 64)) & 1;
+	return id_bits__test(pid_known_bits, pid);
 }
 
 static void process__announce(__u32 pid, __u32 parent_pid)
@@ -143,7 +151,7 @@ static void process__announce(__u32 pid, __u32 parent_pid)
 	__u8 pending = TRACE_PENDING;
 	struct process_record *record;
 
-	__sync_fetch_and_or(&pid_known_bits[PID_WORD(pid)], 1ULL << (pid % 64));
+	id_bits__set(pid_known_bits, pid);
 	/* Announce each process once: the insert fails for one already seen. */
 	if (bpf_map_update_elem(&traced_pids, &pid, &pending, BPF_NOEXIST)) {
 		if (!bpf_map_lookup_elem(&traced_pids, &pid))
@@ -164,31 +172,10 @@ static void process__announce(__u32 pid, __u32 parent_pid)
 	bpf_ringbuf_submit(record, 0);
 }
 
-static __always_inline bool loop_tid__test(__u32 tid)
-{
-	__u32 word = tid / 64;
-	__u64 *bits = bpf_map_lookup_elem(&loop_tids, &word);
-
-	return bits && (*bits >> (tid % 64)) & 1;
-}
-
 /* The loop thread tid, or NULL: known loop threads only, as cheaply as a miss can be. */
 static __always_inline struct loop_thread *loop_thread__get(__u32 tid)
 {
-	return loop_tid__test(tid) ? bpf_map_lookup_elem(&loop_threads, &tid) : NULL;
-}
-
-static __always_inline void loop_tid__set(__u32 tid, bool on)
-{
-	__u32 word = tid / 64;
-	__u64 *bits = bpf_map_lookup_elem(&loop_tids, &word);
-
-	if (!bits)
-		return;
-	if (on)
-		__sync_fetch_and_or(bits, 1ULL << (tid % 64));
-	else
-		__sync_fetch_and_and(bits, ~(1ULL << (tid % 64)));
+	return id_bits__test(loop_tids, tid) ? bpf_map_lookup_elem(&loop_threads, &tid) : NULL;
 }
 
 static __always_inline bool is_traced(__u32 pid)
@@ -218,7 +205,7 @@ static struct loop_thread *thread__create(__u32 tid, __u32 pid, __u32 loop_fd)
 	thread = bpf_map_lookup_elem(&loop_threads, &tid);
 	if (!thread)
 		return NULL;
-	loop_tid__set(tid, true);
+	id_bits__set(loop_tids, tid);
 	thread->pid = pid;
 	thread->tls_base = TASK_TLS_BASE(bpf_get_current_task_btf());
 	thread->loop_fd = loop_fd;
@@ -1252,7 +1239,7 @@ static __always_inline void thread__forget(__u32 tid)
 	if (thread && thread->iterations)
 		stats__fold(stats__get(thread->pid, 0),
 			    per_thread_stats ? stats__get(thread->pid, tid) : NULL, thread);
-	loop_tid__set(tid, false);
+	id_bits__clear(loop_tids, tid);
 	bpf_map_delete_elem(&loop_threads, &tid);
 	bpf_map_delete_elem(&python_threads, &tid);
 }

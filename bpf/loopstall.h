@@ -23,6 +23,10 @@
  * kernel.pid_max becomes while loopstall runs. */
 #define PID_SPACE (4 << 20)
 #define PID_WORDS (PID_SPACE / 64)
+/* The word and bit of an id in such a bitmap. Ids are below PID_SPACE; the mask is for the BPF
+ * verifier (a larger id would only alias, and each bitmap's set bit only costs a lookup). */
+#define ID_WORD(id) (((id) / 64) & (PID_WORDS - 1))
+#define ID_BIT(id) (1ULL << ((id) % 64))
 
 /* Every ring-buffer record starts with its type, so a new kind never breaks the reader. */
 enum record_type {

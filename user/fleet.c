@@ -182,9 +182,7 @@ static int fleet__decision(struct fleet *fleet, pid_t pid, __u8 decision)
 
 	/* Before the entry: the BPF side looks a pid up only when its bit is set. Atomic, as the
 	 * BPF side sets bits of the same words. */
-	if (key / 64 < PID_WORDS)
-		__atomic_fetch_or(&fleet->pid_known_bits[key / 64], 1ULL << (key % 64),
-				  __ATOMIC_SEQ_CST);
+	__atomic_fetch_or(&fleet->pid_known_bits[ID_WORD(key)], ID_BIT(key), __ATOMIC_SEQ_CST);
 	return bpf_map_update_elem(fleet->traced_pids_fd, &key, &decision, BPF_ANY) ? -errno : 0;
 }
 

@@ -648,7 +648,8 @@ static int session__attach(struct session *session)
 	int err;
 
 	err = fleet__init(&session->fleet, config, bpf_map__fd(session->skel->maps.traced_pids),
-			  session->skel->bss->pid_known_bits, bpf_map__fd(session->skel->maps.process_stats),
+			  session->skel->bss->pid_known_bits,
+			  bpf_map__fd(session->skel->maps.process_stats),
 			  bpf_map__fd(session->skel->maps.loop_threads));
 	session->fleet_ready = true;
 	if (!err)
