@@ -36,7 +36,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	why[0] = '\0';
 	if (v8meta__check(&meta, why, sizeof(why)) == 0) {
-		if (!meta.layout || meta.pointer_size != 8 || meta.fp_function != -16)
+		if (!meta.layout || meta.pointer_size != 8 || meta.fp_function != -16 ||
+		    meta.type_js_function < 0 || meta.type_js_function > UINT16_MAX)
 			__builtin_trap();
 	} else if (!why[0]) {
 		__builtin_trap(); /* a refusal always says why */

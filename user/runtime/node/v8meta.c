@@ -190,7 +190,13 @@ static const char *layouts__list(void)
 
 int v8meta__check(struct v8_meta *meta, char *why, size_t size)
 {
+	const int *types[] = {
+		&meta->type_js_function, &meta->type_shared, &meta->type_scope_info,
+		&meta->type_uncompiled_first, &meta->type_uncompiled_last, &meta->type_script,
+		&meta->type_fixed_array, &meta->first_nonstring_type,
+	};
 	const char *missing = meta__missing(meta);
+	size_t i;
 
 	if (missing) {
 		snprintf(why, size, "its V8 metadata lacks v8dbg_%s", missing);
@@ -205,6 +211,15 @@ int v8meta__check(struct v8_meta *meta, char *why, size_t size)
 		snprintf(why, size, "V8 %d.%d is not supported (%s are)", meta->major, meta->minor,
 			 layouts__list());
 		return -ENOTSUP;
+	}
+	/* Map::instance_type is 16 bits: the walker's tables store types so, and arithmetic on
+	 * them (the last JSFunction type, the UncompiledData span) cannot overflow. */
+	for (i = 0; i < ARRAY_SIZE(types); i++) {
+		if (*types[i] < 0 || *types[i] > UINT16_MAX) {
+			snprintf(why, size, "its V8 metadata has an instance type out of range (%d)",
+				 *types[i]);
+			return -ENOTSUP;
+		}
 	}
 	if (meta->type_uncompiled_last - meta->type_uncompiled_first != 3) {
 		snprintf(why, size, "its V8 metadata has unexpected UncompiledData types");
