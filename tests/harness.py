@@ -389,6 +389,11 @@ def check_stall_shape(ev):
             parts, ev["duration_ms"]))
     ms = [s["ms"] for s in ev["stacks"]]
     assert ms == sorted(ms, reverse=True), "stacks not sorted by ms descending: %s" % ms
+    on_cpu_stacks = sum(s["ms"] for s in ev["stacks"] if s["kind"] == "on_cpu")
+    # Each ms is rounded to 3 decimals.
+    assert on_cpu_stacks <= ev["on_cpu_ms"] + 0.001 * len(ev["stacks"]), (
+        "on-CPU stacks claim %.3f ms of a stall's %.3f ms on a CPU" % (
+            on_cpu_stacks, ev["on_cpu_ms"]))
     for s in ev["stacks"]:
         assert s["kind"] in ("off_cpu", "on_cpu"), s
         assert isinstance(s.get("kernel"), list) and isinstance(s.get("user"), list), s

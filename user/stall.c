@@ -185,6 +185,25 @@ static void stacks__merge_on_cpu(struct stall_report *report)
 	report->nr_stacks = nr;
 }
 
+/* A sample stands for a whole sampling period of CPU time, part of which may have run before
+ * the stall began (a stall with 0.3 ms on a CPU can meet one 10 ms sample): the on-CPU stacks
+ * share out the stall's measured on-CPU time and never claim more. */
+static void stacks__fit_on_cpu(struct stall_report *report)
+{
+	__u64 sampled = 0;
+	int i;
+
+	for (i = 0; i < report->nr_stacks; i++)
+		if (report->stacks[i].kind == STACK_ON_CPU)
+			sampled += report->stacks[i].ns;
+	if (sampled <= report->on_cpu_ns)
+		return;
+	for (i = 0; i < report->nr_stacks; i++)
+		if (report->stacks[i].kind == STACK_ON_CPU)
+			report->stacks[i].ns = (__u64)((unsigned __int128)report->stacks[i].ns *
+						       report->on_cpu_ns / sampled);
+}
+
 static struct hint_frame frame__hint_view(const struct lang_frame *frame)
 {
 	return (struct hint_frame){
@@ -327,6 +346,7 @@ static void stacks__resolve(const struct stall_resolver *resolver, __u32 pid,
 		report->nr_stacks++;
 	}
 	stacks__merge_on_cpu(report);
+	stacks__fit_on_cpu(report);
 	qsort(report->stacks, report->nr_stacks, sizeof(report->stacks[0]), stack__cmp_heaviest);
 	report->task_coroutine = stall__task(report);
 	report->app_coroutine = stall__app_coroutine(report);
