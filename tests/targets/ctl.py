@@ -49,6 +49,19 @@ class Ctl:
         except FileNotFoundError:
             return False
 
+    async def next_go(self, sleep=None):
+        """Until the test asks for an action, polling with the loop's own timer (sleep: the
+        loop's coroutine sleep, asyncio's by default). It always sleeps first: the test may ask
+        again the moment a report is written, and an action taken in the same loop iteration
+        as the one before would make one stall of two."""
+        if sleep is None:
+            import asyncio
+            sleep = asyncio.sleep
+        while True:
+            await sleep(POLL_S)
+            if self.take_go():
+                return
+
     def report(self, **info):
         with open(self.report_path, "a") as f:
             f.write(json.dumps(info) + "\n")
@@ -89,8 +102,7 @@ async def serve(ctl, count, act, linger_s=0.3):
     last stalled iteration ends at the loop's poll call, as in a real program."""
     import asyncio
     for n in range(1, count + 1):
-        while not ctl.take_go():
-            await asyncio.sleep(POLL_S)
+        await ctl.next_go()
         report = act(n)
         if asyncio.iscoroutine(report):
             report = await report

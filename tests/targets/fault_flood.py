@@ -22,7 +22,7 @@ import os
 import threading
 import time
 
-from ctl import POLL_S, Ctl, add_ctl_argument
+from ctl import Ctl, add_ctl_argument
 
 
 def busy_wait(us):
@@ -72,8 +72,7 @@ def main():
     async def run():
         ctl.ready(loop="asyncio", loop_tids=[threading.get_native_id()])
         for n in range(1, args.count + 1):
-            while not ctl.take_go():
-                await asyncio.sleep(POLL_S)
+            await ctl.next_go()
             await flood(n)
         await asyncio.sleep(0.3)
 

@@ -27,7 +27,7 @@ import sys
 import threading
 import time
 
-from ctl import POLL_S, Ctl, add_ctl_argument, timed
+from ctl import Ctl, add_ctl_argument, timed
 
 
 def blocking_sleep(ms):
@@ -67,8 +67,7 @@ def main():
         tick()
         ctl.ready(loop="asyncio", loop_tids=[threading.get_native_id()], comm=args.comm)
         for n, action in enumerate(actions, 1):
-            while not ctl.take_go():
-                await asyncio.sleep(POLL_S)
+            await ctl.next_go()
             if action == "count":
                 ctl.report(n=n, action=action, ticks=ticks, end=time.monotonic())
             elif action == "sleep":

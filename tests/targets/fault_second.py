@@ -13,7 +13,7 @@ import asyncio
 import threading
 import time
 
-from ctl import POLL_S, Ctl, add_ctl_argument, timed
+from ctl import Ctl, add_ctl_argument, timed
 
 
 def second_program_sleep(ms):
@@ -25,8 +25,7 @@ async def second_program_main(args, ctl):
         comm = f.read().rstrip("\n")
     ctl.ready(loop="asyncio", loop_tids=[threading.get_native_id()], comm=comm)
     for n in range(1, args.count + 1):
-        while not ctl.take_go():
-            await asyncio.sleep(POLL_S)
+        await ctl.next_go()
         ctl.report(**timed(n, "sleep", lambda: second_program_sleep(args.ms)))
     await asyncio.sleep(args.linger_ms / 1000.0)
 

@@ -128,12 +128,10 @@ def main():
     async def body():
         ctl.ready(loop="asyncio", loop_tids=[threading.get_native_id()], comm=args.comm)
         if args.spawn:
-            while not ctl.take_go():
-                await asyncio.sleep(POLL_S)
+            await ctl.next_go()
             ctl.report(**timed(0, "spawn", spawn))
         for n in range(1, args.count + 1):
-            while not ctl.take_go():
-                await asyncio.sleep(POLL_S)
+            await ctl.next_go()
             if args.mode == "mix":
                 ctl.report(**(await mix(n)))
             else:

@@ -20,7 +20,7 @@ import asyncio
 import threading
 import time
 
-from ctl import POLL_S, Ctl, add_ctl_argument
+from ctl import Ctl, add_ctl_argument
 
 
 def helper(action, seconds):
@@ -39,8 +39,7 @@ async def handler(actions, seconds):
 async def serve(args, ctl):
     ctl.ready(loop="asyncio", loop_tids=[threading.get_native_id()])
     for n in range(1, args.count + 1):
-        while not ctl.take_go():
-            await asyncio.sleep(POLL_S)
+        await ctl.next_go()
         wall, start = time.time(), time.monotonic()
         actions, seconds = args.action.split("+"), args.ms / 1000.0
         if args.in_task:

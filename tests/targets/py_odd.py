@@ -36,7 +36,7 @@ import threading
 import time
 import types
 
-from ctl import POLL_S, Ctl, add_ctl_argument
+from ctl import Ctl, add_ctl_argument
 
 
 def блок_睡眠(sleep, seconds):
@@ -116,8 +116,7 @@ async def serve(args, ctl):
     actions = Actions()
     ctl.ready(loop="asyncio", loop_tids=[threading.get_native_id()])
     for n, action in enumerate(args.actions.split(","), 1):
-        while not ctl.take_go():
-            await asyncio.sleep(POLL_S)
+        await ctl.next_go()
         fn = actions.pick(action, n)
         code, line = fn.__code__, cpython_line(fn)
         wall, start = time.time(), time.monotonic()

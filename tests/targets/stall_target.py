@@ -32,7 +32,7 @@ import socket
 import threading
 import time
 
-from ctl import POLL_S, Ctl, add_ctl_argument, timed
+from ctl import Ctl, add_ctl_argument, timed
 
 
 NAPS = 40
@@ -173,8 +173,7 @@ def run_asyncio(args, ctl):
     async def main():
         ctl.ready(loop=args.loop, loop_tids=[threading.get_native_id()])
         for n in range(1, args.count + 1):
-            while not ctl.take_go():
-                await asyncio.sleep(POLL_S)
+            await ctl.next_go()
             act = lambda: timed(n, args.action, lambda: ACTIONS[args.action](args))
             if args.in_callback:
                 done = asyncio.get_running_loop().create_future()
@@ -205,8 +204,7 @@ def run_trio(args, ctl):
     async def main():
         ctl.ready(loop=args.loop, loop_tids=[threading.get_native_id()])
         for n in range(1, args.count + 1):
-            while not ctl.take_go():
-                await trio.sleep(POLL_S)
+            await ctl.next_go(trio.sleep)
             ctl.report(**timed(n, args.action, lambda: ACTIONS[args.action](args)))
         await trio.sleep(args.linger_ms / 1000.0)
 
