@@ -41,9 +41,9 @@ struct {
 } traced_pids SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384); /* resized by userspace */
-	__type(key, __u32);         /* tid */
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, LOOP_THREADS);
+	__type(key, __u32); /* loop_thread__index() */
 	__type(value, struct loop_thread);
 } loop_threads SEC(".maps");
 
@@ -121,6 +121,8 @@ __u64 wakeups_missed = 0;
  */
 __u64 loop_tids[PID_WORDS] = {};
 __u64 pid_known_bits[PID_WORDS] = {};
+/* Whose each loop_threads entry is, 0 if free (loopstall.h); claimed by compare-and-swap. */
+__u32 loop_thread_tids[LOOP_THREADS] = {};
 
 #include "python.bpf.h"
 #include "v8.bpf.h"
@@ -172,10 +174,26 @@ static void process__announce(__u32 pid, __u32 parent_pid)
 	bpf_ringbuf_submit(record, 0);
 }
 
+/* The tid word of a loop_threads entry. The index is in range already; masked again for the
+ * verifier, which loses its bound when the compiler spills it to the stack. */
+static __always_inline __u32 *loop_thread__tid(__u32 index)
+{
+	return &loop_thread_tids[index & (LOOP_THREADS - 1)];
+}
+
 /* The loop thread tid, or NULL: known loop threads only, as cheaply as a miss can be. */
 static __always_inline struct loop_thread *loop_thread__get(__u32 tid)
 {
-	return id_bits__test(loop_tids, tid) ? bpf_map_lookup_elem(&loop_threads, &tid) : NULL;
+	__u32 probe, index;
+
+	if (!id_bits__test(loop_tids, tid))
+		return NULL;
+	for (probe = 0; probe < LOOP_THREAD_PROBES; probe++) {
+		index = loop_thread__index(tid, probe);
+		if (*loop_thread__tid(index) == tid)
+			return bpf_map_lookup_elem(&loop_threads, &index);
+	}
+	return NULL;
 }
 
 static __always_inline bool is_traced(__u32 pid)
@@ -191,20 +209,27 @@ static __always_inline bool is_traced(__u32 pid)
 
 static struct loop_thread *thread__create(__u32 tid, __u32 pid, __u32 loop_fd)
 {
-	__u32 zero = 0;
+	__u32 zero = 0, probe, index = 0;
 	struct loop_thread *template, *thread;
 
 	template = bpf_map_lookup_elem(&thread_template, &zero);
 	if (!template)
 		return NULL;
-	if (bpf_map_update_elem(&loop_threads, &tid, template, BPF_NOEXIST) &&
-	    !bpf_map_lookup_elem(&loop_threads, &tid)) {
+	for (probe = 0; probe < LOOP_THREAD_PROBES; probe++) {
+		index = loop_thread__index(tid, probe);
+		if (!*loop_thread__tid(index) &&
+		    !__sync_val_compare_and_swap(loop_thread__tid(index), 0, tid))
+			break;
+	}
+	if (probe == LOOP_THREAD_PROBES) {
 		__sync_fetch_and_add(&thread_table_full, 1);
 		return NULL;
 	}
-	thread = bpf_map_lookup_elem(&loop_threads, &tid);
-	if (!thread)
+	thread = bpf_map_lookup_elem(&loop_threads, &index);
+	if (!thread || bpf_map_update_elem(&loop_threads, &index, template, BPF_ANY)) {
+		*loop_thread__tid(index) = 0;
 		return NULL;
+	}
 	id_bits__set(loop_tids, tid);
 	thread->pid = pid;
 	thread->tls_base = TASK_TLS_BASE(bpf_get_current_task_btf());
@@ -1234,14 +1259,24 @@ static void stats__fold(struct process_stats *process, struct process_stats *own
  * too: tids are reused (pid_max is often 32768), and a new thread must not inherit it. */
 static __always_inline void thread__forget(__u32 tid)
 {
-	struct loop_thread *thread = bpf_map_lookup_elem(&loop_threads, &tid);
+	struct loop_thread *thread;
+	__u32 probe, index;
 
-	if (thread && thread->iterations)
-		stats__fold(stats__get(thread->pid, 0),
-			    per_thread_stats ? stats__get(thread->pid, tid) : NULL, thread);
-	id_bits__clear(loop_tids, tid);
-	bpf_map_delete_elem(&loop_threads, &tid);
 	bpf_map_delete_elem(&python_threads, &tid);
+	if (!id_bits__test(loop_tids, tid))
+		return;
+	id_bits__clear(loop_tids, tid);
+	for (probe = 0; probe < LOOP_THREAD_PROBES; probe++) {
+		index = loop_thread__index(tid, probe);
+		if (*loop_thread__tid(index) != tid)
+			continue;
+		thread = bpf_map_lookup_elem(&loop_threads, &index);
+		if (thread && thread->iterations)
+			stats__fold(stats__get(thread->pid, 0),
+				    per_thread_stats ? stats__get(thread->pid, tid) : NULL, thread);
+		/* Free only once folded: userspace adds the counters of entries with a tid. */
+		*loop_thread__tid(index) = 0;
+	}
 }
 
 static void process__report(__u32 type, __u32 pid)

@@ -28,6 +28,20 @@
 #define ID_WORD(id) (((id) / 64) & (PID_WORDS - 1))
 #define ID_BIT(id) (1ULL << ((id) % 64))
 
+/* The loop thread table: LOOP_THREADS entries of an array map, each free or a thread's, whose
+ * tid is in the same index of loop_thread_tids (global data). A thread's entry is one of
+ * LOOP_THREAD_PROBES from its home: found by loads, where a hash map hashes and walks a bucket
+ * on every event of the thread. */
+#define LOOP_THREADS 16384
+#define LOOP_THREAD_PROBES 8
+
+/* Multiplicative hashing: a process's consecutive tids land far apart, not in one run of
+ * entries that would fill a later thread's probes. */
+static inline __u32 loop_thread__index(__u32 tid, __u32 probe)
+{
+	return (tid * 2654435761u + probe) & (LOOP_THREADS - 1);
+}
+
 /* Every ring-buffer record starts with its type, so a new kind never breaks the reader. */
 enum record_type {
 	RECORD_STALL = 1,

@@ -61,7 +61,7 @@ static int cgroup__resolve(const char *arg, char *path, size_t size)
 }
 
 int fleet__init(struct fleet *fleet, const struct config *config, int traced_pids_fd,
-		__u64 *pid_known_bits, int stats_fd, int threads_fd)
+		__u64 *pid_known_bits, int stats_fd, struct loop_thread_table loop_threads)
 {
 	int err;
 
@@ -70,7 +70,7 @@ int fleet__init(struct fleet *fleet, const struct config *config, int traced_pid
 	fleet->traced_pids_fd = traced_pids_fd;
 	fleet->pid_known_bits = pid_known_bits;
 	fleet->stats_fd = stats_fd;
-	fleet->threads_fd = threads_fd;
+	fleet->loop_threads = loop_threads;
 	fleet->per_thread = config->per_thread;
 	fleet->max_processes = config->max_processes;
 	fleet->keep_exited = config->prometheus != NULL;
@@ -420,7 +420,7 @@ static void fleet__collect(struct fleet *fleet, pid_t pid, struct stats_set *set
 	struct stats_key key, next;
 	struct stats_shown *entry;
 	struct loop_thread thread;
-	__u32 tid, next_tid;
+	__u32 tid, index = 0;
 	bool first = true;
 
 	while (!bpf_map_get_next_key(fleet->stats_fd, first ? NULL : &key, &next)) {
@@ -432,11 +432,8 @@ static void fleet__collect(struct fleet *fleet, pid_t pid, struct stats_set *set
 		if (entry && bpf_map_lookup_elem(fleet->stats_fd, &next, &entry->stats))
 			set->nr--; /* gone since: the process was reaped */
 	}
-	first = true;
-	while (!bpf_map_get_next_key(fleet->threads_fd, first ? NULL : &tid, &next_tid)) {
-		first = false;
-		tid = next_tid;
-		if (bpf_map_lookup_elem(fleet->threads_fd, &tid, &thread) || !thread.iterations ||
+	while (loop_thread_table__next(&fleet->loop_threads, &index, &tid, &thread)) {
+		if (!thread.iterations ||
 		    (pid ? (pid_t)thread.pid != pid : !fleet__find(fleet, (pid_t)thread.pid)))
 			continue;
 		entry = stats_set__get(set, (struct stats_key){ .pid = thread.pid });

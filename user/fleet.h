@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 #include "cli.h"
+#include "loop_threads.h"
 #include "loopstall.h"
 
 #define CGROUP_PATH_LEN 256
@@ -44,7 +45,7 @@ struct fleet {
 	int traced_pids_fd;
 	__u64 *pid_known_bits; /* the BPF side's (mmap): set before a pid's traced_pids entry */
 	int stats_fd;
-	int threads_fd; /* loop_threads: live threads keep their own iteration counts */
+	struct loop_thread_table loop_threads; /* live threads keep their own iteration counts */
 	bool per_thread;
 	/* What each series showed last, sorted by key: a count a thread's exit moves from its
 	 * loop_threads entry to process_stats may be missed by a read for a moment, and a counter
@@ -60,7 +61,7 @@ struct stats_shown {
 
 /* Set up the filters; prints one line and returns < 0 on a bad cgroup. */
 int fleet__init(struct fleet *fleet, const struct config *config, int traced_pids_fd,
-		__u64 *pid_known_bits, int stats_fd, int threads_fd);
+		__u64 *pid_known_bits, int stats_fd, struct loop_thread_table loop_threads);
 void fleet__free(struct fleet *fleet);
 /* Trace pid unconditionally (-p, launch). */
 int fleet__add(struct fleet *fleet, pid_t pid);

@@ -52,7 +52,6 @@
 /* The on-CPU sampler records stacks once an iteration has run this fraction of the threshold. */
 #define SAMPLE_AFTER_FRACTION 0.5
 
-#define MAX_LOOP_THREADS 16384
 #define MAX_STACKS 16384
 /* Per-process tables hold --max-processes entries, but never fewer than this... */
 #define MIN_PROCESS_ENTRIES 4096
@@ -233,11 +232,10 @@ static void configure(struct loopstall_bpf *skel, const struct config *config)
 	skel->rodata->per_thread_stats = config->per_thread;
 	bpf_map__set_max_entries(skel->maps.traced_pids, processes + UNTRACED_PROCESS_ENTRIES);
 	bpf_map__set_max_entries(skel->maps.process_stats,
-				 processes + (config->per_thread ? MAX_LOOP_THREADS : 0));
-	bpf_map__set_max_entries(skel->maps.loop_threads, MAX_LOOP_THREADS);
+				 processes + (config->per_thread ? LOOP_THREADS : 0));
 	runtimes__configure(skel, &(struct runtime_limits){
 		.processes = processes,
-		.threads = MAX_LOOP_THREADS,
+		.threads = LOOP_THREADS,
 	});
 	bpf_map__set_max_entries(skel->maps.native_stacks, MAX_STACKS);
 	bpf_map__set_max_entries(skel->maps.events, config->ring_buffer_kb * 1024);
@@ -485,7 +483,8 @@ static void counters__init(struct session *session)
 		  "(" XSTR(MAX_STACKS) " most recently used) before the stall was read",
 		  &bss->stacks_evicted },
 		{ "thread_table_full",
-		  "loop threads not tracked: the thread table (" XSTR(MAX_LOOP_THREADS) ") was full",
+		  "loop threads not tracked: none of the " XSTR(LOOP_THREAD_PROBES) " entries of the "
+		  "thread table (" XSTR(LOOP_THREADS) ") a thread may take was free",
 		  &bss->thread_table_full },
 		{ "process_table_full", session->process_table_text, &bss->process_table_full },
 		{ "wakeups_missed",
@@ -550,7 +549,7 @@ static __u64 monotonic_ms(void)
 
 static int stream(struct session *session, struct ring_buffer *ring)
 {
-	int loop_threads_fd = bpf_map__fd(session->skel->maps.loop_threads);
+	struct loop_thread_table loop_threads = loop_thread_table__of(session->skel);
 	double scan_ms = session->config.threshold_ms / 2;
 	__u64 deadline_ms = 0, histogram_ms = 0, top_ms = 0;
 	const char *failed;
@@ -575,7 +574,7 @@ static int stream(struct session *session, struct ring_buffer *ring)
 		}
 		runtimes__tick(&session->resolver.runtimes);
 		session__trim(session);
-		progress__scan(&session->progress, loop_threads_fd, &session->resolver,
+		progress__scan(&session->progress, &loop_threads, &session->resolver,
 			       &session->fleet, &session->output, &session->report);
 		failed = output__failed(&session->output);
 		if (failed) {
@@ -649,8 +648,7 @@ static int session__attach(struct session *session)
 
 	err = fleet__init(&session->fleet, config, bpf_map__fd(session->skel->maps.traced_pids),
 			  session->skel->bss->pid_known_bits,
-			  bpf_map__fd(session->skel->maps.process_stats),
-			  bpf_map__fd(session->skel->maps.loop_threads));
+			  bpf_map__fd(session->skel->maps.process_stats), loop_thread_table__of(session->skel));
 	session->fleet_ready = true;
 	if (!err)
 		err = targets__trace(session);

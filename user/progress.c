@@ -1,5 +1,4 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-#include <bpf/bpf.h>
 #include "clock.h"
 #include "progress.h"
 
@@ -41,7 +40,7 @@ static void progress__prune(struct progress *progress, const __u8 *seen)
 	progress->nr = kept;
 }
 
-void progress__scan(struct progress *progress, int loop_threads_fd,
+void progress__scan(struct progress *progress, const struct loop_thread_table *loop_threads,
 		    const struct stall_resolver *resolver, struct fleet *fleet,
 		    const struct output *output, struct stall_report *scratch)
 {
@@ -49,13 +48,11 @@ void progress__scan(struct progress *progress, int loop_threads_fd,
 	__u8 seen[PROGRESS_MAX_THREADS] = {};
 	struct loop_thread thread;
 	struct progress_entry *entry;
-	__u32 tid, next_tid, *key = NULL, i;
+	__u32 tid, index = 0, i;
 	__u64 now = clock__ns();
 
-	while (bpf_map_get_next_key(loop_threads_fd, key, &next_tid) == 0) {
-		tid = next_tid;
-		key = &tid;
-		if (bpf_map_lookup_elem(loop_threads_fd, &tid, &thread) || !thread.busy_start_ns)
+	while (loop_thread_table__next(loop_threads, &index, &tid, &thread)) {
+		if (!thread.busy_start_ns)
 			continue;
 		for (i = 0; i < thread.nr_slots && i < MAX_STACK_SLOTS; i++)
 			runtimes__read_ahead(&resolver->runtimes, thread.pid, &thread.slots[i]);

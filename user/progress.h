@@ -3,6 +3,7 @@
 #define PROGRESS_H
 
 #include <linux/types.h>
+#include "loop_threads.h"
 #include "output.h"
 #include "stall.h"
 
@@ -26,8 +27,8 @@ struct progress {
 	struct progress_entry entries[PROGRESS_MAX_THREADS];
 };
 
-/* Scan the loop_threads map; report each iteration in progress that is due a report. */
-void progress__scan(struct progress *progress, int loop_threads_fd,
+/* Scan the loop thread table; report each iteration in progress that is due a report. */
+void progress__scan(struct progress *progress, const struct loop_thread_table *loop_threads,
 		    const struct stall_resolver *resolver, struct fleet *fleet,
 		    const struct output *output, struct stall_report *scratch);
 

@@ -816,7 +816,7 @@ static void python__resync(struct python *python)
 		if (bpf_map_get_next_key(python->maps.resync_fd, NULL, &tid))
 			break;
 		bpf_map_delete_elem(python->maps.resync_fd, &tid);
-		if (bpf_map_lookup_elem(python->maps.loop_threads_fd, &tid, &thread))
+		if (!loop_thread_table__find(&python->maps.loop_threads, tid, &thread))
 			continue;
 		proc = process__find(python, thread.pid);
 		if (proc && proc->kind == PYTHON_SUPPORTED)
@@ -828,14 +828,10 @@ void python__sync_threads(struct python *python)
 {
 	struct python_process *proc;
 	struct loop_thread thread;
-	__u32 tid, next_tid, *key = NULL;
+	__u32 tid, index = 0;
 
 	python__resync(python);
-	while (bpf_map_get_next_key(python->maps.loop_threads_fd, key, &next_tid) == 0) {
-		tid = next_tid;
-		key = &tid;
-		if (bpf_map_lookup_elem(python->maps.loop_threads_fd, &tid, &thread))
-			continue;
+	while (loop_thread_table__next(&python->maps.loop_threads, &index, &tid, &thread)) {
 		if (python__attach(python, thread.pid))
 			continue;
 		proc = process__find(python, thread.pid);

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 #include <linux/types.h>
+#include "loop_threads.h"
 #include "loopstall.h"
 #include "python_abi.h"
 #include "runtime.h"
@@ -34,7 +35,7 @@ struct python_maps {
 	int procs_fd;
 	int threads_fd;
 	int stacks_fd;
-	int loop_threads_fd;
+	struct loop_thread_table loop_threads;
 	int resync_fd; /* tids whose mapping the BPF side found wrong */
 };
 

@@ -25,7 +25,7 @@ static void *python_rt__new(struct syms *syms, struct loopstall_bpf *skel)
 		.procs_fd = bpf_map__fd(skel->maps.python_procs),
 		.threads_fd = bpf_map__fd(skel->maps.python_threads),
 		.stacks_fd = bpf_map__fd(skel->maps.py_stacks),
-		.loop_threads_fd = bpf_map__fd(skel->maps.loop_threads),
+		.loop_threads = loop_thread_table__of(skel),
 		.resync_fd = bpf_map__fd(skel->maps.python_resync),
 	});
 }
