@@ -184,16 +184,12 @@ static __always_inline __u32 *loop_thread__tid(__u32 index)
 /* The loop thread tid, or NULL: known loop threads only, as cheaply as a miss can be. */
 static __always_inline struct loop_thread *loop_thread__get(__u32 tid)
 {
-	__u32 probe, index;
+	__u32 index;
 
 	if (!id_bits__test(loop_tids, tid))
 		return NULL;
-	for (probe = 0; probe < LOOP_THREAD_PROBES; probe++) {
-		index = loop_thread__index(tid, probe);
-		if (*loop_thread__tid(index) == tid)
-			return bpf_map_lookup_elem(&loop_threads, &index);
-	}
-	return NULL;
+	index = loop_thread__find(loop_thread_tids, tid);
+	return index < LOOP_THREADS ? bpf_map_lookup_elem(&loop_threads, &index) : NULL;
 }
 
 static __always_inline bool is_traced(__u32 pid)
@@ -1260,23 +1256,23 @@ static void stats__fold(struct process_stats *process, struct process_stats *own
 static __always_inline void thread__forget(__u32 tid)
 {
 	struct loop_thread *thread;
-	__u32 probe, index;
+	__u32 index;
 
 	bpf_map_delete_elem(&python_threads, &tid);
 	if (!id_bits__test(loop_tids, tid))
 		return;
 	id_bits__clear(loop_tids, tid);
-	for (probe = 0; probe < LOOP_THREAD_PROBES; probe++) {
-		index = loop_thread__index(tid, probe);
-		if (*loop_thread__tid(index) != tid)
-			continue;
-		thread = bpf_map_lookup_elem(&loop_threads, &index);
-		if (thread && thread->iterations)
-			stats__fold(stats__get(thread->pid, 0),
-				    per_thread_stats ? stats__get(thread->pid, tid) : NULL, thread);
-		/* Free only once folded: userspace adds the counters of entries with a tid. */
-		*loop_thread__tid(index) = 0;
-	}
+	/* One entry per tid: a thread gets one only when loop_thread__get() found none, and its
+	 * bit is set after the entry is claimed and cleared before it is freed. */
+	index = loop_thread__find(loop_thread_tids, tid);
+	if (index >= LOOP_THREADS)
+		return;
+	thread = bpf_map_lookup_elem(&loop_threads, &index);
+	if (thread && thread->iterations)
+		stats__fold(stats__get(thread->pid, 0),
+			    per_thread_stats ? stats__get(thread->pid, tid) : NULL, thread);
+	/* Free only once folded: userspace adds the counters of entries with a tid. */
+	*loop_thread__tid(index) = 0;
 }
 
 static void process__report(__u32 type, __u32 pid)

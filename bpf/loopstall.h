@@ -42,6 +42,19 @@ static inline __u32 loop_thread__index(__u32 tid, __u32 probe)
 	return (tid * 2654435761u + probe) & (LOOP_THREADS - 1);
 }
 
+/* The index of tid's entry among the owner tids (loop_thread_tids), LOOP_THREADS if none. */
+static inline __u32 loop_thread__find(const volatile __u32 *tids, __u32 tid)
+{
+	__u32 probe, index;
+
+	for (probe = 0; probe < LOOP_THREAD_PROBES; probe++) {
+		index = loop_thread__index(tid, probe);
+		if (tids[index] == tid)
+			return index;
+	}
+	return LOOP_THREADS;
+}
+
 /* Every ring-buffer record starts with its type, so a new kind never breaks the reader. */
 enum record_type {
 	RECORD_STALL = 1,

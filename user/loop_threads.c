@@ -31,12 +31,7 @@ bool loop_thread_table__next(const struct loop_thread_table *table, __u32 *index
 bool loop_thread_table__find(const struct loop_thread_table *table, __u32 tid,
 			     struct loop_thread *thread)
 {
-	__u32 probe, index;
+	__u32 index = loop_thread__find(table->tids, tid);
 
-	for (probe = 0; probe < LOOP_THREAD_PROBES; probe++) {
-		index = loop_thread__index(tid, probe);
-		if (table->tids[index] == tid)
-			return entry__copy(table, index, tid, thread);
-	}
-	return false;
+	return index < LOOP_THREADS && entry__copy(table, index, tid, thread);
 }

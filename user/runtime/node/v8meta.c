@@ -190,10 +190,10 @@ static const char *layouts__list(void)
 
 int v8meta__check(struct v8_meta *meta, char *why, size_t size)
 {
-	const int *types[] = {
-		&meta->type_js_function, &meta->type_shared, &meta->type_scope_info,
-		&meta->type_uncompiled_first, &meta->type_uncompiled_last, &meta->type_script,
-		&meta->type_fixed_array, &meta->first_nonstring_type,
+	const int types[] = {
+		meta->type_js_function, meta->type_shared, meta->type_scope_info,
+		meta->type_uncompiled_first, meta->type_uncompiled_last, meta->type_script,
+		meta->type_fixed_array, meta->first_nonstring_type,
 	};
 	const char *missing = meta__missing(meta);
 	size_t i;
@@ -215,9 +215,9 @@ int v8meta__check(struct v8_meta *meta, char *why, size_t size)
 	/* Map::instance_type is 16 bits: the walker's tables store types so, and arithmetic on
 	 * them (the last JSFunction type, the UncompiledData span) cannot overflow. */
 	for (i = 0; i < ARRAY_SIZE(types); i++) {
-		if (*types[i] < 0 || *types[i] > UINT16_MAX) {
+		if (types[i] < 0 || types[i] > UINT16_MAX) {
 			snprintf(why, size, "its V8 metadata has an instance type out of range (%d)",
-				 *types[i]);
+				 types[i]);
 			return -ENOTSUP;
 		}
 	}
