@@ -430,7 +430,9 @@ def check_300ms_sleep(ev):
     for a CPU (runqueue time: the machine's doing, not the target's). The upper bound leaves
     room for a shared VM's steal time (a late timer, a slow wake-up) and still refuses two
     iterations counted as one (600 ms) or a boundary off by a poll."""
-    assert 255 <= ev["duration_ms"] - ev["runqueue_ms"] <= 400, brief(ev)
+    assert 255 <= ev["duration_ms"] - ev["runqueue_ms"] <= 400, (
+        "a 300 ms sleep took %.1f ms, %.1f of them in the runqueue\n%s" % (
+            ev["duration_ms"], ev["runqueue_ms"], brief(ev)))
 
 
 def check_on_cpu_at_least(ev, cpu_ms, share=0.85):

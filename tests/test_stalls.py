@@ -81,11 +81,11 @@ def check_summary(run, pid):
     return s
 
 
-def check_sleep_stall(ev, pid, tid, want_ms, syscalls, kernel_names):
+def check_sleep_stall(ev, pid, tid, syscalls, kernel_names):
+    """One time.sleep(0.3) stall of the loop thread tid."""
     check_stall_shape(ev)
     assert ev["pid"] == pid and ev["tid"] == tid, brief(ev)
-    assert 0.85 * want_ms <= ev["duration_ms"] <= 1.15 * want_ms, (
-        "duration_ms %.1f not within 15%% of %d\n%s" % (ev["duration_ms"], want_ms, brief(ev)))
+    check_300ms_sleep(ev)
     assert ev["off_cpu_ms"] > 0.8 * ev["duration_ms"], brief(ev)
     assert ev["stacks"], "stall without stacks: " + brief(ev)
     top = ev["stacks"][0]
@@ -108,10 +108,11 @@ def check_live(ev, report):
 
 
 def check_began_at(ev, report):
-    """`time` is when the stalled iteration began: just before the action started."""
+    """`time` is when the stalled iteration began: just before the action started, or as much
+    later as the thread then waited for a CPU."""
     began = datetime.datetime.strptime(ev["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
         tzinfo=datetime.timezone.utc).timestamp()
-    assert -0.1 <= report["wall_start"] - began <= 0.1, (
+    assert -0.1 <= report["wall_start"] - began <= 0.1 + ev["runqueue_ms"] / 1000.0, (
         "stall time %s is %.3f s away from the action's start" % (
             ev["time"], report["wall_start"] - began))
 
@@ -128,7 +129,7 @@ def test_time_sleep_in_coroutine(lab, python):
     assert len(stalls) == 2, "2 sleeps triggered, got %d stalls:\n%s" % (
         len(stalls), "\n".join(map(brief, stalls)))
     for ev, report in zip(stalls, reports):
-        check_sleep_stall(ev, pid, tid, 300, syscalls, kernel_names)
+        check_sleep_stall(ev, pid, tid, syscalls, kernel_names)
         check_began_at(ev, report)
         check_live(ev, report)
     check_summary(run, pid)
@@ -169,7 +170,7 @@ def test_time_sleep_other_loops(lab, loop):
         loop, len(stalls), "\n".join(map(brief, stalls)))
     runner = "run_trio" if loop == "trio" else "run_asyncio"
     for ev, report in zip(stalls, reports):
-        check_sleep_stall(ev, pid, tid, 300, syscalls, kernel_names)
+        check_sleep_stall(ev, pid, tid, syscalls, kernel_names)
         check_began_at(ev, report)
         check_live(ev, report)
         frames = ev["stacks"][0].get("python") or []
