@@ -10,6 +10,7 @@
 #include "fleet.h"
 #include "output.h"
 #include "targets.h"
+#include "util.h"
 
 #define CONTAINER_ID_HEX 64
 
@@ -190,18 +191,13 @@ static int fleet__decision(struct fleet *fleet, pid_t pid, __u8 decision)
 static int fleet__insert(struct fleet *fleet, pid_t pid, const char *comm)
 {
 	struct process_info *info, *grown;
-	int cap;
 
 	if (fleet__find(fleet, pid))
 		return 0;
-	if (fleet->nr == fleet->cap) {
-		cap = fleet->cap ? 2 * fleet->cap : 64;
-		grown = realloc(fleet->procs, cap * sizeof(*grown));
-		if (!grown)
-			return -ENOMEM;
-		fleet->procs = grown;
-		fleet->cap = cap;
-	}
+	grown = array__grow(fleet->procs, &fleet->cap, (size_t)fleet->nr + 1, sizeof(*grown), 64);
+	if (!grown)
+		return -ENOMEM;
+	fleet->procs = grown;
 	info = &fleet->procs[fleet->nr++];
 	memset(info, 0, sizeof(*info));
 	info->pid = pid;
@@ -315,13 +311,10 @@ static void fleet__drop_maps(struct fleet *fleet, const pid_t *pids, int nr)
 		key = next;
 		if (!bsearch(&(pid_t){ (pid_t)next.pid }, pids, nr, sizeof(*pids), pid__cmp))
 			continue;
-		if (nr_doomed == cap) {
-			cap = cap ? 2 * cap : 64;
-			grown = realloc(doomed, cap * sizeof(*doomed));
-			if (!grown)
-				break; /* the rest stays, unseen: visits skip pids the fleet forgot */
-			doomed = grown;
-		}
+		grown = array__grow(doomed, &cap, nr_doomed + 1, sizeof(*doomed), 64);
+		if (!grown)
+			break; /* the rest stays, unseen: visits skip pids the fleet forgot */
+		doomed = grown;
 		doomed[nr_doomed++] = next;
 	}
 	for (i = 0; i < nr_doomed; i++)
@@ -386,13 +379,10 @@ static struct stats_shown *stats_set__get(struct stats_set *set, struct stats_ke
 	for (i = 0; i < set->nr; i++)
 		if (set->v[i].key.pid == key.pid && set->v[i].key.tid == key.tid)
 			return &set->v[i];
-	if (set->nr == set->cap) {
-		set->cap = set->cap ? 2 * set->cap : 16;
-		grown = realloc(set->v, set->cap * sizeof(*grown));
-		if (!grown)
-			return NULL;
-		set->v = grown;
-	}
+	grown = array__grow(set->v, &set->cap, set->nr + 1, sizeof(*grown), 16);
+	if (!grown)
+		return NULL;
+	set->v = grown;
 	memset(&set->v[set->nr], 0, sizeof(set->v[set->nr]));
 	set->v[set->nr].key = key;
 	return &set->v[set->nr++];
@@ -465,15 +455,11 @@ static void fleet__clamp(struct fleet *fleet, struct stats_shown *entry)
 	shown = fleet->nr_shown ? bsearch(&entry->key, fleet->shown, fleet->nr_shown,
 					  sizeof(*shown), stats_key__cmp) : NULL;
 	if (!shown) {
-		if (fleet->nr_shown == fleet->cap_shown) {
-			fleet->cap_shown = fleet->cap_shown ? 2 * fleet->cap_shown : 16;
-			grown = realloc(fleet->shown, fleet->cap_shown * sizeof(*grown));
-			if (!grown) {
-				fleet->cap_shown = fleet->nr_shown;
-				return;
-			}
-			fleet->shown = grown;
-		}
+		grown = array__grow(fleet->shown, &fleet->cap_shown, fleet->nr_shown + 1,
+				    sizeof(*grown), 16);
+		if (!grown)
+			return;
+		fleet->shown = grown;
 		for (at = 0; at < fleet->nr_shown &&
 			     stats_key__cmp(&fleet->shown[at].key, &entry->key) < 0; at++)
 			;

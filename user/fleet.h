@@ -34,7 +34,7 @@ struct fleet {
 	pthread_mutex_t lock;
 	struct process_info *procs;
 	int nr;
-	int cap;
+	size_t cap;
 	int max_processes;
 	bool cap_logged;
 	bool keep_exited; /* until the next scrape: the exporter shows their final counts */

@@ -89,23 +89,16 @@ struct buf {
 
 static bool buf__reserve(struct buf *buf, size_t more)
 {
-	size_t cap;
 	char *grown;
 
 	if (buf->failed)
 		return false;
-	if (buf->len + more < buf->cap)
-		return true;
-	cap = buf->cap ? buf->cap : 16384;
-	while (cap <= buf->len + more)
-		cap *= 2;
-	grown = realloc(buf->data, cap);
+	grown = array__grow(buf->data, &buf->cap, buf->len + more + 1, 1, 16384);
 	if (!grown) {
 		buf->failed = true;
 		return false;
 	}
 	buf->data = grown;
-	buf->cap = cap;
 	return true;
 }
 
@@ -237,7 +230,6 @@ void metrics_snapshot__add(struct metrics_snapshot *snap, const struct process_i
 	__u64 per_le[NR_LE + 1] = {}, sum = 0;
 	struct series *s, *grown;
 	unsigned int i, le;
-	size_t cap;
 
 	if ((tid && !snap->per_thread) || snap->failed)
 		return;
@@ -251,16 +243,12 @@ void metrics_snapshot__add(struct metrics_snapshot *snap, const struct process_i
 		}
 		snap->le_ready = true;
 	}
-	if (snap->nr == snap->cap) {
-		cap = snap->cap ? 2 * snap->cap : 64;
-		grown = realloc(snap->series, cap * sizeof(*grown));
-		if (!grown) {
-			snap->failed = true;
-			return;
-		}
-		snap->series = grown;
-		snap->cap = cap;
+	grown = array__grow(snap->series, &snap->cap, snap->nr + 1, sizeof(*grown), 64);
+	if (!grown) {
+		snap->failed = true;
+		return;
 	}
+	snap->series = grown;
 	s = &snap->series[snap->nr++];
 	s->info = *info;
 	s->tid = tid;

@@ -144,26 +144,18 @@ static int syms__load_kernel(struct syms *syms)
 		name_len = strcspn(name, " \t\n");
 		if (!name_len)
 			continue;
-		if (nr == cap) {
-			cap = cap ? cap * 2 : 65536;
-			new_ksyms = realloc(ksyms, cap * sizeof(*ksyms));
-			if (!new_ksyms) {
-				err = -ENOMEM;
-				goto cleanup;
-			}
-			ksyms = new_ksyms;
+		new_ksyms = array__grow(ksyms, &cap, nr + 1, sizeof(*ksyms), 65536);
+		if (!new_ksyms) {
+			err = -ENOMEM;
+			goto cleanup;
 		}
-		if (strs_len + name_len + 1 > strs_cap) {
-			strs_cap = strs_cap ? strs_cap * 2 : 1 << 20;
-			if (strs_cap < strs_len + name_len + 1)
-				strs_cap = strs_len + name_len + 1;
-			new_strs = realloc(strs, strs_cap);
-			if (!new_strs) {
-				err = -ENOMEM;
-				goto cleanup;
-			}
-			strs = new_strs;
+		ksyms = new_ksyms;
+		new_strs = array__grow(strs, &strs_cap, strs_len + name_len + 1, 1, 1 << 20);
+		if (!new_strs) {
+			err = -ENOMEM;
+			goto cleanup;
 		}
+		strs = new_strs;
 		ksyms[nr].addr = addr;
 		ksyms[nr].name = strs_len;
 		memcpy(strs + strs_len, name, name_len);
@@ -431,19 +423,14 @@ static int module__index(Dwfl_Module *mod, void **userdata, const char *name, Dw
 	struct pid_syms *ps = arg;
 	struct module_range *ranges;
 	Dwarf_Addr end;
-	size_t cap;
 
 	(void)name;
 	/* find_elf gets the module's userdata, not the Dwfl: this is how it finds the pid. */
 	*userdata = ps;
-	if (ps->nr_ranges == ps->ranges_cap) {
-		cap = ps->ranges_cap ? ps->ranges_cap * 2 : 64;
-		ranges = realloc(ps->ranges, cap * sizeof(*ranges));
-		if (!ranges)
-			return DWARF_CB_ABORT;
-		ps->ranges = ranges;
-		ps->ranges_cap = cap;
-	}
+	ranges = array__grow(ps->ranges, &ps->ranges_cap, ps->nr_ranges + 1, sizeof(*ranges), 64);
+	if (!ranges)
+		return DWARF_CB_ABORT;
+	ps->ranges = ranges;
 	dwfl_module_info(mod, NULL, NULL, &end, NULL, NULL, NULL, NULL);
 	ps->ranges[ps->nr_ranges++] = (struct module_range){ .low = base, .high = end, .mod = mod };
 	return DWARF_CB_OK;

@@ -207,21 +207,15 @@ static struct pid_map *pid_map__new(pid_t pid)
 static int names__add(struct pid_map *pm, const char *a, size_t a_len, const char *b,
 		      size_t b_len, __u32 *offset)
 {
-	size_t need = a_len + 1 + (b ? b_len + 1 : 0), cap;
+	size_t need = a_len + 1 + (b ? b_len + 1 : 0);
 	char *names;
 
-	if (pm->names_len + need > pm->names_cap) {
-		cap = pm->names_cap ? pm->names_cap : 1U << 16;
-		while (cap < pm->names_len + need)
-			cap *= 2;
-		/* Live names stay under MAX_NAME_BYTES; dead ones are compacted away before the
-		 * arena reaches twice that, so offsets fit in 32 bits. */
-		names = realloc(pm->names, cap);
-		if (!names)
-			return -ENOMEM;
-		pm->names = names;
-		pm->names_cap = cap;
-	}
+	/* Live names stay under MAX_NAME_BYTES; dead ones are compacted away before the arena
+	 * reaches twice that, so offsets fit in 32 bits. */
+	names = array__grow(pm->names, &pm->names_cap, pm->names_len + need, 1, 1U << 16);
+	if (!names)
+		return -ENOMEM;
+	pm->names = names;
 	*offset = (__u32)pm->names_len;
 	memcpy(pm->names + pm->names_len, a, a_len);
 	pm->names[pm->names_len + a_len] = '\0';
@@ -240,7 +234,6 @@ static int pid_map__add_line(struct pid_map *pm, char *line, size_t len)
 	char *end, *name, parsed[MAX_LINE + 16];
 	unsigned long long start, size;
 	struct code_entry *entry;
-	size_t cap;
 	int err;
 
 	line[len] = '\0';
@@ -255,14 +248,10 @@ static int pid_map__add_line(struct pid_map *pm, char *line, size_t len)
 	name = end + 1;
 	if (!*name)
 		return -EINVAL;
-	if (pm->nr_entries == pm->entries_cap) {
-		cap = pm->entries_cap ? pm->entries_cap * 2 : 1024;
-		entry = realloc(pm->entries, cap * sizeof(*entry));
-		if (!entry)
-			return -ENOMEM;
-		pm->entries = entry;
-		pm->entries_cap = cap;
-	}
+	entry = array__grow(pm->entries, &pm->entries_cap, pm->nr_entries + 1, sizeof(*entry), 1024);
+	if (!entry)
+		return -ENOMEM;
+	pm->entries = entry;
 	entry = &pm->entries[pm->nr_entries];
 	memset(entry, 0, sizeof(*entry));
 	entry->start = start;
@@ -340,20 +329,16 @@ static void heap__pop(struct heap *heap, const struct code_entry *entries)
 static int segments__add(struct pid_map *pm, __u64 start, __u64 end, __u32 entry)
 {
 	struct segment *last = pm->nr_segments ? &pm->segments[pm->nr_segments - 1] : NULL;
-	size_t cap;
 
 	if (last && last->entry == entry && last->end == start) {
 		last->end = end;
 		return 0;
 	}
-	if (pm->nr_segments == pm->segments_cap) {
-		cap = pm->segments_cap ? pm->segments_cap * 2 : 1024;
-		last = realloc(pm->segments, cap * sizeof(*last));
-		if (!last)
-			return -ENOMEM;
-		pm->segments = last;
-		pm->segments_cap = cap;
-	}
+	last = array__grow(pm->segments, &pm->segments_cap, pm->nr_segments + 1, sizeof(*last),
+			   1024);
+	if (!last)
+		return -ENOMEM;
+	pm->segments = last;
 	pm->segments[pm->nr_segments++] = (struct segment){ start, end, entry };
 	return 0;
 }

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "utf8.h"
+#include "util.h"
 #include "v8heap.h"
 
 /* Bounds on what a hostile or corrupt target can make us read or keep. */
@@ -356,13 +357,11 @@ static bool script__line_ends_source(const struct v8_reader *reader, __u64 sourc
 	for (i = 0; i <= text.len; i++) {
 		if (i < text.len && text.buf[i] != '\n')
 			continue;
-		if (nr == cap) {
-			cap = cap ? 2 * cap : 256;
-			grown = cap <= MAX_LINES ? realloc(out->line_ends, cap * sizeof(*grown)) : NULL;
-			if (!grown)
-				break;
-			out->line_ends = grown;
-		}
+		grown = nr < MAX_LINES ? array__grow(out->line_ends, &cap, nr + 1, sizeof(*grown),
+						     256) : NULL;
+		if (!grown)
+			break;
+		out->line_ends = grown;
 		out->line_ends[nr++] = (int)i;
 	}
 	free(text.buf);

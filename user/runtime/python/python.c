@@ -24,6 +24,7 @@
 #include "remote.h"
 #include "targetfs.h"
 #include "targets.h"
+#include "util.h"
 #include "caches.h"
 
 /* Bounds on how far a hostile or corrupt target can make us walk. */
@@ -123,16 +124,12 @@ static void code__free(void *code)
 static int code__retire(struct python *python, struct code_info *code)
 {
 	struct code_info **retired;
-	size_t cap;
 
-	if (python->nr_retired == python->retired_cap) {
-		cap = python->retired_cap ? 2 * python->retired_cap : 16;
-		retired = realloc(python->retired, cap * sizeof(*retired));
-		if (!retired)
-			return -ENOMEM;
-		python->retired = retired;
-		python->retired_cap = cap;
-	}
+	retired = array__grow(python->retired, &python->retired_cap, python->nr_retired + 1,
+			      sizeof(*retired), 16);
+	if (!retired)
+		return -ENOMEM;
+	python->retired = retired;
 	python->retired[python->nr_retired++] = code;
 	return 0;
 }
@@ -320,16 +317,11 @@ struct tstate_list {
 
 static int tstate_list__add(struct tstate_list *list, __u64 tstate)
 {
-	size_t cap = list->cap ? list->cap * 2 : 64;
-	__u64 *grown;
+	__u64 *grown = array__grow(list->tstates, &list->cap, list->count + 1, sizeof(*grown), 64);
 
-	if (list->count == list->cap) {
-		grown = realloc(list->tstates, cap * sizeof(*grown));
-		if (!grown)
-			return -ENOMEM;
-		list->tstates = grown;
-		list->cap = cap;
-	}
+	if (!grown)
+		return -ENOMEM;
+	list->tstates = grown;
 	list->tstates[list->count++] = tstate;
 	return 0;
 }
