@@ -425,14 +425,20 @@ def caused_stalls(run, pid=None, threshold_ms=100.0):
     return [ev for ev in stalls if not starved(ev, threshold_ms)]
 
 
+def check_lasted(ev, low_ms, high_ms):
+    """The stall lasted low_ms to high_ms, plus however long its thread waited for a CPU: on a
+    shared, loaded machine that runqueue time is the machine's doing, not the target's, and
+    loopstall measures it (tests/test_split.py holds runqueue_ms to the scheduler's count)."""
+    assert low_ms <= ev["duration_ms"] and ev["duration_ms"] - ev["runqueue_ms"] <= high_ms, (
+        "the stall lasted %.1f ms, %.1f of them in the runqueue: want %g to %g ms besides\n%s"
+        % (ev["duration_ms"], ev["runqueue_ms"], low_ms, high_ms, brief(ev)))
+
+
 def check_300ms_sleep(ev):
-    """The stalled iteration is one 300 ms sleep, plus however long the woken thread then waited
-    for a CPU (runqueue time: the machine's doing, not the target's). The upper bound leaves
-    room for a shared VM's steal time (a late timer, a slow wake-up) and still refuses two
-    iterations counted as one (600 ms) or a boundary off by a poll."""
-    assert 255 <= ev["duration_ms"] - ev["runqueue_ms"] <= 400, (
-        "a 300 ms sleep took %.1f ms, %.1f of them in the runqueue\n%s" % (
-            ev["duration_ms"], ev["runqueue_ms"], brief(ev)))
+    """The stalled iteration is one 300 ms sleep and the little around it. The upper bound
+    leaves room for a shared VM's steal time (a late timer, a slow wake-up) and still refuses
+    two iterations counted as one (600 ms) or a boundary off by a poll."""
+    check_lasted(ev, 255, 400)
 
 
 def check_on_cpu_at_least(ev, cpu_ms, share=0.85):

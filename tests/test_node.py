@@ -20,7 +20,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import struct
 import subprocess
 import sys
@@ -30,8 +29,8 @@ import time
 import pytest
 
 import container
-from harness import (TARGETS, TIMEOUT_S, ContainerTarget, brief, caused_stalls, check_stall_shape,
-                     missing, starved)
+from harness import (TARGETS, ContainerTarget, brief, caused_stalls, check_stall_shape, missing,
+                     starved)
 
 NODE = shutil.which("node")
 pytestmark = pytest.mark.skipif(NODE is None,
