@@ -44,6 +44,8 @@ FAMILIES = {  # family name (OpenMetrics spelling) -> type
     "loopstall_thread_table_full": "counter",
     "loopstall_process_table_full": "counter",
     "loopstall_wakeups_missed": "counter",
+    "loopstall_processes_filtered": "counter",
+    "loopstall_processes_over_limit": "counter",
     "loopstall_py_walks_skipped": "counter",
     "loopstall_py_thread_mismatch": "counter",
     "loopstall_js_walks_skipped": "counter",

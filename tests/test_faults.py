@@ -569,7 +569,8 @@ def test_python_frames_when_attached_while_threads_start(lab):
 # --- 6. ring-buffer overflow ---------------------------------------------------------------------
 
 COUNTERS = ["lost_events", "stack_errors", "stacks_evicted", "thread_table_full", "process_table_full",
-            "wakeups_missed", "py_walks_skipped", "py_thread_mismatch", "js_walks_skipped"]
+            "wakeups_missed", "processes_filtered", "processes_over_limit", "py_walks_skipped",
+            "py_thread_mismatch", "js_walks_skipped"]
 
 
 def lost_line(run):
@@ -578,7 +579,7 @@ def lost_line(run):
 
 
 def run_summary(run):
-    """The one run_summary record (docs/json.md): every BPF counter, an int >= 0 (the userspace
+    """The one run_summary record (docs/json.md): every counter, an int >= 0 (the userspace
     cache sizes beside them, `caches`, are test_export's)."""
     found = run.of_kind("run_summary")
     assert len(found) == 1, "want one run_summary, got %s\n%s" % (found, run.describe())

@@ -63,12 +63,32 @@ def wait_traced(run, url, *targets):
 
 
 def fleet_run(lab, *args):
-    """loopstall --all with args and an exporter, tracing: (run, its /metrics url), the url
-    for wait_traced()."""
+    """loopstall --all -v with args and an exporter, tracing: (run, its /metrics url), the url
+    for wait_traced(); -v for wait_decided()."""
     port = free_port()
-    run = lab.loopstall("--all", "--json", *args, "--prometheus", "127.0.0.1:%d" % port)
+    run = lab.loopstall("--all", "-v", "--json", *args, "--prometheus", "127.0.0.1:%d" % port)
     run.wait_tracing()
     return run, wait_serving(run, port)
+
+
+def wait_decided(run, *targets):
+    """Until -v said --all's decision on each target (it decides once, at its first poll):
+    {pid: "traced" or "not traced, left out by FILTER"}. A process left out shows nothing
+    only once it was decided on: a stall before that would prove nothing."""
+    def decided():
+        if run.proc.poll() is not None:
+            raise AssertionError("loopstall exited\n" + run.describe())
+        said = {int(m.group(1)): m.group(2) for m in re.finditer(
+            r"^loopstall: pid (\d+) \(.*\) in cgroup .*: (traced|not traced, left out by \S+)$",
+            run.stderr.text(), re.M)}
+        return said if all(t.pid in said for t in targets) else None
+    said = wait_until(decided, TIMEOUT_S, "--all to decide on %s" % [t.ctl.name for t in targets],
+                      interval=0.1)
+    return {t.pid: said[t.pid] for t in targets}
+
+
+def left_out_by(flag):
+    return "not traced, left out by " + flag
 
 
 def wait_stalls(run, pid, n, timeout=SETTLE_S):
@@ -296,6 +316,9 @@ def test_all_traces_every_loop_and_filters_by_comm(lab):
     ready(late, other, skipped, idle, one)
     # Else late's first stall may come before --all decided on it (seen under load).
     wait_traced(run, url, early, late)
+    assert wait_decided(run, early, late, other, skipped) == {
+        early.pid: "traced", late.pid: "traced", other.pid: left_out_by("--comm"),
+        skipped.pid: left_out_by("--exclude-comm")}
     for _ in range(2):
         trigger_all(early, late, other, skipped, idle)
     for t in (other, skipped):
@@ -331,6 +354,9 @@ def test_all_traces_every_loop_and_filters_by_comm(lab):
             continue
         assert ev["comm"].startswith(prefix) and not ev["comm"].startswith(skip_name), \
             "an event of a process the filters exclude: " + brief(ev)
+    # Other loops of the host are left out too.
+    (counters,) = run.of_kind("run_summary")
+    assert counters["processes_filtered"] >= 2 and counters["processes_over_limit"] == 0, counters
 
 
 def test_all_forked_children_go_through_filters(lab):
@@ -349,6 +375,8 @@ def test_all_forked_children_go_through_filters(lab):
         assert kid.pid == children[name], (kid.info, children)
         kids[name] = kid
     wait_traced(run, url, parent, kids[kid_name])
+    assert wait_decided(run, *kids.values()) == {
+        kids[kid_name].pid: "traced", kids[other_name].pid: left_out_by("--comm")}
     trigger_all(parent, *kids.values())
     assert parent.wait_exit(30) == 0, parent.output()
     kid, other = kids[kid_name].pid, kids[other_name].pid
@@ -402,6 +430,8 @@ def test_all_cgroup_filter(lab, form):
         with open("/proc/%d/cgroup" % inside.pid) as f:
             assert "0::/%s\n" % name in f.read(), "target not in the test cgroup"
         wait_traced(run, url, inside)
+        assert wait_decided(run, inside, outside) == {
+            inside.pid: "traced", outside.pid: left_out_by("--cgroup")}
         trigger_all(inside, outside)
         wait_stalls(run, inside.pid, 1)
         stop(run)
@@ -518,10 +548,10 @@ def test_max_processes_caps_the_fleet(lab):
     second = fleet(lab, second_name, "--count", 3)
     third = fleet(lab, third_name, "--count", 3)
     ready(second, third)
+    assert wait_decided(run, second, third) == {
+        second.pid: left_out_by("--max-processes"), third.pid: left_out_by("--max-processes")}
     trigger_all(first, second, third)
     wait_stalls(run, first.pid, 2)
-    limit = run.stderr.wait_for(lambda t: "max-processes" in t, SETTLE_S)
-    assert limit, "no stderr line about the --max-processes limit\n" + run.describe()
     stop(run)  # first is still running: its summary comes at loopstall's exit
 
     check_sleeps(caused_stalls(run, first.pid), first.pid, 300, 2)
@@ -529,10 +559,12 @@ def test_max_processes_caps_the_fleet(lab):
     foreign = foreign_events(run, {second.pid, third.pid})
     assert not foreign, "processes past --max-processes 1 were traced:\n" + \
         "\n".join(map(brief, foreign))
-    lines = [t for t in run.stderr.text().splitlines() if "max-processes" in t]
+    lines = [t for t in run.stderr.text().splitlines() if t.startswith("loopstall: tracking ")]
     assert len(lines) == 1, "the limit said %d times:\n%s" % (len(lines), "\n".join(lines))
-    assert lines[0].startswith("loopstall: "), lines[0]
+    assert "--max-processes limit" in lines[0], lines[0]
     assert re.search(r"\bpid (%d|%d)\b" % (second.pid, third.pid), lines[0]), lines[0]
+    (counters,) = run.of_kind("run_summary")
+    assert counters["processes_over_limit"] == 2, counters
 
 
 # --- 4. fork following in launch mode -------------------------------------------------------

@@ -5,14 +5,14 @@
 #include <linux/types.h>
 
 /*
- * What the BPF side counts host-wide (.bss) instead of losing it silently. Shown at the end of a
- * run (text: the non-zero ones on stderr; JSON: the run_summary record) and exported as
- * Prometheus counters.
+ * What loopstall counts host-wide instead of losing it silently: the BPF side in its .bss, --all's
+ * decisions in the fleet. Shown at the end of a run (text: the non-zero ones on stderr; JSON:
+ * the run_summary record) and exported as Prometheus counters.
  */
 struct counter {
-	const char *name;            /* the .bss variable and JSON key; metric loopstall_<name>_total */
+	const char *name;            /* the JSON key; metric loopstall_<name>_total */
 	const char *text;            /* "<count> <text>": what one count is and why it happened */
-	const volatile __u64 *value; /* in the mmapped .bss */
+	const volatile __u64 *value; /* in the mmapped .bss, or the fleet's */
 };
 
 /* Room for loopstall's own counters and every runtime's. */

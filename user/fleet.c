@@ -76,6 +76,7 @@ int fleet__init(struct fleet *fleet, const struct config *config, int traced_pid
 	fleet->max_processes = config->max_processes;
 	fleet->keep_exited = config->prometheus != NULL;
 	fleet->trace_children = !config->all;
+	fleet->say_decisions = config->verbose;
 	if (config->cgroup) {
 		err = cgroup__resolve(config->cgroup, fleet->cgroup_filter,
 				      sizeof(fleet->cgroup_filter));
@@ -226,18 +227,23 @@ int fleet__add(struct fleet *fleet, pid_t pid)
 	return err;
 }
 
-static bool fleet__wanted(struct fleet *fleet, const char *comm, const char *cgroup)
+/* Which filter leaves the process out, NULL when none does. */
+static const char *fleet__filtered_by(const struct fleet *fleet, const char *comm,
+				      const char *cgroup)
 {
 	if (fleet->comm_regex && regexec(fleet->comm_regex, comm, 0, NULL, 0))
-		return false;
+		return "--comm";
 	if (fleet->exclude_regex && !regexec(fleet->exclude_regex, comm, 0, NULL, 0))
-		return false;
-	return !fleet->has_cgroup_filter || cgroup__matches(fleet->cgroup_filter, cgroup);
+		return "--exclude-comm";
+	if (fleet->has_cgroup_filter && !cgroup__matches(fleet->cgroup_filter, cgroup))
+		return "--cgroup";
+	return NULL;
 }
 
 bool fleet__decide(struct fleet *fleet, pid_t pid, pid_t parent_pid, const char *comm)
 {
 	char cgroup[CGROUP_PATH_LEN], current_comm[TASK_COMM_LEN];
+	const char *left_out_by;
 	bool trace;
 
 	/* A forked child has its parent's comm until it execs: filters see the current one. */
@@ -246,20 +252,29 @@ bool fleet__decide(struct fleet *fleet, pid_t pid, pid_t parent_pid, const char 
 		comm = current_comm;
 	proc__cgroup(pid, cgroup, sizeof(cgroup));
 	/* Children of explicitly traced processes are part of what the user asked for. */
-	trace = (parent_pid && fleet->trace_children) || fleet__wanted(fleet, comm, cgroup);
+	left_out_by = parent_pid && fleet->trace_children ? NULL :
+		      fleet__filtered_by(fleet, comm, cgroup);
 	pthread_mutex_lock(&fleet->lock);
-	if (trace && fleet->nr >= fleet->max_processes) {
+	if (left_out_by) {
+		fleet->filtered++;
+	} else if (fleet->nr >= fleet->max_processes) {
 		if (!fleet->cap_logged)
 			fprintf(stderr, "loopstall: tracking %d processes, the --max-processes limit: "
 					"pid %d (%s) and later ones are not traced\n",
 				fleet->max_processes, pid, TEXT_SAFE(comm));
 		fleet->cap_logged = true;
-		trace = false;
+		fleet->over_limit++;
+		left_out_by = "--max-processes";
+	} else if (fleet__insert(fleet, pid, comm)) {
+		left_out_by = "lack of memory";
 	}
-	if (trace && fleet__insert(fleet, pid, comm))
-		trace = false;
 	pthread_mutex_unlock(&fleet->lock);
+	trace = !left_out_by;
 	fleet__decision(fleet, pid, trace ? TRACE_YES : TRACE_NO);
+	if (fleet->say_decisions)
+		fprintf(stderr, "loopstall: pid %d (%s) in cgroup %s: %s%s\n", pid, TEXT_SAFE(comm),
+			TEXT_SAFE(cgroup), trace ? "traced" : "not traced, left out by ",
+			trace ? "" : left_out_by);
 	return trace;
 }
 

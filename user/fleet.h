@@ -39,6 +39,10 @@ struct fleet {
 	bool cap_logged;
 	bool keep_exited; /* until the next scrape: the exporter shows their final counts */
 	bool trace_children; /* not in --all mode, where children pass the filters like any process */
+	bool say_decisions;  /* -v: a stderr line for each process decided on, and why */
+	/* Processes found polling and not traced: by the filters, by --max-processes. Counters
+	 * (counters.h) of the run summary and the exporter, which reads them without the lock. */
+	__u64 filtered, over_limit;
 	const regex_t *comm_regex, *exclude_regex; /* the configuration's; NULL: no filter */
 	bool has_cgroup_filter;
 	char cgroup_filter[CGROUP_PATH_LEN]; /* as /proc/PID/cgroup shows it */

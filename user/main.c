@@ -491,6 +491,13 @@ static void counters__init(struct session *session)
 		  "loop iterations timed from the thread's CPU time: the wakeup out of the loop's "
 		  "poll that began them was not seen",
 		  &bss->wakeups_missed },
+		{ "processes_filtered",
+		  "processes found polling not traced: --comm, --exclude-comm or --cgroup left them "
+		  "out (-v names them)",
+		  &session->fleet.filtered },
+		{ "processes_over_limit",
+		  "processes found polling not traced: --max-processes were traced already",
+		  &session->fleet.over_limit },
 	};
 
 	memcpy(session->counters, counters, sizeof(counters));

@@ -16,10 +16,11 @@
  *       is the host-wide count (every record kind), the per-process series (no tid) count that
  *       process's dropped stall events and are included in it. Select them with {pid=""} and
  *       {pid!=""}; never sum the family as a whole.
- *   loopstall_<counter>_total          counter     host-wide BPF drops and skips, no labels:
- *       stack_errors, thread_table_full, process_table_full, py_walks_skipped,
- *       py_thread_mismatch, js_walks_skipped (main.c counters__init and the runtimes'
- *       counters say what each counts)
+ *   loopstall_<counter>_total          counter     host-wide drops and skips, no labels:
+ *       stack_errors, stacks_evicted, thread_table_full, process_table_full, wakeups_missed,
+ *       processes_filtered, processes_over_limit, py_walks_skipped, py_thread_mismatch,
+ *       js_walks_skipped (main.c counters__init and the runtimes' counters say what each
+ *       counts)
  *   loopstall_build_info{version}      gauge       always 1
  *   loopstall_tracked_processes        gauge       traced processes still running
  *   loopstall_cache_entries{cache}     gauge       entries of each userspace cache (caches.h)
