@@ -79,7 +79,8 @@ static const struct argp_option options[] = {
 	{ "ring-buffer", OPT_RING_BUFFER, "KB", 0,
 	  "Event ring buffer size, a power of two >= 4 (default 1024)", 0 },
 	{ "verbose", 'v', NULL, 0,
-	  "Show libbpf's messages, and whether --all traces each process it finds polling", 0 },
+	  "Show libbpf's warnings and whether --all traces each process it finds polling; "
+	  "twice (-vv): libbpf's debug messages too", 0 },
 	{ NULL, 0, NULL, 0, "Fleet mode and export:", 1 },
 	{ "all", OPT_ALL, NULL, 0, "Trace every process on the host that runs an event loop", 1 },
 	{ "comm", OPT_COMM, "REGEX", 0, "--all: only processes whose name matches REGEX", 1 },
@@ -257,7 +258,7 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 		config->output_path = arg;
 		break;
 	case 'v':
-		config->verbose = true;
+		config->verbose++;
 		break;
 	case OPT_ALL:
 		config->all = true;

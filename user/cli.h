@@ -21,7 +21,7 @@ struct config {
 	const char *loop_func_symbol;
 	bool json;
 	const char *output_path; /* NULL: stdout */
-	bool verbose;
+	int verbose; /* -v: libbpf's warnings and --all's decisions; -vv: libbpf's debug messages too */
 	/* fleet mode and export */
 	bool all;
 	/* --comm and --exclude-comm, compiled while parsing; NULL when not given */

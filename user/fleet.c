@@ -76,7 +76,7 @@ int fleet__init(struct fleet *fleet, const struct config *config, int traced_pid
 	fleet->max_processes = config->max_processes;
 	fleet->keep_exited = config->prometheus != NULL;
 	fleet->trace_children = !config->all;
-	fleet->say_decisions = config->verbose;
+	fleet->say_decisions = config->verbose > 0;
 	if (config->cgroup) {
 		err = cgroup__resolve(config->cgroup, fleet->cgroup_filter,
 				      sizeof(fleet->cgroup_filter));

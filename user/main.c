@@ -79,8 +79,13 @@ static int libbpf_print_quiet(enum libbpf_print_level level, const char *fmt, va
 	return 0;
 }
 
+/* -v's count: libbpf's print callback has no context argument. */
+static int verbosity;
+
 static int libbpf_print_verbose(enum libbpf_print_level level, const char *fmt, va_list args)
 {
+	if (level == LIBBPF_DEBUG && verbosity < 2)
+		return 0;
 	return vfprintf(stderr, fmt, args);
 }
 
@@ -849,7 +854,8 @@ int main(int argc, char **argv)
 	/* libdw would fetch missing debuginfo over the network at the first stripped module: an
 	 * observer must not stall on (or leak its targets to) a download. */
 	unsetenv("DEBUGINFOD_URLS");
-	libbpf_set_print(session.config.verbose ? libbpf_print_verbose : libbpf_print_quiet);
+	verbosity = session.config.verbose;
+	libbpf_set_print(verbosity ? libbpf_print_verbose : libbpf_print_quiet);
 	sigaction(SIGINT, &action, NULL);
 	sigaction(SIGTERM, &action, NULL);
 	err = run(&session);
