@@ -165,11 +165,17 @@ def check_duration(ev, report):
 
 def check_on_cpu(ev, report):
     """A CPU-bound action: on-CPU time is the thread's own CPU time in it (15%), and dominates
-    once the wait for a CPU (the machine's doing, not the target's) is left out."""
+    once the wait for a CPU (the machine's doing) and the action's own blocking are left out."""
     tolerance = 0.15 * report["cpu_ms"] + 10
     assert abs(ev["on_cpu_ms"] - report["cpu_ms"]) <= tolerance, (report, brief(ev))
-    assert ev["on_cpu_ms"] > 0.8 * (ev["duration_ms"] - ev["runqueue_ms"]), brief(ev)
-    assert ev["off_cpu_ms"] < 0.1 * ev["duration_ms"], brief(ev)
+    # Off the CPU: little besides what the action itself spent blocked (its wall time less its
+    # CPU time and its wait for a CPU, as the scheduler counts them). Even a CPU-bound action
+    # blocks at times: reading its CPU clock, a V8 lock its GC threads hold (seen: 26 ms in a
+    # futex under load).
+    blocked = report["ms"] - report["cpu_ms"] - report["run_delay_ms"]
+    assert ev["off_cpu_ms"] < blocked + 0.1 * ev["duration_ms"], (report, brief(ev))
+    assert ev["on_cpu_ms"] > 0.8 * (ev["duration_ms"] - ev["runqueue_ms"] - blocked), (
+        report, brief(ev))
 
 
 def own_frames(stack, path):

@@ -22,7 +22,14 @@ function monotonic() {
 // (runqueue time) while its on-CPU part stays what was asked for. Node 20 has no thread CPU
 // clock of its own (process.cpuUsage() counts V8's compiler and GC threads too).
 function threadCpuMs() {
-  return Number(fs.readFileSync('/proc/thread-self/schedstat', 'latin1').split(' ')[0]) / 1e6;
+  return schedstatMs()[0];
+}
+
+// [CPU time, run delay] of the calling thread in ms: the time it ran, and the time it waited
+// runnable for a CPU (the first two fields of schedstat, in ns).
+function schedstatMs() {
+  return fs.readFileSync('/proc/thread-self/schedstat', 'latin1').split(' ').slice(0, 2)
+    .map((ns) => Number(ns) / 1e6);
 }
 
 // The kernel's id of the calling thread: what loopstall reports as "tid".
@@ -75,15 +82,17 @@ class Ctl {
   }
 }
 
-// Run one blocking action and return its report (cpu_ms: the thread's CPU time in it).
+// Run one blocking action and return its report, with the scheduler's view of it: cpu_ms the
+// thread's CPU time in it, run_delay_ms its wait for a CPU.
 function timed(n, name, fn) {
   const wall = Date.now() / 1000;
-  const cpu = threadCpuMs();
+  const [cpu, delay] = schedstatMs();
   const start = monotonic();
   const extra = fn() || {};
   const end = monotonic();
+  const [cpuEnd, delayEnd] = schedstatMs();
   return Object.assign({ n, action: name, start, end, ms: (end - start) * 1000, wall_start: wall,
-    cpu_ms: threadCpuMs() - cpu }, extra);
+    cpu_ms: cpuEnd - cpu, run_delay_ms: delayEnd - delay }, extra);
 }
 
 module.exports = { Ctl, POLL_MS, gettid, monotonic, parseArgs, threadCpuMs, timed };
