@@ -167,7 +167,9 @@ def check_on_cpu(ev, report):
     """A CPU-bound action: on-CPU time is the thread's own CPU time in it (15%), and dominates
     once the wait for a CPU (the machine's doing) and the action's own blocking are left out."""
     tolerance = 0.15 * report["cpu_ms"] + 10
-    assert abs(ev["on_cpu_ms"] - report["cpu_ms"]) <= tolerance, (report, brief(ev))
+    # The VM's steal time counts as on-CPU for loopstall, not in the scheduler's CPU time.
+    above = ev["on_cpu_ms"] - report["cpu_ms"]
+    assert -tolerance <= above <= tolerance + report["host_steal_ms"], (report, brief(ev))
     # Off the CPU: little besides what the action itself spent blocked (its wall time less its
     # CPU time and its wait for a CPU, as the scheduler counts them). Even a CPU-bound action
     # blocks at times: reading its CPU clock, a V8 lock its GC threads hold (seen: 26 ms in a

@@ -80,18 +80,35 @@ def schedstat():
     return int(cpu), int(delay)
 
 
+def host_steal_ms():
+    """The host-wide steal time so far (/proc/stat: the time a hypervisor ran something else
+    while this VM's CPUs had a thread to run), and one tick per CPU of its resolution."""
+    tick_ms = 1000.0 / os.sysconf("SC_CLK_TCK")
+    try:
+        with open("/proc/stat") as f:
+            steal = int(f.readline().split()[8])
+    except OSError:  # a container root without /proc: no allowance for steal
+        return 0.0, 0.0
+    return steal * tick_ms, tick_ms * os.cpu_count()
+
+
 def timed(n, name, fn):
     """Run one blocking action and return its report, with the scheduler's view of the action
-    (sched_cpu_ms, run_delay_ms) to check loopstall's on-CPU/runqueue split against."""
+    (sched_cpu_ms, run_delay_ms) to check loopstall's on-CPU/runqueue split against, and an
+    upper bound of the VM's steal time in it (host_steal_ms): the scheduler's CPU time leaves
+    steal out, loopstall's clock cannot tell it from running."""
     wall = time.time()
+    steal0, resolution = host_steal_ms()
     cpu0, delay0 = schedstat()
     start = time.monotonic()
     extra = fn() or {}
     end = time.monotonic()
     cpu1, delay1 = schedstat()
+    steal1, _ = host_steal_ms()
     report = {"n": n, "action": name, "start": start, "end": end, "ms": (end - start) * 1000.0,
               "wall_start": wall, "sched_cpu_ms": (cpu1 - cpu0) / 1e6,
-              "run_delay_ms": (delay1 - delay0) / 1e6}
+              "run_delay_ms": (delay1 - delay0) / 1e6,
+              "host_steal_ms": steal1 - steal0 + resolution}
     report.update(extra)
     return report
 

@@ -82,17 +82,26 @@ class Ctl {
   }
 }
 
+// The host-wide steal time so far in ms (/proc/stat, USER_HZ ticks of 10 ms), as ctl.py's
+// host_steal_ms().
+function hostStealMs() {
+  return Number(fs.readFileSync('/proc/stat', 'latin1').split('\n')[0].split(/ +/)[8]) * 10;
+}
+
 // Run one blocking action and return its report, with the scheduler's view of it: cpu_ms the
-// thread's CPU time in it, run_delay_ms its wait for a CPU.
+// thread's CPU time in it, run_delay_ms its wait for a CPU; host_steal_ms an upper bound of the
+// VM's steal time in it (ctl.py's timed() says why), a tick per CPU of resolution included.
 function timed(n, name, fn) {
   const wall = Date.now() / 1000;
+  const steal = hostStealMs();
   const [cpu, delay] = schedstatMs();
   const start = monotonic();
   const extra = fn() || {};
   const end = monotonic();
   const [cpuEnd, delayEnd] = schedstatMs();
   return Object.assign({ n, action: name, start, end, ms: (end - start) * 1000, wall_start: wall,
-    cpu_ms: cpuEnd - cpu, run_delay_ms: delayEnd - delay }, extra);
+    cpu_ms: cpuEnd - cpu, run_delay_ms: delayEnd - delay,
+    host_steal_ms: hostStealMs() - steal + 10 * require('os').cpus().length }, extra);
 }
 
 module.exports = { Ctl, POLL_MS, gettid, monotonic, parseArgs, threadCpuMs, timed };
