@@ -9,6 +9,7 @@
 //                      "wall_start": 1795359845.1}
 
 const fs = require('fs');
+const os = require('os');
 const path = require('path');
 
 const POLL_MS = 20;
@@ -101,7 +102,7 @@ function timed(n, name, fn) {
   const [cpuEnd, delayEnd] = schedstatMs();
   return Object.assign({ n, action: name, start, end, ms: (end - start) * 1000, wall_start: wall,
     cpu_ms: cpuEnd - cpu, run_delay_ms: delayEnd - delay,
-    host_steal_ms: hostStealMs() - steal + 10 * require('os').cpus().length }, extra);
+    host_steal_ms: hostStealMs() - steal + 10 * os.cpus().length }, extra);
 }
 
 module.exports = { Ctl, POLL_MS, gettid, monotonic, parseArgs, threadCpuMs, timed };
